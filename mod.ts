@@ -1,0 +1,16 @@
+/**
+ * effect-dfk: Parsl's DataFlowKernel memoization ("AppCaching") and checkpointing, as
+ * Effects. Apps are named, schema-typed Effect programs; the `Dfk` kernel memoizes their
+ * results, shares in-flight calls, writes checkpoints and resumes from them.
+ *
+ * @module
+ */
+export * as App from "./src/App.ts"
+export { CheckpointFiles, getAllCheckpoints, getLastCheckpoint } from "./src/CheckpointFiles.ts"
+export { CheckpointStore } from "./src/CheckpointStore.ts"
+export type { CheckpointEntry, CheckpointStoreService } from "./src/CheckpointStore.ts"
+export { Dfk } from "./src/Dfk.ts"
+export type { CheckpointMode, DfkConfig, DfkService, DfkStats } from "./src/Dfk.ts"
+export { AppCacheError, BadCheckpoint, CheckpointError, ConfigurationError } from "./src/errors.ts"
+export type { DfkError } from "./src/errors.ts"
+export * as Memo from "./src/Memo.ts"

@@ -1,0 +1,120 @@
+/**
+ * Apps: named, schema-typed Effect programs whose results the kernel can memoize and
+ * checkpoint (Parsl's `@python_app(cache=True)`).
+ *
+ * @module
+ */
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import { Dfk } from "./Dfk.ts"
+import type { AppCacheError } from "./errors.ts"
+import type { AppSpec } from "./internal/kernel.ts"
+
+/**
+ * The top-level keys of a schema's encoded form, when it is an object.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type EncodedKeys<S extends Schema.Schema.Any> = Schema.Schema.Encoded<S> extends Record<string, unknown>
+  ? Extract<keyof Schema.Schema.Encoded<S>, string>
+  : string
+
+/**
+ * How an app is declared.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AppOptions<In extends Schema.Schema.Any, Out extends Schema.Schema.Any> {
+  /** The app's name: part of the memo key and of every checkpoint entry. Required. */
+  readonly name: string
+  /** The input's schema; the memo key is computed from the encoded input. Required. */
+  readonly input: In
+  /** The output's schema; results are checkpointed encoded and decoded on resume. Required. */
+  readonly output: Out
+  /** Memoize and checkpoint this app (AppCaching); default `false`, as in Parsl. */
+  readonly cache?: boolean | undefined
+  /** Keys of the encoded input object left out of the memo key; default none. */
+  readonly ignoreForCache?: ReadonlyArray<EncodedKeys<In>> | undefined
+  /** Part of the memo key: bump it when the body changes; default none (`null` in the key). */
+  readonly version?: string | undefined
+}
+
+/**
+ * A callable app. Calling it returns an Effect that runs the body, or serves the result
+ * from the kernel's memo or a loaded checkpoint.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface App<I, A, E, R> {
+  (input: I): Effect.Effect<A, E | AppCacheError, Dfk | R>
+  /** The app's name. */
+  readonly appName: string
+  /** The options it was made with. */
+  readonly options: AppOptions<Schema.Schema<I, any, any>, Schema.Schema<A, any, any>>
+}
+
+/**
+ * Makes an app from its options and its body.
+ *
+ * @example A memoized app
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { NodeContext } from "@effect/platform-node"
+ * import { App, Dfk } from "effect-dfk"
+ *
+ * const slowDouble = App.make(
+ *   {
+ *     name: "slow_double",
+ *     input: Schema.Struct({ x: Schema.Number, sleepMs: Schema.optional(Schema.Number) }),
+ *     output: Schema.Number,
+ *     cache: true,
+ *     ignoreForCache: ["sleepMs"]
+ *   },
+ *   ({ x, sleepMs = 10 }) => Effect.sleep(sleepMs).pipe(Effect.as(x * 2))
+ * )
+ *
+ * const program = Effect.gen(function* () {
+ *   const a = yield* slowDouble({ x: 2, sleepMs: 10 })
+ *   const b = yield* slowDouble({ x: 2, sleepMs: 20 }) // same key: sleepMs is ignored
+ *   return [a, b]
+ * }).pipe(
+ *   Effect.provide(Dfk.layer({ runDir: "/tmp/effect-dfk-doc-app" })),
+ *   Effect.provide(NodeContext.layer)
+ * )
+ * const [a, b] = await Effect.runPromise(program)
+ * console.assert(a === 4 && b === 4)
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = <In extends Schema.Schema.Any, Out extends Schema.Schema.Any, E = never, R = never>(
+  options: AppOptions<In, Out>,
+  body: (input: Schema.Schema.Type<In>) => Effect.Effect<Schema.Schema.Type<Out>, E, R>
+): App<
+  Schema.Schema.Type<In>,
+  Schema.Schema.Type<Out>,
+  E,
+  R | Schema.Schema.Context<In> | Schema.Schema.Context<Out>
+> => {
+  if (typeof options.name !== "string" || options.name === "") {
+    throw new TypeError("App.make needs a non-empty name")
+  }
+  const input = options.input as unknown as Schema.Schema<unknown, unknown, never>
+  const output = options.output as unknown as Schema.Schema<unknown, unknown, never>
+  const spec: AppSpec = {
+    name: options.name,
+    version: options.version ?? null,
+    cache: options.cache ?? false,
+    ignoreForCache: [...(options.ignoreForCache ?? [])],
+    encodeInput: Schema.encode(input),
+    encodeOutput: Schema.encode(output),
+    decodeOutput: Schema.decodeUnknown(output),
+    body
+  }
+  const app = (value: Schema.Schema.Type<In>) => Effect.flatMap(Dfk, (dfk) => dfk.call(spec, value))
+  return Object.assign(app, { appName: options.name, options }) as any
+}

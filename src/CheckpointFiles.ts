@@ -1,0 +1,132 @@
+/**
+ * Which checkpoints a kernel loads when it starts: Parsl's `checkpoint_files`.
+ *
+ * @module
+ */
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as Path from "@effect/platform/Path"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as runDirs from "./internal/runDirs.ts"
+
+/**
+ * The checkpoint directories to load, in order (for a repeated key, the last entry read
+ * wins). Provide it to resume; without it, a kernel with a checkpoint mode loads every
+ * checkpoint under its `runDir`.
+ *
+ * @example Resuming from the newest checkpoint
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { NodeContext } from "@effect/platform-node"
+ * import { App, CheckpointFiles, Dfk } from "effect-dfk"
+ *
+ * const square = App.make(
+ *   { name: "square", input: Schema.Number, output: Schema.Number, cache: true },
+ *   (x) => Effect.succeed(x * x)
+ * )
+ *
+ * const program = square(7).pipe(
+ *   Effect.provide(Dfk.layer({ runDir: "/tmp/effect-dfk-doc-files", checkpointMode: "task_exit" })),
+ *   Effect.provide(CheckpointFiles.last("/tmp/effect-dfk-doc-files")),
+ *   Effect.provide(NodeContext.layer)
+ * )
+ * console.assert((await Effect.runPromise(program)) === 49)
+ * ```
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class CheckpointFiles extends Context.Tag("effect-dfk/CheckpointFiles")<
+  CheckpointFiles,
+  ReadonlyArray<string>
+>() {
+  /**
+   * An explicit list of checkpoint directories (Parsl's `checkpoint_files=[...]`), loaded
+   * whether or not a checkpoint mode is set.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static layer(dirs: ReadonlyArray<string>): Layer.Layer<CheckpointFiles> {
+    return Layer.succeed(CheckpointFiles, [...dirs])
+  }
+
+  /**
+   * Every checkpoint under `runDir` (default `"runinfo"`), oldest first: Parsl's
+   * `get_all_checkpoints`.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static all(runDir?: string): Layer.Layer<CheckpointFiles, never, FileSystem.FileSystem | Path.Path> {
+    return Layer.effect(CheckpointFiles, getAllCheckpoints(runDir))
+  }
+
+  /**
+   * The newest checkpoint under `runDir` (default `"runinfo"`), or nothing: Parsl's
+   * `get_last_checkpoint`. Enough to resume, since results served from a checkpoint are
+   * written again to the next one.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static last(runDir?: string): Layer.Layer<CheckpointFiles, never, FileSystem.FileSystem | Path.Path> {
+    return Layer.effect(CheckpointFiles, getLastCheckpoint(runDir))
+  }
+
+  /**
+   * Load nothing, even with a checkpoint mode set.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly none: Layer.Layer<CheckpointFiles> = Layer.succeed(CheckpointFiles, [])
+}
+
+/**
+ * The `<runDir>/<NNN>/checkpoint` directories that hold a `tasks.jsonl`, in numeric
+ * order of run; `runDir` defaults to `"runinfo"`. Non-numeric names are ignored.
+ *
+ * @example Listing the checkpoints of earlier runs
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NodeContext } from "@effect/platform-node"
+ * import { getAllCheckpoints } from "effect-dfk"
+ *
+ * const dirs = await Effect.runPromise(
+ *   getAllCheckpoints("/tmp/effect-dfk-doc-none").pipe(Effect.provide(NodeContext.layer))
+ * )
+ * console.assert(Array.isArray(dirs))
+ * ```
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const getAllCheckpoints = (
+  runDir: string = "runinfo"
+): Effect.Effect<Array<string>, never, FileSystem.FileSystem | Path.Path> => runDirs.allCheckpoints(runDir)
+
+/**
+ * The newest checkpoint directory under `runDir` (numerically highest run), as a
+ * one-element list, or an empty list when there is none.
+ *
+ * @example The newest checkpoint, if any
+ * ```ts
+ * import { Effect } from "effect"
+ * import { NodeContext } from "@effect/platform-node"
+ * import { getLastCheckpoint } from "effect-dfk"
+ *
+ * const last = await Effect.runPromise(
+ *   getLastCheckpoint("/tmp/effect-dfk-doc-none").pipe(Effect.provide(NodeContext.layer))
+ * )
+ * console.assert(last.length <= 1)
+ * ```
+ *
+ * @since 0.1.0
+ * @category getters
+ */
+export const getLastCheckpoint = (
+  runDir: string = "runinfo"
+): Effect.Effect<Array<string>, never, FileSystem.FileSystem | Path.Path> =>
+  Effect.map(getAllCheckpoints(runDir), (all) => all.length === 0 ? [] : [all[all.length - 1]!])

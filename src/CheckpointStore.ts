@@ -1,0 +1,142 @@
+/**
+ * Where checkpoint entries live. The kernel appends entries and loads them only through
+ * this service, so other stores (SQLite, PostgreSQL, …) can be added as layers without
+ * touching apps or the kernel. The default is the JSON Lines files of `layerFileSystem`.
+ *
+ * @module
+ */
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as Path from "@effect/platform/Path"
+import * as Context from "effect/Context"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import { BadCheckpoint } from "./errors.ts"
+import type { CheckpointError } from "./errors.ts"
+import * as fileStore from "./internal/fileStore.ts"
+
+/**
+ * One memoized result, as stored: the line
+ * `{"v":1,"hash":…,"app":…,"version":…,"input":…,"result":…,"time":…}` of `tasks.jsonl`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CheckpointEntry {
+  /** The memo key: lowercase hex sha256. */
+  readonly hash: string
+  /** The app's name. */
+  readonly app: string
+  /** The app's version, or `null`. */
+  readonly version: string | null
+  /** The encoded input that went into the key (without the `ignoreForCache` keys). */
+  readonly input: unknown
+  /** The result, encoded with the app's `output` schema. */
+  readonly result: unknown
+  /** When the result was computed, ISO-8601. */
+  readonly time: string
+}
+
+/**
+ * The operations a checkpoint store provides. `dir` is a checkpoint directory such as
+ * `runinfo/003/checkpoint`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CheckpointStoreService {
+  /** Appends entries to the checkpoint in `dir`, creating it (even with no entries). */
+  readonly append: (dir: string, entries: ReadonlyArray<CheckpointEntry>) => Effect.Effect<void, CheckpointError>
+  /** Hands every entry of the checkpoint in `dir` to `onEntry`, in stored order. */
+  readonly load: (dir: string, onEntry: (entry: CheckpointEntry) => void) => Effect.Effect<void, BadCheckpoint>
+  /** Whether `dir` holds a checkpoint. */
+  readonly exists: (dir: string) => Effect.Effect<boolean>
+}
+
+/**
+ * The checkpoint store service. When none is provided, the kernel uses the JSON Lines
+ * files of `CheckpointStore.layerFileSystem`.
+ *
+ * @example Keeping checkpoints in memory for a test
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { NodeContext } from "@effect/platform-node"
+ * import { App, CheckpointFiles, CheckpointStore, Dfk } from "effect-dfk"
+ *
+ * const double = App.make(
+ *   { name: "double", input: Schema.Number, output: Schema.Number, cache: true },
+ *   (x) => Effect.succeed(x * 2)
+ * )
+ *
+ * const program = double(21).pipe(
+ *   Effect.provide(Dfk.layer({ runDir: "/tmp/effect-dfk-doc-store", checkpointMode: "task_exit" })),
+ *   Effect.provide(CheckpointFiles.none),
+ *   Effect.provide(CheckpointStore.layerMemory),
+ *   Effect.provide(NodeContext.layer)
+ * )
+ * console.assert((await Effect.runPromise(program)) === 42)
+ * ```
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class CheckpointStore extends Context.Tag("effect-dfk/CheckpointStore")<
+  CheckpointStore,
+  CheckpointStoreService
+>() {
+  /**
+   * The default store: `<dir>/tasks.jsonl`, UTF-8 JSON Lines, appended, through the
+   * platform's `FileSystem`. A torn last line is skipped with a warning.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly layerFileSystem: Layer.Layer<CheckpointStore, never, FileSystem.FileSystem | Path.Path> = Layer
+    .effect(CheckpointStore, fileStore.make)
+
+  /**
+   * A store that keeps entries in memory, for tests. Each layer build starts empty.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static readonly layerMemory: Layer.Layer<CheckpointStore> = Layer.sync(CheckpointStore, makeMemory)
+}
+
+/**
+ * Makes an in-memory store.
+ *
+ * @example An empty memory store
+ * ```ts
+ * import { Effect } from "effect"
+ * import { CheckpointStore } from "effect-dfk"
+ *
+ * const store = CheckpointStore.makeMemory()
+ * console.assert(Effect.runSync(store.exists("runinfo/000/checkpoint")) === false)
+ * ```
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export function makeMemory(): CheckpointStoreService {
+  const dirs = new Map<string, Array<CheckpointEntry>>()
+  return {
+    append: (dir, entries) =>
+      Effect.sync(() => {
+        const list = dirs.get(dir) ?? []
+        for (const e of entries) {
+          list.push({ hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time })
+        }
+        dirs.set(dir, list)
+      }),
+    load: (dir, onEntry) =>
+      Effect.suspend(() => {
+        const list = dirs.get(dir)
+        if (list === undefined) {
+          return Effect.fail(new BadCheckpoint({ path: dir, line: 0, reason: "the store holds no checkpoint here" }))
+        }
+        for (const e of list) onEntry(e)
+        return Effect.void
+      }),
+    exists: (dir) => Effect.sync(() => dirs.has(dir))
+  }
+}

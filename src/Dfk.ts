@@ -1,0 +1,161 @@
+/**
+ * The DataFlowKernel: the service every app call goes through. It memoizes results,
+ * shares in-flight calls, writes checkpoints and loads them to resume.
+ *
+ * @module
+ */
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as Path from "@effect/platform/Path"
+import * as Context from "effect/Context"
+import type * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import type { CheckpointError, DfkError } from "./errors.ts"
+import * as kernel from "./internal/kernel.ts"
+
+/**
+ * When checkpoints are written (Parsl's `checkpoint_mode`):
+ * - `task_exit`: each result as its app completes; the caller sees the result only once its
+ *   entry is written.
+ * - `periodic`: pending results every `checkpointPeriod`.
+ * - `dfk_exit`: pending results when the kernel's scope closes.
+ * - `manual`: pending results on `Dfk.checkpoint`.
+ *
+ * Every mode also writes what is pending when the scope closes.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type CheckpointMode = "task_exit" | "periodic" | "dfk_exit" | "manual"
+
+/**
+ * The kernel's configuration (Parsl's `Config` and `BasicMemoizer` options).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DfkConfig {
+  /** Where run directories are made; default `"runinfo"`. */
+  readonly runDir?: string | undefined
+  /** Memoize apps with `cache: true`; default `true`. With `false` nothing is memoized or checkpointed. */
+  readonly memoize?: boolean | undefined
+  /** When to write checkpoints; default none (checkpointing off unless `Dfk.checkpoint` is called). */
+  readonly checkpointMode?: CheckpointMode | undefined
+  /** The period of the `periodic` mode: any `Duration` input or `"HH:MM:SS"`; no default. */
+  readonly checkpointPeriod?: Duration.DurationInput | string | undefined
+  /** How many times a failed app body is run again; default `0`. */
+  readonly retries?: number | undefined
+  /** At most this many app bodies run at once; default unlimited. Memo hits take no slot. */
+  readonly maxConcurrency?: number | undefined
+}
+
+/**
+ * Counts of this kernel's app calls and checkpoint entries.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DfkStats {
+  /** App calls. */
+  readonly tasks: number
+  /** Calls served without running the body: in-run memo, loaded checkpoint, or joining an in-flight call. */
+  readonly hits: number
+  /** Calls that ran the body (`cache: false` ones included). */
+  readonly misses: number
+  /** Entries written by this run. */
+  readonly checkpointed: number
+  /** Entries not yet written. */
+  readonly pending: number
+}
+
+/**
+ * The kernel's interface.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DfkService {
+  /** This run's directory, e.g. `runinfo/003`. */
+  readonly runDir: string
+  /** This run's checkpoint directory, e.g. `runinfo/003/checkpoint`. */
+  readonly checkpointDir: string
+  /** The validated configuration. */
+  readonly config: kernel.ResolvedConfig
+  /** Writes every pending entry and returns the checkpoint directory. */
+  readonly checkpoint: Effect.Effect<string, CheckpointError>
+  /** A snapshot of the counters. */
+  readonly stats: Effect.Effect<DfkStats>
+  /** Runs one app call through the memo. Used by `App.make`; not for direct use. */
+  readonly call: (app: kernel.AppSpec, input: unknown) => Effect.Effect<unknown, unknown, unknown>
+}
+
+/**
+ * The DataFlowKernel service.
+ *
+ * @example Running a workflow under a kernel
+ * ```ts
+ * import { Effect, Schema } from "effect"
+ * import { NodeContext } from "@effect/platform-node"
+ * import { App, Dfk } from "effect-dfk"
+ *
+ * const inc = App.make(
+ *   { name: "inc", input: Schema.Number, output: Schema.Number, cache: true },
+ *   (x) => Effect.succeed(x + 1)
+ * )
+ *
+ * const program = Effect.gen(function* () {
+ *   yield* inc(1)
+ *   yield* inc(1) // served from the memo
+ *   return yield* Dfk.stats
+ * }).pipe(
+ *   Effect.provide(Dfk.layer({ runDir: "/tmp/effect-dfk-doc-dfk" })),
+ *   Effect.provide(NodeContext.layer)
+ * )
+ * const stats = await Effect.runPromise(program)
+ * console.assert(stats.hits === 1 && stats.misses === 1)
+ * ```
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class Dfk extends Context.Tag("effect-dfk/Dfk")<Dfk, DfkService>() {
+  /**
+   * A kernel for the layer's scope. It loads the checkpoints named by `CheckpointFiles`
+   * (or, with a checkpoint mode and no `CheckpointFiles`, every checkpoint under
+   * `runDir`), makes this run's directory, and on close writes what is pending.
+   *
+   * @since 0.1.0
+   * @category layers
+   */
+  static layer(config: DfkConfig = {}): Layer.Layer<Dfk, DfkError, FileSystem.FileSystem | Path.Path> {
+    return Layer.scoped(Dfk, kernel.make(config))
+  }
+
+  /**
+   * Writes every entry pending since the last checkpoint and returns this run's
+   * checkpoint directory. Works in every mode.
+   *
+   * @since 0.1.0
+   * @category checkpointing
+   */
+  static readonly checkpoint: Effect.Effect<string, CheckpointError, Dfk> = Effect.flatMap(
+    Dfk,
+    (dfk) => dfk.checkpoint
+  )
+
+  /**
+   * This run's directory, e.g. `runinfo/003`.
+   *
+   * @since 0.1.0
+   * @category getters
+   */
+  static readonly runDir: Effect.Effect<string, never, Dfk> = Effect.map(Dfk, (dfk) => dfk.runDir)
+
+  /**
+   * A snapshot of the kernel's counters.
+   *
+   * @since 0.1.0
+   * @category getters
+   */
+  static readonly stats: Effect.Effect<DfkStats, never, Dfk> = Effect.flatMap(Dfk, (dfk) => dfk.stats)
+}

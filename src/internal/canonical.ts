@@ -1,0 +1,125 @@
+/**
+ * RFC 8785 (JCS) canonical JSON and the memo key. Internal: the public face is `Memo.ts`.
+ */
+import { createHash } from "node:crypto"
+
+/** Thrown (and caught by callers) when a value has no JSON form. */
+export class NotJson extends Error {
+  constructor(readonly where: string, readonly what: string) {
+    super(`${what} at ${where}`)
+  }
+}
+
+const objectProto = Object.prototype
+
+const isPlainObject = (value: object): boolean => {
+  const proto = Object.getPrototypeOf(value)
+  return proto === objectProto || proto === null
+}
+
+const describe = (value: unknown): string => {
+  if (value === undefined) return "undefined"
+  if (typeof value === "number") return String(value)
+  if (typeof value === "bigint") return `a bigint (${value}n)`
+  if (typeof value === "function") return "a function"
+  if (typeof value === "symbol") return "a symbol"
+  if (typeof value === "object" && value !== null) {
+    const name = (value as { constructor?: { name?: unknown } }).constructor?.name
+    return typeof name === "string" && name !== "" ? `an instance of ${name}` : "a non-plain object"
+  }
+  return typeof value
+}
+
+const pathOf = (path: ReadonlyArray<string | number>): string => {
+  let out = "$"
+  for (const p of path) out += typeof p === "number" ? `[${p}]` : `.${p}`
+  return out
+}
+
+/**
+ * Serializes `value` as RFC 8785 canonical JSON: object keys sorted by UTF-16 code units,
+ * numbers in ECMAScript form, strings escaped as `JSON.stringify` does, no whitespace.
+ * Throws `NotJson` for anything JSON cannot hold. `undefined` object members are omitted
+ * (as `JSON.stringify` does); `undefined` elsewhere is an error.
+ */
+export const canonicalJson = (value: unknown): string => {
+  const ancestors: Array<object> = []
+  const path: Array<string | number> = []
+  const write = (v: unknown): string => {
+    switch (typeof v) {
+      case "string":
+        return JSON.stringify(v)
+      case "number":
+        if (!Number.isFinite(v)) throw new NotJson(pathOf(path), `${describe(v)} has no JSON form`)
+        return JSON.stringify(v)
+      case "boolean":
+        return v ? "true" : "false"
+      case "object": {
+        if (v === null) return "null"
+        if (ancestors.includes(v)) throw new NotJson(pathOf(path), "a cycle")
+        ancestors.push(v)
+        let out: string
+        if (Array.isArray(v)) {
+          out = "["
+          for (let i = 0; i < v.length; i++) {
+            if (i > 0) out += ","
+            path.push(i)
+            out += write(v[i])
+            path.pop()
+          }
+          out += "]"
+        } else {
+          if (!isPlainObject(v)) throw new NotJson(pathOf(path), `${describe(v)} has no JSON form`)
+          const keys = Object.keys(v).sort()
+          out = "{"
+          let first = true
+          for (const k of keys) {
+            const member = (v as Record<string, unknown>)[k]
+            if (member === undefined) continue
+            if (!first) out += ","
+            first = false
+            path.push(k)
+            out += JSON.stringify(k) + ":" + write(member)
+            path.pop()
+          }
+          out += "}"
+        }
+        ancestors.pop()
+        return out
+      }
+      default:
+        throw new NotJson(pathOf(path), `${describe(v)} has no JSON form`)
+    }
+  }
+  return write(value)
+}
+
+/** Hex sha256 of a UTF-8 string. */
+export const sha256Hex = (text: string): string => createHash("sha256").update(text).digest("hex")
+
+/** Removes the ignored keys from an encoded input that is a plain object. */
+export const withoutKeys = (encoded: unknown, ignore: ReadonlyArray<string>): unknown => {
+  if (ignore.length === 0 || typeof encoded !== "object" || encoded === null || Array.isArray(encoded)) {
+    return encoded
+  }
+  // A null prototype, so that an own `__proto__` key stays an ordinary member.
+  const out: Record<string, unknown> = Object.create(null)
+  for (const k of Object.keys(encoded)) {
+    if (!ignore.includes(k)) out[k] = (encoded as Record<string, unknown>)[k]
+  }
+  return out
+}
+
+/** The memo key of DESIGN §3 from the canonical JSON of the (already filtered) input. */
+export const keyFromJson = (name: string, version: string | null, inputJson: string): string =>
+  // `[name, version, input]`: the brackets and the two leading members are written directly;
+  // only the input needs the general serializer.
+  sha256Hex("[" + JSON.stringify(name) + "," + (version === null ? "null" : JSON.stringify(version)) + "," + inputJson + "]")
+
+/** The memo key of DESIGN §3, from an already encoded input. Throws `NotJson`. */
+export const memoKey = (
+  name: string,
+  version: string | null,
+  encodedInput: unknown,
+  ignore: ReadonlyArray<string>
+): string => keyFromJson(name, version, canonicalJson(withoutKeys(encodedInput, ignore)))

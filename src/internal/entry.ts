@@ -1,0 +1,68 @@
+/**
+ * Checkpoint entries: the JSON Lines form, its parser and its validator.
+ */
+import type { CheckpointEntry } from "../CheckpointStore.ts"
+
+/** The name of the checkpoint file inside a checkpoint directory. */
+export const TASKS_FILE = "tasks.jsonl"
+
+/**
+ * An entry made by the kernel: input and result are held as their JSON text (the input
+ * is the canonical text that went into the hash), so a checkpoint pass only joins lines.
+ */
+export class KernelEntry implements CheckpointEntry {
+  readonly line: string
+  constructor(
+    readonly hash: string,
+    readonly app: string,
+    readonly version: string | null,
+    readonly inputJson: string,
+    readonly resultJson: string,
+    readonly time: string
+  ) {
+    this.line = "{\"v\":1,\"hash\":\"" + hash + "\",\"app\":" + JSON.stringify(app) + ",\"version\":" +
+      (version === null ? "null" : JSON.stringify(version)) + ",\"input\":" + inputJson + ",\"result\":" +
+      resultJson + ",\"time\":\"" + time + "\"}\n"
+  }
+  get input(): unknown {
+    return JSON.parse(this.inputJson)
+  }
+  get result(): unknown {
+    return JSON.parse(this.resultJson)
+  }
+}
+
+/** The JSON Lines form of an entry, newline included. */
+export const entryLine = (entry: CheckpointEntry): string =>
+  entry instanceof KernelEntry
+    ? entry.line
+    : JSON.stringify({
+      v: 1,
+      hash: entry.hash,
+      app: entry.app,
+      version: entry.version,
+      input: entry.input,
+      result: entry.result,
+      time: entry.time
+    }) + "\n"
+
+const HEX64 = /^[0-9a-f]{64}$/
+
+/**
+ * Checks that a parsed line is a version-1 entry. Returns the reason when it is not.
+ */
+export const invalidEntry = (value: unknown): string | undefined => {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    return "the line is not a JSON object"
+  }
+  const o = value as Record<string, unknown>
+  if (!Object.hasOwn(o, "v")) return "the entry has no \"v\" field"
+  if (o.v !== 1) return `unsupported entry format version ${JSON.stringify(o.v) ?? String(o.v)}`
+  if (typeof o.hash !== "string" || !HEX64.test(o.hash)) return "\"hash\" is not 64 lowercase hex digits"
+  if (typeof o.app !== "string") return "\"app\" is not a string"
+  if (o.version !== null && typeof o.version !== "string") return "\"version\" is neither a string nor null"
+  if (!Object.hasOwn(o, "input")) return "the entry has no \"input\" field"
+  if (!Object.hasOwn(o, "result")) return "the entry has no \"result\" field"
+  if (typeof o.time !== "string") return "\"time\" is not a string"
+  return undefined
+}
