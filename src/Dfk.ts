@@ -62,6 +62,10 @@ export interface DfkStats {
   readonly hits: number
   /** Calls that ran the body (`cache: false` ones included). */
   readonly misses: number
+  /** Hits served from a loaded checkpoint (a part of `hits`). */
+  readonly fromCheckpoint: number
+  /** App bodies running now. */
+  readonly running: number
   /** Entries written by this run. */
   readonly checkpointed: number
   /** Entries not yet written. */

@@ -185,7 +185,7 @@ export const make = (
     )
     const checkpointDir = path.join(runDir, "checkpoint")
 
-    const stats = { tasks: 0, hits: 0, misses: 0, checkpointed: 0 }
+    const stats = { tasks: 0, hits: 0, misses: 0, fromCheckpoint: 0, running: 0, checkpointed: 0 }
     const memo = new Map<string, Slot>()
     let pending: Array<CheckpointEntry> = []
     let queued = 0 // entries ever queued
@@ -237,7 +237,12 @@ export const make = (
       })
 
     const runBody = (app: AppSpec, input: unknown): Effect.Effect<unknown, unknown, unknown> => {
-      let body: Effect.Effect<unknown, unknown, unknown> = Effect.suspend(() => app.body(input))
+      let body: Effect.Effect<unknown, unknown, unknown> = Effect.suspend(() => {
+        stats.running++
+        return app.body(input)
+      }).pipe(Effect.ensuring(Effect.sync(() => {
+        stats.running--
+      })))
       if (cfg.retries > 0) {
         body = body.pipe(
           Effect.sandbox,
@@ -313,6 +318,7 @@ export const make = (
           const exit = yield* fromCheckpoint(app, key, entry)
           if (exit !== undefined) {
             stats.hits++
+            stats.fromCheckpoint++
             memo.set(key, { _tag: "Done", exit })
             yield* Deferred.succeed(deferred, exit)
             return exit
