@@ -1,0 +1,301 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Schema from "effect/Schema"
+import * as TestClock from "effect/TestClock"
+import { App, Dfk } from "effect-dfk"
+import { checkpointEntries, exists, withKernel } from "./util.ts"
+import * as path from "node:path"
+
+class Boom extends Schema.TaggedError<Boom>()("Boom", { n: Schema.Number }) {}
+
+const counter = () => {
+  let n = 0
+  return { inc: () => ++n, get count() { return n } }
+}
+
+describe("App", () => {
+  it.scoped("a repeat call reuses the outcome and runs the body once", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const double = App.make(
+        { name: "double", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.sync(() => (runs.inc(), x * 2))
+      )
+      const { value } = yield* withKernel({}, Effect.gen(function*() {
+        const a = yield* double(4)
+        const b = yield* double(4)
+        const c = yield* double(5)
+        return { a, b, c, stats: yield* Dfk.stats }
+      }))
+      assert.deepStrictEqual([value.a, value.b, value.c], [8, 8, 10])
+      assert.strictEqual(runs.count, 2)
+      assert.strictEqual(value.stats.tasks, 3)
+      assert.strictEqual(value.stats.hits, 1)
+      assert.strictEqual(value.stats.misses, 2)
+      assert.strictEqual(value.stats.pending, 2)
+    }))
+
+  it.scoped("a failure is memoized in-run (the identical error value) and never checkpointed", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const fails = App.make(
+        { name: "fails", input: Schema.Number, output: Schema.Number, cache: true },
+        (n) => Effect.suspend(() => Effect.fail(new Boom({ n: runs.inc() + n })))
+      )
+      const { value, runDir } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
+        const first = yield* Effect.flip(fails(1))
+        const second = yield* Effect.flip(fails(1))
+        return { first, second, stats: yield* Dfk.stats }
+      }))
+      assert.strictEqual(value.first, value.second)
+      assert.strictEqual(runs.count, 1)
+      assert.strictEqual(value.stats.hits, 1)
+      assert.strictEqual(value.stats.pending, 0)
+      assert.deepStrictEqual(checkpointEntries(runDir), [])
+    }))
+
+  it.scoped("cache: false runs the body every time (failures too)", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const fails = App.make(
+        { name: "nocache", input: Schema.Number, output: Schema.Number },
+        (n) => Effect.suspend(() => Effect.fail(new Boom({ n: runs.inc() + n })))
+      )
+      const { value } = yield* withKernel({}, Effect.gen(function*() {
+        const first = yield* Effect.flip(fails(1))
+        const second = yield* Effect.flip(fails(1))
+        return { first, second, stats: yield* Dfk.stats }
+      }))
+      assert.notStrictEqual(value.first, value.second)
+      assert.strictEqual(runs.count, 2)
+      assert.strictEqual(value.stats.misses, 2)
+      assert.strictEqual(value.stats.hits, 0)
+    }))
+
+  it.scoped("memoize: false memoizes and checkpoints nothing", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const inc = App.make(
+        { name: "inc", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.sync(() => (runs.inc(), x + 1))
+      )
+      const { value, runDir } = yield* withKernel({ memoize: false, checkpointMode: "task_exit" }, Effect.gen(function*() {
+        yield* inc(1)
+        yield* inc(1)
+        return yield* Dfk.stats
+      }))
+      assert.strictEqual(runs.count, 2)
+      assert.strictEqual(value.hits, 0)
+      assert.strictEqual(value.pending, 0)
+      assert.deepStrictEqual(checkpointEntries(runDir), [])
+    }))
+
+  it.scoped("20 concurrent identical calls share one execution", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const gate = yield* Deferred.make<void>()
+      const slow = App.make(
+        { name: "slow", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.sync(() => runs.inc()).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(x * 3))
+      )
+      const { value } = yield* withKernel({}, Effect.gen(function*() {
+        const fiber = yield* Effect.fork(
+          Effect.forEach(Array.from({ length: 20 }, () => 7), (x) => slow(x), { concurrency: "unbounded" })
+        )
+        yield* Effect.yieldNow()
+        yield* Deferred.succeed(gate, undefined)
+        const results = yield* Fiber.join(fiber)
+        return { results, stats: yield* Dfk.stats }
+      }))
+      assert.strictEqual(runs.count, 1)
+      assert.deepStrictEqual(value.results, Array.from({ length: 20 }, () => 21))
+      assert.strictEqual(value.stats.tasks, 20)
+      assert.strictEqual(value.stats.misses, 1)
+      assert.strictEqual(value.stats.hits, 19)
+    }))
+
+  it.scoped("an interrupted call is not memoized, and its waiters run the body instead", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const started = yield* Deferred.make<void>()
+      const slow = App.make(
+        { name: "slow", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) =>
+          Effect.sync(() => runs.inc()).pipe(
+            Effect.zipRight(Deferred.succeed(started, undefined)),
+            Effect.zipRight(Effect.sleep("1 second")),
+            Effect.as(x + 100)
+          )
+      )
+      const { value } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
+        const executor = yield* Effect.fork(slow(1))
+        yield* Deferred.await(started)
+        const waiter = yield* Effect.fork(slow(1))
+        yield* Effect.yieldNow()
+        yield* Fiber.interrupt(executor)
+        yield* TestClock.adjust("2 seconds")
+        const fromWaiter = yield* Fiber.join(waiter)
+        const again = yield* slow(1)
+        return { fromWaiter, again, stats: yield* Dfk.stats }
+      }))
+      assert.strictEqual(value.fromWaiter, 101)
+      assert.strictEqual(value.again, 101)
+      assert.strictEqual(runs.count, 2) // the interrupted one and the waiter's
+      assert.strictEqual(value.stats.tasks, 3)
+    }))
+
+  it.scoped("an interrupted call is run again by the next call", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const slow = App.make(
+        { name: "slow", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.sync(() => runs.inc()).pipe(Effect.zipRight(Effect.sleep("1 second")), Effect.as(x))
+      )
+      const { value, runDir } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
+        const first = yield* Effect.fork(slow(5))
+        yield* Effect.yieldNow()
+        yield* Fiber.interrupt(first)
+        const second = yield* Effect.fork(slow(5))
+        yield* TestClock.adjust("1 second")
+        return yield* Fiber.join(second)
+      }))
+      assert.strictEqual(value, 5)
+      assert.strictEqual(runs.count, 2)
+      assert.strictEqual(checkpointEntries(runDir).length, 1)
+    }))
+
+  it.scoped("an input that fails to encode fails with AppCacheError before the body runs", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const app = App.make(
+        { name: "strict", input: Schema.Struct({ n: Schema.Number.pipe(Schema.int()) }), output: Schema.Number, cache: true },
+        ({ n }) => Effect.sync(() => (runs.inc(), n))
+      )
+      const nan = App.make(
+        { name: "nan", input: Schema.Struct({ n: Schema.Number }), output: Schema.Number, cache: true },
+        ({ n }) => Effect.sync(() => (runs.inc(), n))
+      )
+      const { value } = yield* withKernel({}, Effect.gen(function*() {
+        const notInt = yield* Effect.flip(app({ n: 1.5 }))
+        const notJson = yield* Effect.flip(nan({ n: NaN }))
+        return { notInt, notJson }
+      }))
+      assert.strictEqual(value.notInt._tag, "AppCacheError")
+      assert.strictEqual((value.notInt as any).app, "strict")
+      assert.strictEqual(value.notJson._tag, "AppCacheError")
+      assert.include((value.notJson as any).reason, "JSON")
+      assert.strictEqual(runs.count, 0)
+    }))
+
+  it.scoped("ignoreForCache leaves input keys out of the key; version is part of it", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const make = (version?: string) =>
+        App.make(
+          {
+            name: "v",
+            input: Schema.Struct({ x: Schema.Number, label: Schema.String }),
+            output: Schema.Number,
+            cache: true,
+            ignoreForCache: ["label"],
+            ...(version === undefined ? {} : { version })
+          },
+          ({ x }) => Effect.sync(() => (runs.inc(), x))
+        )
+      const v0 = make()
+      const v2 = make("2")
+      const { runDir } = yield* withKernel({ checkpointMode: "manual" }, Effect.gen(function*() {
+        yield* v0({ x: 1, label: "a" })
+        yield* v0({ x: 1, label: "b" })
+        yield* v2({ x: 1, label: "c" })
+        yield* Dfk.checkpoint
+      }))
+      assert.strictEqual(runs.count, 2)
+      const entries = checkpointEntries(runDir)
+      assert.deepStrictEqual(entries.map((e) => [e.version, e.input]), [[null, { x: 1 }], ["2", { x: 1 }]])
+    }))
+
+  it.scoped("retries run a failed body again; only the final outcome is memoized", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const flaky = App.make(
+        { name: "flaky", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.suspend(() => runs.inc() < 3 ? Effect.fail(new Boom({ n: x })) : Effect.succeed(x))
+      )
+      const { value, runDir } = yield* withKernel({ retries: 2, checkpointMode: "task_exit" }, Effect.gen(function*() {
+        const a = yield* flaky(9)
+        const b = yield* flaky(9)
+        return { a, b }
+      }))
+      assert.deepStrictEqual(value, { a: 9, b: 9 })
+      assert.strictEqual(runs.count, 3)
+      assert.strictEqual(checkpointEntries(runDir).length, 1)
+    }))
+
+  it.scoped("maxConcurrency bounds running bodies; memo hits take no slot; nested apps do not deadlock", () =>
+    Effect.gen(function*() {
+      let running = 0
+      let peak = 0
+      const work = App.make(
+        { name: "work", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) =>
+          Effect.sync(() => {
+            running++
+            peak = Math.max(peak, running)
+          }).pipe(
+            Effect.zipRight(Effect.sleep("10 millis")),
+            Effect.ensuring(Effect.sync(() => running--)),
+            Effect.as(x)
+          )
+      )
+      const outer = App.make(
+        { name: "outer", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.map(Effect.forEach([x, x + 1], (y) => work(y), { concurrency: "unbounded" }), ([a, b]) => a + b)
+      )
+      const { value } = yield* withKernel({ maxConcurrency: 2 }, Effect.gen(function*() {
+        const fiber = yield* Effect.fork(Effect.forEach([0, 10, 20, 30, 40, 50], (x) => work(x), { concurrency: "unbounded" }))
+        yield* TestClock.adjust("100 millis")
+        yield* Fiber.join(fiber)
+        const peakFlat = peak
+        const nested = yield* Effect.fork(outer(100))
+        yield* TestClock.adjust("100 millis")
+        return { peakFlat, nested: yield* Fiber.join(nested) }
+      }))
+      assert.strictEqual(value.peakFlat, 2)
+      assert.strictEqual(value.nested, 201)
+    }))
+
+  it.scoped("an app whose body calls other apps is memoized under its own key (join app)", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const constant = App.make(
+        { name: "const", input: Schema.String, output: Schema.String },
+        (s) => Effect.succeed(s)
+      )
+      const randomUuid = App.make(
+        { name: "random_uuid", input: Schema.Number, output: Schema.String, cache: true },
+        () => Effect.suspend(() => constant(`uuid-${runs.inc()}-${Math.random()}`))
+      )
+      const { value } = yield* withKernel({}, Effect.gen(function*() {
+        const x = yield* randomUuid(0)
+        const again = yield* Effect.forEach([1, 2], () => randomUuid(0))
+        return { x, again }
+      }))
+      assert.deepStrictEqual(value.again, [value.x, value.x])
+      assert.strictEqual(runs.count, 1)
+    }))
+
+  it.scoped("a result that does not encode with the output schema is returned but not checkpointed", () =>
+    Effect.gen(function*() {
+      const bad = App.make(
+        { name: "bad_output", input: Schema.Number, output: Schema.Number, cache: true },
+        () => Effect.succeed(NaN)
+      )
+      const { value, runDir } = yield* withKernel({ checkpointMode: "task_exit" }, bad(1))
+      assert.isTrue(Number.isNaN(value))
+      assert.deepStrictEqual(checkpointEntries(runDir), [])
+      assert.isTrue(exists(path.join(runDir, "checkpoint", "tasks.jsonl")))
+    }))
+})

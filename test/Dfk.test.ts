@@ -1,0 +1,247 @@
+import { assert, describe, it } from "@effect/vitest"
+import * as Deferred from "effect/Deferred"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
+import * as TestClock from "effect/TestClock"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { App, CheckpointFiles, Dfk } from "effect-dfk"
+import type { DfkConfig } from "effect-dfk"
+import { captureLogs, checkpointEntries, eventually, exists, platform, tmpDir, withKernel } from "./util.ts"
+
+const double = App.make(
+  { name: "double", input: Schema.Number, output: Schema.Number, cache: true },
+  (x) => Effect.succeed(x * 2)
+)
+
+const kernelLayer = (config: DfkConfig, files: Layer.Layer<CheckpointFiles> = CheckpointFiles.none) =>
+  Dfk.layer(config).pipe(Layer.provide(files), Layer.provide(platform))
+
+describe("Dfk.layer", () => {
+  it.scoped("makes run dirs 000, 001, … and ignores non-numeric names", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      fs.mkdirSync(path.join(root, "notes"))
+      fs.writeFileSync(path.join(root, "X"), "")
+      const first = yield* Effect.provide(Dfk.runDir, kernelLayer({ runDir: root }))
+      const second = yield* Effect.provide(Dfk.runDir, kernelLayer({ runDir: root }))
+      assert.strictEqual(first, path.join(root, "000"))
+      assert.strictEqual(second, path.join(root, "001"))
+    }))
+
+  it.scoped("counts past 999 to 1000, numerically", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      fs.mkdirSync(path.join(root, "998"))
+      const a = yield* Effect.provide(Dfk.runDir, kernelLayer({ runDir: root }))
+      const b = yield* Effect.provide(Dfk.runDir, kernelLayer({ runDir: root }))
+      const c = yield* Effect.provide(Dfk.runDir, kernelLayer({ runDir: root }))
+      assert.deepStrictEqual([a, b, c].map((d) => path.basename(d)), ["999", "1000", "1001"])
+    }))
+
+  it.scoped("8 kernels started at once get 8 distinct run dirs", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const dirs = yield* Effect.forEach(
+        Array.from({ length: 8 }),
+        () => Effect.provide(Dfk.runDir, kernelLayer({ runDir: root })),
+        { concurrency: "unbounded" }
+      )
+      assert.strictEqual(new Set(dirs).size, 8)
+      assert.deepStrictEqual(fs.readdirSync(root).sort(), ["000", "001", "002", "003", "004", "005", "006", "007"])
+    }))
+
+  it.scoped("rejects a bad configuration with ConfigurationError", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const fail = (config: DfkConfig) =>
+        Effect.flip(Effect.provide(Dfk.runDir, kernelLayer({ runDir: root, ...config })))
+      const noPeriod = yield* fail({ checkpointMode: "periodic" })
+      assert.strictEqual(noPeriod._tag, "ConfigurationError")
+      assert.strictEqual((noPeriod as any).field, "checkpointPeriod")
+      for (const checkpointPeriod of ["1:2", "00:61:00", "soon", "-1 seconds", 0]) {
+        const e = yield* fail({ checkpointMode: "periodic", checkpointPeriod })
+        assert.strictEqual(e._tag, "ConfigurationError", `accepted ${checkpointPeriod}`)
+      }
+      assert.strictEqual((yield* fail({ retries: -1 }))._tag, "ConfigurationError")
+      assert.strictEqual((yield* fail({ maxConcurrency: 0 }))._tag, "ConfigurationError")
+      assert.strictEqual((yield* fail({ checkpointMode: "sometimes" as any }))._tag, "ConfigurationError")
+    }))
+})
+
+describe("checkpoint modes", () => {
+  it.scoped("task_exit: the entry is on disk before the caller sees the result", () =>
+    Effect.gen(function*() {
+      const { value, runDir } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
+        const runDir = yield* Dfk.runDir
+        const seen: Array<number> = []
+        for (const x of [1, 2, 3]) {
+          yield* double(x)
+          seen.push(checkpointEntries(runDir).length)
+        }
+        return { seen, stats: yield* Dfk.stats }
+      }))
+      assert.deepStrictEqual(value.seen, [1, 2, 3])
+      assert.strictEqual(value.stats.checkpointed, 3)
+      assert.strictEqual(value.stats.pending, 0)
+      const entries = checkpointEntries(runDir)
+      assert.deepStrictEqual(entries.map((e) => [e.app, e.input, e.result]), [["double", 1, 2], ["double", 2, 4], [
+        "double",
+        3,
+        6
+      ]])
+      for (const e of entries) {
+        assert.strictEqual(e.v, 1)
+        assert.match(e.hash, /^[0-9a-f]{64}$/)
+        assert.strictEqual(e.version, null)
+        assert.isFalse(Number.isNaN(Date.parse(e.time)))
+      }
+    }))
+
+  it.scoped("task_exit: concurrent completions are all on disk when each caller resumes", () =>
+    Effect.gen(function*() {
+      const { value } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
+        const runDir = yield* Dfk.runDir
+        const seen = yield* Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (x) =>
+          double(x).pipe(Effect.map((y) =>
+            checkpointEntries(runDir).some((e) => e.input === x && e.result === y)
+          )), { concurrency: "unbounded" })
+        return seen
+      }))
+      assert.isTrue(value.every((x) => x))
+    }))
+
+  it.scoped("manual: nothing is written until Dfk.checkpoint, which returns the checkpoint dir", () =>
+    Effect.gen(function*() {
+      const { value, runDir } = yield* withKernel({ checkpointMode: "manual" }, Effect.gen(function*() {
+        const runDir = yield* Dfk.runDir
+        yield* double(1)
+        const before = exists(path.join(runDir, "checkpoint", "tasks.jsonl"))
+        const dir = yield* Dfk.checkpoint
+        const after = checkpointEntries(runDir).length
+        yield* double(2)
+        yield* double(1)
+        yield* Dfk.checkpoint
+        const incremental = checkpointEntries(runDir).length
+        return { before, dir, after, incremental, runDir }
+      }))
+      assert.isFalse(value.before)
+      assert.strictEqual(value.dir, path.join(runDir, "checkpoint"))
+      assert.strictEqual(value.after, 1)
+      assert.strictEqual(value.incremental, 2)
+    }))
+
+  it.scoped("an empty pass still creates tasks.jsonl and logs it", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      const { value } = yield* withKernel({ checkpointMode: "manual" }, Dfk.checkpoint).pipe(Effect.provide(logs.layer))
+      assert.strictEqual(fs.readFileSync(path.join(value, "tasks.jsonl"), "utf8"), "")
+      assert.isTrue(logs.lines.some((l) => l.message === "No tasks checkpointed in this pass"))
+    }))
+
+  it.scoped("no mode: nothing is written unless Dfk.checkpoint is called", () =>
+    Effect.gen(function*() {
+      const { runDir } = yield* withKernel({}, double(1))
+      assert.isFalse(exists(path.join(runDir, "checkpoint")))
+      const second = yield* withKernel({}, Effect.zipRight(double(1), Dfk.checkpoint))
+      assert.strictEqual(checkpointEntries(second.runDir).length, 1)
+    }))
+
+  it.scoped("dfk_exit: writes on success, on failure and on interruption", () =>
+    Effect.gen(function*() {
+      const ok = yield* withKernel({ checkpointMode: "dfk_exit" }, Effect.gen(function*() {
+        yield* double(1)
+        yield* double(2)
+        return exists(path.join(yield* Dfk.runDir, "checkpoint"))
+      }))
+      assert.isFalse(ok.value)
+      assert.strictEqual(checkpointEntries(ok.runDir).length, 2)
+
+      const root = yield* tmpDir
+      const failed = yield* Effect.gen(function*() {
+        yield* double(3)
+        return yield* Effect.fail("workflow failed" as const)
+      }).pipe(Effect.provide(kernelLayer({ runDir: root, checkpointMode: "dfk_exit" })), Effect.exit)
+      assert.isTrue(Exit.isFailure(failed))
+      assert.deepStrictEqual(checkpointEntries(path.join(root, "000")).map((e) => e.result), [6])
+
+      const started = yield* Deferred.make<void>()
+      const fiber = yield* Effect.gen(function*() {
+        yield* double(4)
+        yield* Deferred.succeed(started, undefined)
+        return yield* Effect.never
+      }).pipe(Effect.provide(kernelLayer({ runDir: root, checkpointMode: "dfk_exit" })), Effect.fork)
+      yield* Deferred.await(started)
+      yield* Fiber.interrupt(fiber)
+      assert.deepStrictEqual(checkpointEntries(path.join(root, "001")).map((e) => e.result), [8])
+    }))
+
+  it.scoped("periodic: writes every period on Schedule.spaced, under the TestClock", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      const root = yield* tmpDir
+      const runDir = path.join(root, "000")
+      const passLines = () =>
+        logs.lines.filter((l) =>
+          l.message.startsWith("Done checkpointing") || l.message === "No tasks checkpointed in this pass"
+        ).map((l) => l.message)
+      const passes = (n: number) => eventually(() => passLines().length >= n, `${n} passes`)
+      const counts = yield* Effect.gen(function*() {
+        const counts: Array<number> = []
+        const read = () => checkpointEntries(runDir).length
+        yield* passes(1) // the first pass runs at start
+        counts.push(read())
+        yield* double(1)
+        yield* double(2)
+        yield* TestClock.adjust("1999 millis")
+        counts.push(read())
+        yield* TestClock.adjust("1 millis")
+        yield* passes(2)
+        counts.push(read())
+        yield* double(3)
+        yield* TestClock.adjust("1 second")
+        counts.push(read())
+        yield* TestClock.adjust("1 second")
+        yield* passes(3)
+        counts.push(read())
+        return counts
+      }).pipe(
+        Effect.provide(kernelLayer({ runDir: root, checkpointMode: "periodic", checkpointPeriod: "00:00:02" })),
+        Effect.provide(logs.layer)
+      )
+      assert.deepStrictEqual(counts, [0, 0, 2, 2, 3])
+      assert.deepStrictEqual(passLines(), [
+        "No tasks checkpointed in this pass",
+        "Done checkpointing 2 tasks",
+        "Done checkpointing 1 tasks",
+        "No tasks checkpointed in this pass" // the pass at scope close
+      ])
+    }))
+
+  it.scoped("periodic accepts any Duration input", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const runDir = path.join(root, "000")
+      yield* Effect.gen(function*() {
+        const dfk = yield* Dfk
+        yield* double(1)
+        yield* TestClock.adjust("500 millis")
+        yield* eventually(() => Effect.runSync(dfk.stats).checkpointed === 1, "the second pass")
+        assert.strictEqual(checkpointEntries(runDir).length, 1)
+      }).pipe(Effect.provide(kernelLayer({ runDir: root, checkpointMode: "periodic", checkpointPeriod: "500 millis" })))
+    }))
+
+  it.scoped("every mode writes what is pending when the scope closes", () =>
+    Effect.gen(function*() {
+      for (const mode of ["manual", "periodic", "dfk_exit", "task_exit"] as const) {
+        const { runDir } = yield* withKernel(
+          { checkpointMode: mode, checkpointPeriod: "1 hour" },
+          Effect.zipRight(double(1), double(2))
+        )
+        assert.strictEqual(checkpointEntries(runDir).length, 2, mode)
+      }
+    }))
+})
