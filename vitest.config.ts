@@ -1,14 +1,17 @@
 import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
 
+const runtime = typeof (globalThis as { Deno?: unknown }).Deno === "object" ? "deno" : "node"
+
 export default defineConfig({
   resolve: {
     alias: { "effect-dfk": fileURLToPath(new URL("./mod.ts", import.meta.url)) }
   },
   test: {
-    // CI asks for a JSON report too, to print the "N passed, N failed" line.
+    // CI asks for a JSON report too (one per runtime: the suite runs under Node and Deno),
+    // to print the "N passed, N failed" line.
     reporters: process.env.VITEST_JSON_REPORT
-      ? ["default", ["json", { outputFile: process.env.VITEST_JSON_REPORT }]]
+      ? ["default", ["json", { outputFile: `${process.env.VITEST_JSON_REPORT}.${runtime}.json` }]]
       : ["default"],
     include: ["test/**/*.test.ts"],
     testTimeout: 60_000,
