@@ -8,7 +8,7 @@
 export * as App from "./src/App.ts"
 export { CheckpointFiles, getAllCheckpoints, getLastCheckpoint } from "./src/CheckpointFiles.ts"
 export { CheckpointStore } from "./src/CheckpointStore.ts"
-export type { CheckpointEntry, CheckpointStoreService } from "./src/CheckpointStore.ts"
+export type { AppendOptions, CheckpointEntry, CheckpointStoreService, Durability } from "./src/CheckpointStore.ts"
 export { Dfk } from "./src/Dfk.ts"
 export type { CheckpointMode, DfkConfig, DfkService, DfkStats } from "./src/Dfk.ts"
 export { AppCacheError, BadCheckpoint, CheckpointError, ConfigurationError } from "./src/errors.ts"

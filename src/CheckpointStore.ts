@@ -37,6 +37,30 @@ export interface CheckpointEntry {
 }
 
 /**
+ * Options of one append.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface AppendOptions {
+  /**
+   * `"fsync"`: the append returns only once the entries are on stable storage (survives a
+   * power loss); `"none"`: once the operating system has them (survives a process crash).
+   * Default `"none"`.
+   */
+  readonly durability?: Durability | undefined
+}
+
+/**
+ * How far a checkpoint write goes before it counts as done: `"none"` (the OS has it) or
+ * `"fsync"` (the disk has it).
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Durability = "none" | "fsync"
+
+/**
  * The operations a checkpoint store provides. `dir` is a checkpoint directory such as
  * `runinfo/003/checkpoint`.
  *
@@ -45,7 +69,11 @@ export interface CheckpointEntry {
  */
 export interface CheckpointStoreService {
   /** Appends entries to the checkpoint in `dir`, creating it (even with no entries). */
-  readonly append: (dir: string, entries: ReadonlyArray<CheckpointEntry>) => Effect.Effect<void, CheckpointError>
+  readonly append: (
+    dir: string,
+    entries: ReadonlyArray<CheckpointEntry>,
+    options?: AppendOptions
+  ) => Effect.Effect<void, CheckpointError>
   /** Hands every entry of the checkpoint in `dir` to `onEntry`, in stored order. */
   readonly load: (dir: string, onEntry: (entry: CheckpointEntry) => void) => Effect.Effect<void, BadCheckpoint>
   /** Whether `dir` holds a checkpoint. */

@@ -10,6 +10,7 @@ import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import type { Durability } from "./CheckpointStore.ts"
 import type { CheckpointError, DfkError } from "./errors.ts"
 import * as kernel from "./internal/kernel.ts"
 
@@ -47,6 +48,11 @@ export interface DfkConfig {
   readonly retries?: number | undefined
   /** At most this many app bodies run at once; default unlimited. Memo hits take no slot. */
   readonly maxConcurrency?: number | undefined
+  /**
+   * `"fsync"` syncs each checkpoint pass to stable storage before it counts as written (it
+   * then survives a power loss, not only a process crash); default `"none"`.
+   */
+  readonly durability?: Durability | undefined
 }
 
 /**

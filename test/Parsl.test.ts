@@ -152,7 +152,9 @@ describe("Parsl test_checkpointing", () => {
         Effect.flip(uuidInExceptionApp({})),
         CheckpointFiles.layer([path.join(runDir, "checkpoint")])
       )
-      assert.notStrictEqual(relaunched.uuid, result.uuid)
+      assert.strictEqual(result._tag, "UuidError")
+      assert.strictEqual(relaunched._tag, "UuidError")
+      assert.notStrictEqual((relaunched as UuidError).uuid, (result as UuidError).uuid)
       assert.deepStrictEqual(checkpointEntries(runDir), [])
     }))
 

@@ -6,7 +6,7 @@ import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import type { CheckpointEntry, CheckpointStoreService } from "../CheckpointStore.ts"
+import type { AppendOptions, CheckpointEntry, CheckpointStoreService } from "../CheckpointStore.ts"
 import { BadCheckpoint, CheckpointError } from "../errors.ts"
 import { entryLine, invalidEntry, TASKS_FILE } from "./entry.ts"
 
@@ -83,7 +83,26 @@ export const make = Effect.gen(function*() {
   const damaged = new Set<string>()
   const encoder = new TextEncoder()
 
-  const append = (dir: string, entries: ReadonlyArray<CheckpointEntry>): Effect.Effect<void, CheckpointError> =>
+  // With fsync: write through an open handle, sync it, and sync the directory the first
+  // time (so that a new file's directory entry survives a power loss too).
+  const synced = new Set<string>()
+  const appendSynced = (dir: string, file: string, bytes: Uint8Array) =>
+    Effect.scoped(Effect.gen(function*() {
+      const handle = yield* fs.open(file, { flag: "a" })
+      if (bytes.length > 0) yield* handle.writeAll(bytes)
+      yield* handle.sync
+      if (!synced.has(dir)) {
+        const dirHandle = yield* fs.open(dir, { flag: "r" })
+        yield* dirHandle.sync
+        synced.add(dir)
+      }
+    }))
+
+  const append = (
+    dir: string,
+    entries: ReadonlyArray<CheckpointEntry>,
+    options?: AppendOptions
+  ): Effect.Effect<void, CheckpointError> =>
     Effect.suspend(() => {
       const file = path.join(dir, TASKS_FILE)
       let text = ""
@@ -106,7 +125,8 @@ export const make = Effect.gen(function*() {
           damaged.delete(file)
         }
         damaged.add(file)
-        yield* fs.writeFile(file, bytes, { flag: "a" })
+        if (options?.durability === "fsync") yield* appendSynced(dir, file, bytes)
+        else yield* fs.writeFile(file, bytes, { flag: "a" })
         damaged.delete(file)
         goodSize.set(file, size + bytes.length)
       }).pipe(

@@ -17,7 +17,7 @@ import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import { CheckpointFiles } from "../CheckpointFiles.ts"
 import { CheckpointStore } from "../CheckpointStore.ts"
-import type { CheckpointEntry, CheckpointStoreService } from "../CheckpointStore.ts"
+import type { CheckpointEntry, CheckpointStoreService, Durability } from "../CheckpointStore.ts"
 import type { CheckpointMode, DfkConfig, DfkService, DfkStats } from "../Dfk.ts"
 import { AppCacheError, CheckpointError, ConfigurationError } from "../errors.ts"
 import type { DfkError } from "../errors.ts"
@@ -46,6 +46,7 @@ export interface ResolvedConfig {
   readonly checkpointPeriod: Duration.Duration | undefined
   readonly retries: number
   readonly maxConcurrency: number | undefined
+  readonly durability: Durability
 }
 
 const MODES: ReadonlyArray<CheckpointMode> = ["task_exit", "periodic", "dfk_exit", "manual"]
@@ -108,7 +109,12 @@ export const resolveConfig = (config: DfkConfig): Effect.Effect<ResolvedConfig, 
     if (maxConcurrency !== undefined && (!Number.isInteger(maxConcurrency) || maxConcurrency < 1)) {
       return Effect.fail(configError("maxConcurrency", "It must be a whole number, one or more"))
     }
+    const durability = config.durability ?? "none"
+    if (durability !== "none" && durability !== "fsync") {
+      return Effect.fail(configError("durability", `Unknown durability ${JSON.stringify(durability)}; expected none or fsync`))
+    }
     return Effect.succeed({
+      durability,
       runDir,
       memoize: config.memoize ?? true,
       checkpointMode: mode,
@@ -142,7 +148,7 @@ const jsonOf = (value: unknown): string | { readonly error: string } => {
   }
 }
 
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? "" : "s"}`
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
 
 /** Builds a kernel in the current scope. */
 export const make = (
@@ -171,7 +177,7 @@ export const make = (
           count++
           loaded.set(entry.hash, entry)
         })
-        yield* Effect.logDebug(`Loaded ${plural(count, "entry")} from ${dir} (${loaded.size - before} new keys)`)
+        yield* Effect.logDebug(`Loaded ${plural(count, "entry", "entries")} from ${dir} (${loaded.size - before} new keys)`)
       }
       if (dirs.length > 0) {
         yield* Effect.logInfo(`Loaded ${plural(loaded.size, "result")} from ${plural(dirs.length, "checkpoint")}`)
@@ -191,6 +197,7 @@ export const make = (
     let queued = 0 // entries ever queued
     let written = 0 // entries ever written (a prefix of the queue, in order)
     const passLock = yield* Effect.makeSemaphore(1)
+    const appendOptions = { durability: cfg.durability }
     const slots = cfg.maxConcurrency === undefined ? undefined : yield* Effect.makeSemaphore(cfg.maxConcurrency)
 
     // One checkpoint pass: takes every pending entry and appends it. On failure the entries
@@ -199,7 +206,7 @@ export const make = (
     const passUnlocked: Effect.Effect<void, CheckpointError> = Effect.suspend(() => {
       const batch = pending
       pending = []
-      return store.append(checkpointDir, batch).pipe(
+      return store.append(checkpointDir, batch, appendOptions).pipe(
         Effect.tapError(() =>
           Effect.sync(() => {
             pending = batch.concat(pending)
@@ -394,7 +401,7 @@ export const make = (
           const lost = pending.length
           return pass.pipe(
             Effect.catchAll((e) =>
-              Effect.logError(`Final checkpoint failed: ${plural(lost, "entry")} lost: ${e.message}`)
+              Effect.logError(`Final checkpoint failed: ${plural(lost, "entry", "entries")} lost: ${e.message}`)
             )
           )
         })
