@@ -72,7 +72,7 @@ describe("signals under NodeRuntime.runMain", () => {
       const count = 400
       const child = startFixture(FIXTURE, [mode, runDir, String(count), "25", "4"])
       await child.waitFor((lines) => doneOf(lines).length >= 20, "20 tasks were done")
-      child.process.kill(signal)
+      child.signal(signal)
       const exit = await child.exited
       const done = doneOf(child.lines)
       assert.strictEqual(exit.code, code, `exit ${JSON.stringify(exit)}; stderr:\n${child.stderr()}`)
@@ -99,7 +99,7 @@ describe("signals under NodeRuntime.runMain", () => {
     const count = 200
     const child = startFixture(FIXTURE, ["task_exit", runDir, String(count), "30", "4"])
     await child.waitFor((lines) => doneOf(lines).length >= 40, "40 tasks were done")
-    child.process.kill("SIGKILL")
+    child.signal("SIGKILL")
     const exit = await child.exited
     assert.strictEqual(exit.signal, "SIGKILL", `the child was not killed: ${JSON.stringify(exit)}`)
     const done = doneOf(child.lines)
