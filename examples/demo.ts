@@ -546,6 +546,11 @@ if (isEntryPoint()) {
     process.stderr.write(`${parsed.error}\n${USAGE}`)
     process.exitCode = 2
   } else {
+    // `npm run demo | head`: a closed pipe ends the demo quietly instead of with a stack trace.
+    process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+      if (e.code === "EPIPE") process.exit(0)
+      throw e
+    })
     runDemo(parsed).pipe(Effect.provide(NodeContext.layer), NodeRuntime.runMain({ teardown }))
   }
 }
