@@ -5,6 +5,7 @@
  * @module
  */
 import * as Effect from "effect/Effect"
+import * as MetricLabel from "effect/MetricLabel"
 import * as Schema from "effect/Schema"
 import { Dfk } from "./Dfk.ts"
 import type { AppCacheError } from "./errors.ts"
@@ -113,7 +114,8 @@ export const make = <In extends Schema.Schema.Any, Out extends Schema.Schema.Any
     encodeInput: Schema.encode(input),
     encodeOutput: Schema.encode(output),
     decodeOutput: Schema.decodeUnknown(output),
-    body
+    body,
+    label: MetricLabel.make("app", options.name)
   }
   const app = (value: Schema.Schema.Type<In>) => Effect.flatMap(Dfk, (dfk) => dfk.call(spec, value))
   return Object.assign(app, { appName: options.name, options }) as any

@@ -7,9 +7,10 @@
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
-import type * as Duration from "effect/Duration"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
+import * as Stream from "effect/Stream"
 import type { Durability } from "./CheckpointStore.ts"
 import type { CheckpointError, DfkError } from "./errors.ts"
 import * as kernel from "./internal/kernel.ts"
@@ -95,6 +96,8 @@ export interface DfkService {
   readonly checkpoint: Effect.Effect<string, CheckpointError>
   /** A snapshot of the counters. */
   readonly stats: Effect.Effect<DfkStats>
+  /** The counters now, then after each change (at most once per `interval`), until the kernel closes. */
+  readonly progress: (interval: Duration.Duration) => Stream.Stream<DfkStats>
   /** Runs one app call through the memo. Used by `App.make`; not for direct use. */
   readonly call: (app: kernel.AppSpec, input: unknown) => Effect.Effect<unknown, unknown, unknown>
 }
@@ -168,4 +171,28 @@ export class Dfk extends Context.Tag("effect-dfk/Dfk")<Dfk, DfkService>() {
    * @category getters
    */
   static readonly stats: Effect.Effect<DfkStats, never, Dfk> = Effect.flatMap(Dfk, (dfk) => dfk.stats)
+
+  /**
+   * The kernel's live counters as a stream: the current value at once, then a new value
+   * after each change, at most once per `interval` (default 100 ms). The stream ends when
+   * the kernel closes; a progress display forks it and renders each value.
+   *
+   * @since 0.1.0
+   * @category getters
+   */
+  static progress(options?: ProgressOptions): Stream.Stream<DfkStats, never, Dfk> {
+    const interval = Duration.decode(options?.interval ?? "100 millis")
+    return Stream.unwrap(Effect.map(Dfk, (dfk) => dfk.progress(interval)))
+  }
+}
+
+/**
+ * Options of `Dfk.progress`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ProgressOptions {
+  /** The shortest time between two values; default `"100 millis"`. */
+  readonly interval?: Duration.DurationInput | undefined
 }

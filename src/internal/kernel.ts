@@ -11,15 +11,21 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
+import * as MetricLabel from "effect/MetricLabel"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import { CheckpointFiles } from "../CheckpointFiles.ts"
 import { CheckpointStore } from "../CheckpointStore.ts"
 import type { CheckpointEntry, CheckpointStoreService, Durability } from "../CheckpointStore.ts"
 import type { CheckpointMode, DfkConfig, DfkService, DfkStats } from "../Dfk.ts"
 import { AppCacheError, CheckpointError, ConfigurationError } from "../errors.ts"
+import * as Metrics from "../Metrics.ts"
+import type { Outcome } from "../Metrics.ts"
 import type { DfkError } from "../errors.ts"
 import { canonicalJson, keyFromJson, NotJson, withoutKeys } from "./canonical.ts"
 import { KernelEntry } from "./entry.ts"
@@ -36,6 +42,8 @@ export interface AppSpec {
   readonly encodeOutput: (output: unknown) => Effect.Effect<unknown, ParseResult.ParseError, any>
   readonly decodeOutput: (encoded: unknown) => Effect.Effect<unknown, ParseResult.ParseError, any>
   readonly body: (input: any) => Effect.Effect<any, any, any>
+  /** The `app` label of its metrics. */
+  readonly label: MetricLabel.MetricLabel
 }
 
 /** The configuration after validation. */
@@ -136,6 +144,13 @@ interface Lending {
 /** The slot a running app body holds, so that apps it calls can borrow it (no deadlock). */
 const currentLending = FiberRef.unsafeMake<Lending | null>(null)
 
+const outcomeLabels: Record<Outcome, MetricLabel.MetricLabel> = {
+  hit: MetricLabel.make("outcome", "hit"),
+  miss: MetricLabel.make("outcome", "miss"),
+  dedup: MetricLabel.make("outcome", "dedup"),
+  checkpoint: MetricLabel.make("outcome", "checkpoint")
+}
+
 const reasonOf = (e: unknown): string => e instanceof Error ? e.message : String(e)
 
 const jsonOf = (value: unknown): string | { readonly error: string } => {
@@ -192,6 +207,36 @@ export const make = (
     const checkpointDir = path.join(runDir, "checkpoint")
 
     const stats = { tasks: 0, hits: 0, misses: 0, fromCheckpoint: 0, running: 0, checkpointed: 0 }
+
+    // Progress: waiters of the next change of the counters. Notifying costs one check when
+    // nobody listens.
+    let changed: Deferred.Deferred<void> | undefined
+    let closed = false
+    const notify = () => {
+      if (changed !== undefined) {
+        const d = changed
+        changed = undefined
+        Deferred.unsafeDone(d, Exit.void)
+      }
+    }
+    const nextChange = Effect.suspend(() => {
+      if (closed) return Effect.void
+      if (changed === undefined) changed = Deferred.unsafeMake<void>(FiberId.none)
+      return Deferred.await(changed)
+    })
+    const snapshot = (): DfkStats => ({ ...stats, pending: pending.length })
+
+    // Counts a served call: stats, the app-calls metric and the call's span.
+    const record = (app: AppSpec, span: Tracer.Span, outcome: Outcome) => {
+      if (outcome === "miss") stats.misses++
+      else {
+        stats.hits++
+        if (outcome === "checkpoint") stats.fromCheckpoint++
+      }
+      Metrics.appCalls.unsafeUpdate(1, [outcomeLabels[outcome], app.label])
+      span.attribute("outcome", outcome)
+      notify()
+    }
     const memo = new Map<string, Slot>()
     let pending: Array<CheckpointEntry> = []
     let queued = 0 // entries ever queued
@@ -215,10 +260,14 @@ export const make = (
         Effect.zipRight(Effect.suspend(() => {
           written += batch.length
           stats.checkpointed += batch.length
+          Metrics.entriesCheckpointed.unsafeUpdate(batch.length, [])
+          notify()
           return batch.length > 0
             ? Effect.logInfo(`Done checkpointing ${batch.length} tasks`)
             : Effect.logInfo("No tasks checkpointed in this pass")
-        }))
+        })),
+        Metric.trackDuration(Metrics.checkpointPassDuration),
+        Effect.withSpan("dfk.checkpoint", { attributes: { dir: checkpointDir, entries: batch.length } })
       )
     })
     const pass = passUnlocked.pipe(passLock.withPermits(1), Effect.uninterruptible)
@@ -246,9 +295,11 @@ export const make = (
     const runBody = (app: AppSpec, input: unknown): Effect.Effect<unknown, unknown, unknown> => {
       let body: Effect.Effect<unknown, unknown, unknown> = Effect.suspend(() => {
         stats.running++
+        notify()
         return app.body(input)
       }).pipe(Effect.ensuring(Effect.sync(() => {
         stats.running--
+        notify()
       })))
       if (cfg.retries > 0) {
         body = body.pipe(
@@ -312,6 +363,7 @@ export const make = (
     // Runs in an uninterruptible region; only the body itself (and waiting) is interruptible.
     const produce = (
       app: AppSpec,
+      span: Tracer.Span,
       key: string,
       inputJson: string,
       input: unknown,
@@ -324,14 +376,13 @@ export const make = (
           loaded.delete(key)
           const exit = yield* fromCheckpoint(app, key, entry)
           if (exit !== undefined) {
-            stats.hits++
-            stats.fromCheckpoint++
+            record(app, span, "checkpoint")
             memo.set(key, { _tag: "Done", exit })
             yield* Deferred.succeed(deferred, exit)
             return exit
           }
         }
-        stats.misses++
+        record(app, span, "miss")
         const exit = yield* Effect.exit(restore(runBody(app, input)))
         if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
           memo.delete(key)
@@ -348,6 +399,7 @@ export const make = (
     // so exactly one of several concurrent callers runs the body; the others wait for it.
     const lookup = (
       app: AppSpec,
+      span: Tracer.Span,
       key: string,
       inputJson: string,
       input: unknown
@@ -358,40 +410,62 @@ export const make = (
           if (slot === undefined) {
             const deferred = Deferred.unsafeMake<Exit.Exit<unknown, unknown> | undefined>(FiberId.none)
             memo.set(key, { _tag: "Running", deferred })
-            return produce(app, key, inputJson, input, deferred, restore)
+            return produce(app, span, key, inputJson, input, deferred, restore)
           }
           if (slot._tag === "Done") {
-            stats.hits++
+            record(app, span, "hit")
             return slot.exit
           }
           return Effect.flatMap(restore(Deferred.await(slot.deferred)), (exit) => {
-            if (exit === undefined) return lookup(app, key, inputJson, input)
-            stats.hits++
+            if (exit === undefined) return lookup(app, span, key, inputJson, input)
+            record(app, span, "dedup")
             return exit
           })
         })
       )
 
+    // One span per call, named after the app, with the attributes app, hash and outcome.
     const call = (app: AppSpec, input: unknown): Effect.Effect<unknown, unknown, unknown> =>
-      Effect.suspend(() => {
-        stats.tasks++
-        if (!app.cache || !cfg.memoize) {
-          stats.misses++
-          return lendSlot(runBody(app, input))
-        }
-        return app.encodeInput(input).pipe(
-          Effect.mapError((e) =>
-            new AppCacheError({ app: app.name, reason: `The input does not encode with the input schema: ${e.message}` })
-          ),
-          Effect.flatMap((encoded) => {
-            const json = jsonOf(withoutKeys(encoded, app.ignoreForCache))
-            if (typeof json !== "string") {
-              return Effect.fail(new AppCacheError({ app: app.name, reason: `The input has no JSON form: ${json.error}` }))
+      Effect.useSpan(app.name, { attributes: { app: app.name } }, (span) =>
+        Effect.withParentSpan(
+          Effect.suspend(() => {
+            stats.tasks++
+            if (!app.cache || !cfg.memoize) {
+              record(app, span, "miss")
+              return lendSlot(runBody(app, input))
             }
-            return lendSlot(lookup(app, keyFromJson(app.name, app.version, json), json, input))
-          })
+            return app.encodeInput(input).pipe(
+              Effect.mapError((e) =>
+                new AppCacheError({ app: app.name, reason: `The input does not encode with the input schema: ${e.message}` })
+              ),
+              Effect.flatMap((encoded) => {
+                const json = jsonOf(withoutKeys(encoded, app.ignoreForCache))
+                if (typeof json !== "string") {
+                  return Effect.fail(new AppCacheError({ app: app.name, reason: `The input has no JSON form: ${json.error}` }))
+                }
+                const key = keyFromJson(app.name, app.version, json)
+                span.attribute("hash", key)
+                return lendSlot(lookup(app, span, key, json, input))
+              })
+            )
+          }),
+          span
+        ))
+
+    // Progress: the counters now, then again after each change (at most once per
+    // interval), until the kernel closes.
+    const progress = (interval: Duration.Duration): Stream.Stream<DfkStats> =>
+      Stream.concat(
+        Stream.sync(snapshot),
+        Stream.repeatEffectOption(
+          Effect.suspend(() =>
+            closed ? Effect.fail(Option.none()) : nextChange.pipe(
+              Effect.zipRight(Effect.sleep(interval)),
+              Effect.map(snapshot)
+            )
+          )
         )
-      })
+      )
 
     // Every mode writes what is pending when the scope closes (after the periodic fiber,
     // forked below, has been stopped: finalizers run in reverse order).
@@ -418,12 +492,20 @@ export const make = (
       )
     }
 
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        closed = true
+        notify()
+      })
+    )
+
     const service: DfkService = {
       runDir,
       checkpointDir,
       config: cfg,
       checkpoint: Effect.as(pass, checkpointDir),
-      stats: Effect.sync((): DfkStats => ({ ...stats, pending: pending.length })),
+      stats: Effect.sync(snapshot),
+      progress,
       call
     }
     return service
