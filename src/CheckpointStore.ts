@@ -128,6 +128,14 @@ export class CheckpointStore extends Context.Tag("effect-dfk/CheckpointStore")<
    * @category layers
    */
   static readonly layerMemory: Layer.Layer<CheckpointStore> = Layer.sync(CheckpointStore, makeMemory)
+
+  /**
+   * Makes an in-memory store (the service behind `layerMemory`).
+   *
+   * @since 0.1.0
+   * @category constructors
+   */
+  static readonly makeMemory: () => CheckpointStoreService = makeMemory
 }
 
 /**
