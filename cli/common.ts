@@ -1,0 +1,235 @@
+/**
+ * Shared helpers of the `dfk` command: the error that carries an exit status, path
+ * resolution, checkpoint loading through the public `CheckpointStore` API, and text
+ * formatting (tables, previews).
+ *
+ * @module
+ */
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import * as Data from "effect/Data"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { CheckpointStore, getAllCheckpoints } from "../mod.ts"
+import type { CheckpointEntry } from "../mod.ts"
+import { TASKS_FILE } from "../src/internal/entry.ts"
+
+/**
+ * Exit statuses of `dfk`: `0` success, `1` a negative answer or damaged data (a miss in
+ * `explain`, a corrupt line in `verify`, a checkpoint that cannot be loaded), `2` bad usage
+ * (a bad path, bad JSON, a missing or unknown option).
+ *
+ * @since 0.1.0
+ */
+export const ExitStatus = { ok: 0, failed: 1, usage: 2 } as const
+
+/**
+ * A failure of a `dfk` command: `message` is printed as one line on stderr (nothing when
+ * empty) and the process exits with `code`.
+ *
+ * @since 0.1.0
+ */
+export class CliError extends Data.TaggedError("CliError")<{
+  readonly message: string
+  readonly code: number
+}> {}
+
+/**
+ * Fails with exit status 2 (bad usage: a bad path, bad JSON).
+ *
+ * @since 0.1.0
+ */
+export const usageError = (message: string): Effect.Effect<never, CliError> =>
+  Effect.fail(new CliError({ message, code: ExitStatus.usage }))
+
+/**
+ * A loaded checkpoint entry with where it came from.
+ *
+ * @since 0.1.0
+ */
+export interface Located {
+  /** The entry as stored. */
+  readonly entry: CheckpointEntry
+  /** The checkpoint directory it was read from. */
+  readonly dir: string
+  /** The run id (the numeric run dir name), or the checkpoint dir when it is not in a run dir. */
+  readonly run: string
+}
+
+const statOption = (path: string) => Effect.flatMap(FileSystem.FileSystem, (fs) => Effect.option(fs.stat(path)))
+
+/**
+ * Checks that `dir` is an existing directory; a bad path is exit status 2.
+ *
+ * @since 0.1.0
+ */
+export const requireDirectory = (dir: string, what: string): Effect.Effect<string, CliError, FileSystem.FileSystem> =>
+  Effect.flatMap(statOption(dir), (info) =>
+    Option.isNone(info)
+      ? usageError(`The ${what} ${dir} does not exist`)
+      : info.value.type !== "Directory"
+      ? usageError(`The ${what} ${dir} is not a directory`)
+      : Effect.succeed(dir))
+
+/**
+ * Turns a path given on the command line into a checkpoint directory: a checkpoint dir
+ * itself (holding `tasks.jsonl`), a run dir holding `checkpoint/tasks.jsonl`, or a
+ * `tasks.jsonl` file. Anything else is exit status 2.
+ *
+ * @since 0.1.0
+ */
+export const resolveCheckpoint = (
+  given: string
+): Effect.Effect<string, CliError, FileSystem.FileSystem | Path.Path> =>
+  Effect.gen(function*() {
+    const path = yield* Path.Path
+    const info = yield* statOption(given)
+    if (Option.isNone(info)) return yield* usageError(`The checkpoint ${given} does not exist`)
+    if (info.value.type === "File") {
+      if (path.basename(given) === TASKS_FILE) return path.dirname(given)
+      return yield* usageError(`${given} is a file, not a checkpoint directory (expected a directory holding ${TASKS_FILE})`)
+    }
+    if (info.value.type !== "Directory") return yield* usageError(`${given} is not a checkpoint directory`)
+    if (yield* isFile(path.join(given, TASKS_FILE))) return given
+    const inner = path.join(given, "checkpoint")
+    if (yield* isFile(path.join(inner, TASKS_FILE))) return inner
+    return yield* usageError(`${given} holds no checkpoint (no ${TASKS_FILE} in it or in ${inner})`)
+  })
+
+/**
+ * Whether `path` is a regular file.
+ *
+ * @since 0.1.0
+ */
+export const isFile = (path: string): Effect.Effect<boolean, never, FileSystem.FileSystem> =>
+  Effect.map(statOption(path), (info) => Option.isSome(info) && info.value.type === "File")
+
+/**
+ * The run id of a checkpoint dir `<runDir>/<NNN>/checkpoint`: `NNN`; otherwise the dir itself.
+ *
+ * @since 0.1.0
+ */
+export const runIdOf = (dir: string): Effect.Effect<string, never, Path.Path> =>
+  Effect.map(Path.Path, (path) => {
+    const normalized = path.normalize(dir)
+    const parent = path.basename(path.dirname(normalized))
+    return path.basename(normalized) === "checkpoint" && /^[0-9]+$/.test(parent) ? parent : dir
+  })
+
+/**
+ * Every entry of one checkpoint dir, in stored order, read with the library's
+ * `CheckpointStore.load`. A checkpoint that cannot be loaded is exit status 1.
+ *
+ * @since 0.1.0
+ */
+export const loadCheckpoint = (
+  dir: string
+): Effect.Effect<Array<CheckpointEntry>, CliError, CheckpointStore> =>
+  Effect.gen(function*() {
+    const store = yield* CheckpointStore
+    const out: Array<CheckpointEntry> = []
+    yield* store.load(dir, (entry) => out.push(entry)).pipe(
+      Effect.mapError((e) =>
+        new CliError({ message: `${e.message} (dfk verify lists every bad line)`, code: ExitStatus.failed })
+      )
+    )
+    return out
+  })
+
+/**
+ * Every entry of every checkpoint under `runDir` (numeric run order, stored order within
+ * a run), each with its run. `runDir` must be an existing directory.
+ *
+ * @since 0.1.0
+ */
+export const loadRunDir = (
+  runDir: string
+): Effect.Effect<
+  { readonly dirs: Array<string>; readonly entries: Array<Located> },
+  CliError,
+  FileSystem.FileSystem | Path.Path | CheckpointStore
+> =>
+  Effect.gen(function*() {
+    yield* requireDirectory(runDir, "run directory")
+    const dirs = yield* getAllCheckpoints(runDir)
+    const entries: Array<Located> = []
+    for (const dir of dirs) {
+      const run = yield* runIdOf(dir)
+      for (const entry of yield* loadCheckpoint(dir)) entries.push({ entry, dir, run })
+    }
+    return { dirs, entries }
+  })
+
+/**
+ * Compact JSON text of a value (`undefined` shows as `undefined`).
+ *
+ * @since 0.1.0
+ */
+export const json = (value: unknown): string => {
+  try {
+    return JSON.stringify(value) ?? "undefined"
+  } catch {
+    return String(value)
+  }
+}
+
+/**
+ * Cuts `text` to at most `max` characters, ending with `…` when cut.
+ *
+ * @since 0.1.0
+ */
+export const truncate = (text: string, max: number): string =>
+  text.length <= max ? text : text.slice(0, Math.max(0, max - 1)) + "…"
+
+/**
+ * A short preview of a JSON value, at most `max` characters.
+ *
+ * @since 0.1.0
+ */
+export const preview = (value: unknown, max = 40): string => truncate(json(value), max)
+
+/**
+ * Lays out rows as a left-aligned text table with a header row; cells are not cut here.
+ *
+ * @since 0.1.0
+ */
+export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
+  const line = (cells: ReadonlyArray<string>) =>
+    cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd()
+  return [line(header), ...rows.map(line)].join("\n")
+}
+
+/**
+ * An ISO-8601 time without milliseconds.
+ *
+ * @since 0.1.0
+ */
+export const isoSeconds = (date: Date): string => date.toISOString().replace(/\.\d{3}Z$/, "Z")
+
+/**
+ * A byte count for people: `812 B`, `1.4 KiB`, `3.2 MiB`.
+ *
+ * @since 0.1.0
+ */
+export const formatBytes = (n: number): string =>
+  n < 1024 ? `${n} B` : n < 1024 * 1024 ? `${(n / 1024).toFixed(1)} KiB` : `${(n / 1024 / 1024).toFixed(1)} MiB`
+
+/**
+ * How many entries each app has, most frequent first (then by name).
+ *
+ * @since 0.1.0
+ */
+export const appCounts = (entries: ReadonlyArray<{ readonly app: string }>): Map<string, number> => {
+  const counts = new Map<string, number>()
+  for (const e of entries) counts.set(e.app, (counts.get(e.app) ?? 0) + 1)
+  return new Map([...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)))
+}
+
+/**
+ * The text form of `appCounts`: `a (3), b (1)`, or `-` when there are none.
+ *
+ * @since 0.1.0
+ */
+export const formatAppCounts = (counts: ReadonlyMap<string, number>): string =>
+  counts.size === 0 ? "-" : [...counts].map(([name, n]) => `${name} (${n})`).join(", ")

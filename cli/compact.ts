@@ -1,0 +1,134 @@
+/**
+ * `dfk compact <runDir> [--out DIR]`: merges every checkpoint under `runDir` (numeric run
+ * order, the last entry of a key wins, as when loading) into one new checkpoint dir,
+ * written to a temporary path and renamed into place.
+ *
+ * @module
+ */
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Option from "effect/Option"
+import { CheckpointStore } from "../mod.ts"
+import type { CheckpointEntry } from "../mod.ts"
+import { TASKS_FILE } from "../src/internal/entry.ts"
+import { allocate } from "../src/internal/runDirs.ts"
+import { CliError, ExitStatus, formatBytes, loadCheckpoint, loadRunDir, usageError } from "./common.ts"
+
+/**
+ * What `compact` did.
+ *
+ * @since 0.1.0
+ */
+export interface Compaction {
+  /** The checkpoint dirs merged, in order. */
+  readonly sources: ReadonlyArray<{ readonly dir: string; readonly entries: number }>
+  /** Entries read, all sources together. */
+  readonly before: number
+  /** Entries in the new checkpoint (one per key). */
+  readonly after: number
+  /** The new checkpoint dir, or `null` when there was nothing to compact. */
+  readonly out: string | null
+  /** Size of the new `tasks.jsonl`. */
+  readonly bytes: number
+}
+
+const reasonOf = (e: unknown): string =>
+  typeof e === "object" && e !== null && "message" in e ? String((e as { message: unknown }).message) : String(e)
+
+/**
+ * Merges every checkpoint under `runDir` into a new checkpoint dir: `out`, or a new run dir
+ * `<runDir>/<NNN>/checkpoint` (so `CheckpointFiles.last` and `.all` pick it up).
+ *
+ * @since 0.1.0
+ */
+export const compact = (
+  runDir: string,
+  out: Option.Option<string>
+): Effect.Effect<Compaction, CliError, FileSystem.FileSystem | Path.Path | CheckpointStore> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const store = yield* CheckpointStore
+    const { dirs, entries } = yield* loadRunDir(runDir)
+    const sources = dirs.map((dir) => ({ dir, entries: entries.filter((l) => l.dir === dir).length }))
+    if (dirs.length === 0) return { sources, before: 0, after: 0, out: null, bytes: 0 }
+    // Last entry wins; the merged file lists keys in the order of their winning entries.
+    const merged = new Map<string, CheckpointEntry>()
+    for (const { entry } of entries) {
+      merged.delete(entry.hash)
+      merged.set(entry.hash, entry)
+    }
+    const writeFailed = (what: string) => (e: unknown) =>
+      new CliError({ message: `Cannot write ${what}: ${reasonOf(e)}`, code: ExitStatus.failed })
+
+    // Where to write: a temporary dir next to the target, renamed into place at the end.
+    let target: string
+    let parent: string
+    let allocated: string | undefined
+    if (Option.isSome(out)) {
+      target = out.value
+      if (Option.isSome(yield* Effect.option(fs.stat(target)))) {
+        return yield* usageError(`The output ${target} already exists`)
+      }
+      parent = path.dirname(path.resolve(target))
+      yield* fs.makeDirectory(parent, { recursive: true }).pipe(Effect.mapError(writeFailed(parent)))
+    } else {
+      allocated = yield* allocate(runDir).pipe(Effect.mapError(writeFailed(`a new run dir under ${runDir}`)))
+      parent = allocated
+      target = path.join(allocated, "checkpoint")
+    }
+    const tmp = yield* fs.makeTempDirectory({ directory: parent, prefix: ".dfk-compact-" }).pipe(
+      Effect.mapError(writeFailed(`a temporary directory in ${parent}`))
+    )
+    yield* Effect.gen(function*() {
+      yield* store.append(tmp, [...merged.values()]).pipe(Effect.mapError(writeFailed(tmp)))
+      yield* fs.rename(tmp, target).pipe(Effect.mapError(writeFailed(target)))
+    }).pipe(
+      Effect.onError(() =>
+        Effect.gen(function*() {
+          yield* Effect.ignore(fs.remove(tmp, { recursive: true }))
+          if (allocated !== undefined) yield* Effect.ignore(fs.remove(allocated))
+        })
+      )
+    )
+    // Read the result back through the library, as a resume would.
+    const written = yield* loadCheckpoint(target)
+    const info = yield* fs.stat(path.join(target, TASKS_FILE)).pipe(Effect.mapError(writeFailed(target)))
+    return { sources, before: entries.length, after: written.length, out: target, bytes: Number(info.size) }
+  })
+
+/**
+ * The `compact` subcommand.
+ *
+ * @since 0.1.0
+ */
+export const compactCommand = Command.make(
+  "compact",
+  {
+    runDir: Args.text({ name: "runDir" }).pipe(Args.withDescription("The run directory holding 000, 001, …")),
+    out: Options.text("out").pipe(
+      Options.withDescription("The new checkpoint dir (must not exist); default: a new run dir <runDir>/<NNN>/checkpoint"),
+      Options.optional
+    )
+  },
+  ({ out, runDir }) =>
+    Effect.gen(function*() {
+      const result = yield* compact(runDir, out)
+      if (result.out === null) return yield* Console.log(`Nothing to compact: no checkpoints under ${runDir}`)
+      yield* Console.log(
+        [
+          `Before: ${result.before} entries in ${result.sources.length} checkpoint${result.sources.length === 1 ? "" : "s"}`,
+          ...result.sources.map((s) => `  ${s.dir}: ${s.entries}`),
+          `After: ${result.after} entries (one per key, last entry wins) in ${result.out} (${formatBytes(result.bytes)})`
+        ].join("\n")
+      )
+    })
+).pipe(Command.withDescription(
+  "Merge every checkpoint under runDir (last entry wins) into one new checkpoint dir, written to a temporary path " +
+    "and renamed into place; print the entries before and after"
+))

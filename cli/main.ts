@@ -1,0 +1,115 @@
+/**
+ * The `dfk` command: inspect, explain, verify and compact effect-dfk checkpoints.
+ *
+ * ```sh
+ * dfk runs [runDir]                                   # one row per run
+ * dfk show <checkpoint dir> [--app NAME] [--json]     # the entries of a checkpoint
+ * dfk explain <runDir> --app NAME --input JSON [--version V] [--ignore KEY]...
+ * dfk compact <runDir> [--out DIR]                    # merge every checkpoint, last entry wins
+ * dfk verify <checkpoint dir>... [--strict]           # torn and corrupt lines, with line numbers
+ * dfk demo [--size small]                             # the demo workflow
+ * ```
+ *
+ * Exit status: `0` success; `1` a miss (`explain`), a corrupt line (`verify`), a checkpoint
+ * that cannot be loaded, a failed write; `2` bad usage: a bad path, bad JSON, a missing or
+ * unknown option. Errors are one line on stderr. Every command has `--help`.
+ *
+ * In the repository: `npm run dfk -- <command> ...` (or `npx tsx cli/main.ts ...`).
+ *
+ * @module
+ */
+import * as Command from "@effect/cli/Command"
+import * as ValidationError from "@effect/cli/ValidationError"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import * as Cause from "effect/Cause"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import { CheckpointStore } from "../mod.ts"
+import { CliError, ExitStatus } from "./common.ts"
+import { compactCommand } from "./compact.ts"
+import { demoCommand } from "./demo.ts"
+import { explainCommand } from "./explain.ts"
+import { runsCommand } from "./runs.ts"
+import { showCommand } from "./show.ts"
+import { verifyCommand } from "./verify.ts"
+
+/** The version `dfk --version` prints. */
+const VERSION = "0.1.0"
+
+const SUBCOMMANDS = "runs, show, explain, compact, verify, demo"
+
+/** The root command with every subcommand. */
+const dfkCommand = Command.make("dfk", {}, () =>
+  new CliError({ message: `Missing command: one of ${SUBCOMMANDS} (dfk --help for details)`, code: ExitStatus.usage })
+).pipe(
+  Command.withDescription("Inspect, explain, verify and compact effect-dfk checkpoints"),
+  Command.withSubcommands([runsCommand, showCommand, explainCommand, compactCommand, verifyCommand, demoCommand])
+)
+
+/**
+ * `--version` is @effect/cli's built-in "show the version" flag, so `explain` takes the
+ * app's version as `--app-version`; this turns `explain … --version V` (and `--version=V`)
+ * into that. A bare `--version` still prints dfk's version.
+ */
+const rewriteArgs = (argv: ReadonlyArray<string>): Array<string> => {
+  const out = [...argv]
+  const at = out.indexOf("explain", 2)
+  if (at === -1) return out
+  for (let i = at + 1; i < out.length; i++) {
+    const arg = out[i]!
+    if (arg === "--") break
+    if (arg.startsWith("--version=")) out[i] = "--app-version=" + arg.slice("--version=".length)
+    else if (arg === "--version" && i + 1 < out.length) out[i] = "--app-version"
+  }
+  return out
+}
+
+/** Log lines (e.g. "Skipped a torn last line …") go to stderr, so stdout stays parsable. */
+const stderrLogger = Logger.make(({ logLevel, message }) => {
+  const parts = Array.isArray(message) ? message : [message]
+  globalThis.console.error(`${logLevel.label.toLowerCase()}: ${parts.map(String).join(" ")}`)
+})
+
+const cli = Command.run(dfkCommand, { name: "dfk", version: VERSION })
+
+/**
+ * Runs `dfk` with the given `argv` (runtime and script first, as in `process.argv`) and
+ * returns the exit status. Errors are printed as one line on stderr.
+ */
+const main = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
+  Effect.suspend(() => cli(rewriteArgs(argv))).pipe(
+    Effect.as(ExitStatus.ok as number),
+    Effect.catchAll((e): Effect.Effect<number> => {
+      // @effect/cli has already printed what is wrong with the command line.
+      if (ValidationError.isValidationError(e)) return Effect.succeed(ExitStatus.usage)
+      if (e instanceof CliError) {
+        return e.message === "" ? Effect.succeed(e.code) : Effect.as(Console.error(`dfk: ${e.message}`), e.code)
+      }
+      return Effect.as(Console.error(`dfk: ${String(e)}`), ExitStatus.failed)
+    }),
+    Effect.catchAllCause((cause) =>
+      Cause.isInterruptedOnly(cause)
+        ? Effect.failCause(cause)
+        : Effect.as(Console.error(`dfk: unexpected error\n${Cause.pretty(cause)}`), ExitStatus.failed as number)
+    ),
+    Effect.provide(Layer.mergeAll(
+      CheckpointStore.layerFileSystem.pipe(Layer.provideMerge(NodeContext.layer)),
+      Logger.replace(Logger.defaultLogger, stderrLogger)
+    ))
+  )
+
+/** The exit status is the value of `main`; an interruption (Ctrl-C) is 130, as in a shell. */
+const teardown = <E, A>(exit: Exit.Exit<E, A>, onExit: (code: number) => void): void =>
+  onExit(
+    Exit.isSuccess(exit)
+      ? (typeof exit.value === "number" ? exit.value : ExitStatus.ok)
+      : Cause.isInterruptedOnly(exit.cause)
+      ? 130
+      : ExitStatus.failed
+  )
+
+main(process.argv).pipe(NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true, teardown }))

@@ -1,0 +1,186 @@
+/**
+ * `dfk verify <checkpoint dir>…`: reports torn and corrupt lines with file and line number.
+ *
+ * Exit status: `1` when any line is corrupt (the library refuses to load such a checkpoint
+ * with `BadCheckpoint`). A torn last line (an interrupted write) is reported too, but it is
+ * loadable (the library skips it with a warning), so by default it leaves the status at `0`;
+ * with `--strict` it yields `1` as well.
+ *
+ * @module
+ */
+import * as Args from "@effect/cli/Args"
+import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
+import * as FileSystem from "@effect/platform/FileSystem"
+import * as Path from "@effect/platform/Path"
+import * as Console from "effect/Console"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Stream from "effect/Stream"
+import { getAllCheckpoints, Memo } from "../mod.ts"
+import type { CheckpointEntry } from "../mod.ts"
+import { invalidEntry, TASKS_FILE } from "../src/internal/entry.ts"
+import { LineSplitter } from "../src/internal/fileStore.ts"
+import { CliError, ExitStatus, resolveCheckpoint } from "./common.ts"
+
+/**
+ * A problem found on one line.
+ *
+ * @since 0.1.0
+ */
+export interface Problem {
+  /** The file. */
+  readonly file: string
+  /** The 1-based line number. */
+  readonly line: number
+  /** `corrupt`: loading fails; `torn`: an unterminated, unparsable last line, skipped on load. */
+  readonly kind: "corrupt" | "torn"
+  /** What is wrong. */
+  readonly reason: string
+}
+
+/**
+ * The verdict on one checkpoint file.
+ *
+ * @since 0.1.0
+ */
+export interface FileReport {
+  /** The `tasks.jsonl` file. */
+  readonly file: string
+  /** Good entries. */
+  readonly entries: number
+  /** Every problem, in line order. */
+  readonly problems: ReadonlyArray<Problem>
+}
+
+/**
+ * Checks every line of the checkpoint in `dir`: JSON, the entry format (the library's own
+ * validator), and that each entry's hash is the memo key of its app, version and input.
+ *
+ * @since 0.1.0
+ */
+export const verifyCheckpoint = (
+  dir: string
+): Effect.Effect<FileReport, CliError, FileSystem.FileSystem | Path.Path> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const file = path.join(dir, TASKS_FILE)
+    const problems: Array<Problem> = []
+    let entries = 0
+    const splitter = new LineSplitter((line, lineNo, terminated) => {
+      if (line.trim() === "") return
+      let value: unknown
+      try {
+        value = JSON.parse(line)
+      } catch {
+        problems.push(
+          terminated
+            ? { file, line: lineNo, kind: "corrupt", reason: "the line is not valid JSON" }
+            : {
+              file,
+              line: lineNo,
+              kind: "torn",
+              reason: "a torn last line (an interrupted write); loadable: the library skips it with a warning"
+            }
+        )
+        return
+      }
+      const invalid = invalidEntry(value)
+      if (invalid !== undefined) {
+        problems.push({ file, line: lineNo, kind: "corrupt", reason: invalid })
+        return
+      }
+      const entry = value as CheckpointEntry
+      const key = Effect.runSync(Effect.either(Memo.key({ name: entry.app, version: entry.version, input: entry.input })))
+      if (Either.isRight(key) && key.right !== entry.hash) {
+        problems.push({
+          file,
+          line: lineNo,
+          kind: "corrupt",
+          reason: "the hash is not the memo key of the entry's app, version and input (the line was edited or damaged)"
+        })
+        return
+      }
+      entries++
+    })
+    const decoder = new TextDecoder("utf-8")
+    yield* fs.stream(file, { chunkSize: FileSystem.KiB(256) }).pipe(
+      Stream.runForEach((chunk) => Effect.sync(() => splitter.push(decoder.decode(chunk, { stream: true })))),
+      Effect.mapError((e) => new CliError({ message: `Cannot read ${file}: ${e.message}`, code: ExitStatus.usage }))
+    )
+    splitter.push(decoder.decode())
+    splitter.end()
+    return { file, entries, problems }
+  })
+
+/**
+ * Turns a path into the checkpoint dirs to verify: a checkpoint dir (or its run dir or
+ * `tasks.jsonl`), or a run directory, meaning every checkpoint under it.
+ *
+ * @since 0.1.0
+ */
+export const resolveForVerify = (
+  given: string
+): Effect.Effect<Array<string>, CliError, FileSystem.FileSystem | Path.Path> =>
+  resolveCheckpoint(given).pipe(
+    Effect.map((dir) => [dir]),
+    Effect.catchAll((e) =>
+      Effect.flatMap(getAllCheckpoints(given), (dirs) => dirs.length > 0 ? Effect.succeed(dirs) : Effect.fail(e))
+    )
+  )
+
+/**
+ * The `verify` subcommand.
+ *
+ * @since 0.1.0
+ */
+export const verifyCommand = Command.make(
+  "verify",
+  {
+    dirs: Args.text({ name: "checkpoint dir" }).pipe(
+      Args.withDescription("Checkpoint dirs (or their run dirs or tasks.jsonl files), or a run directory for all its checkpoints"),
+      Args.atLeast(1)
+    ),
+    strict: Options.boolean("strict").pipe(
+      Options.withDescription("Exit with status 1 for a torn last line too (it is loadable, so by default it is not an error)")
+    )
+  },
+  ({ dirs, strict }) =>
+    Effect.gen(function*() {
+      // Every path is checked before anything is read: a bad one is exit status 2.
+      const resolved = (yield* Effect.forEach(dirs, resolveForVerify)).flat()
+      let corrupt = 0
+      let torn = 0
+      let entries = 0
+      for (const dir of [...new Set(resolved)]) {
+        const report = yield* verifyCheckpoint(dir)
+        entries += report.entries
+        for (const p of report.problems) {
+          yield* Console.log(`${p.file}:${p.line}: ${p.kind}: ${p.reason}`)
+          if (p.kind === "corrupt") corrupt++
+          else torn++
+        }
+        const c = report.problems.filter((p) => p.kind === "corrupt").length
+        const t = report.problems.length - c
+        yield* Console.log(
+          `${report.file}: ${report.entries} ${report.entries === 1 ? "entry" : "entries"}, ` +
+            (report.problems.length === 0
+              ? "ok"
+              : [c > 0 ? `${c} corrupt ${c === 1 ? "line" : "lines"} (not loadable)` : "", t > 0 ? "torn last line (loadable)" : ""]
+                .filter((s) => s !== "").join(", "))
+        )
+      }
+      const files = new Set(resolved).size
+      yield* Console.log(
+        `Checked ${files} ${files === 1 ? "checkpoint" : "checkpoints"}, ${entries} entries: ` +
+          (corrupt === 0 && torn === 0
+            ? "all good"
+            : `${corrupt} corrupt ${corrupt === 1 ? "line" : "lines"}, ${torn} torn last ${torn === 1 ? "line" : "lines"}`)
+      )
+      if (corrupt > 0 || (strict && torn > 0)) return yield* new CliError({ message: "", code: ExitStatus.failed })
+    })
+).pipe(Command.withDescription(
+  "Report torn and corrupt lines of checkpoints with file and line number. Exit status 1 if any line is corrupt; " +
+    "a torn last line is reported but loadable, so it yields 1 only with --strict"
+))
