@@ -138,12 +138,15 @@ export const loadCheckpoint = (
 
 /**
  * Every entry of every checkpoint under `runDir` (numeric run order, stored order within
- * a run), each with its run. `runDir` must be an existing directory.
+ * a run), each with its run. `runDir` must be an existing directory. With
+ * `acceptCheckpoint`, a `runDir` with no runs that is itself a checkpoint (or a run dir
+ * holding one) is read as that one checkpoint.
  *
  * @since 0.1.0
  */
 export const loadRunDir = (
-  runDir: string
+  runDir: string,
+  acceptCheckpoint = false
 ): Effect.Effect<
   { readonly dirs: Array<string>; readonly entries: Array<Located> },
   CliError,
@@ -151,7 +154,11 @@ export const loadRunDir = (
 > =>
   Effect.gen(function*() {
     yield* requireDirectory(runDir, "run directory")
-    const dirs = yield* getAllCheckpoints(runDir)
+    let dirs = yield* getAllCheckpoints(runDir)
+    if (dirs.length === 0 && acceptCheckpoint) {
+      const single = yield* Effect.option(resolveCheckpoint(runDir))
+      if (Option.isSome(single)) dirs = [single.value]
+    }
     const entries: Array<Located> = []
     for (const dir of dirs) {
       const run = yield* runIdOf(dir)

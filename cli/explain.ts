@@ -133,7 +133,7 @@ export const explain = (options: {
       input: options.input,
       ignoreForCache: options.ignore
     }).pipe(Effect.catchTag("AppCacheError", (e) => usageError(`Invalid --input: ${e.reason}`)))
-    const { entries } = yield* loadRunDir(options.runDir)
+    const { entries } = yield* loadRunDir(options.runDir, true)
     const found = entries.filter((l) => l.entry.hash === key)
     // The asked input as it goes into the key, to compare with the stored input.
     const asked = withoutKeys(options.input, options.ignore)
@@ -174,7 +174,9 @@ const parseInput = (text: string): Effect.Effect<unknown, CliError> =>
 export const explainCommand = Command.make(
   "explain",
   {
-    runDir: Args.text({ name: "runDir" }).pipe(Args.withDescription("The run directory holding 000, 001, …")),
+    runDir: Args.text({ name: "runDir" }).pipe(
+      Args.withDescription("The run directory holding 000, 001, … (or a single checkpoint dir)")
+    ),
     app: Options.text("app").pipe(Options.withDescription("The app's name")),
     input: Options.text("input").pipe(
       Options.withDescription("The call's input, ENCODED with the app's input schema, as JSON, e.g. '{\"x\":1}'")

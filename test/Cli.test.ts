@@ -244,9 +244,10 @@ describe("dfk", () => {
       ["explain", root, "--app", "nobody", "--input", "1"],
       ["explain", root, "--app", "double", "--input", "{x:1"],
       ["explain", path.join(tmp, "nope"), "--app", "double", "--input", "{}"],
-      ["explain", root, "--input", "{}"]
+      ["explain", root, "--input", "{}"],
+      ["explain", path.join(root, "000", "checkpoint"), "--app", "double", "--input", "{\"x\":1}"]
     ]
-    const [hit, changed, version, versionHit, lang, missingKey, extra, ignored, unknownApp, badJson, badDir, noApp] =
+    const [hit, changed, version, versionHit, lang, missingKey, extra, ignored, unknownApp, badJson, badDir, noApp, single] =
       await dfkAll(calls)
 
     const key = await Effect.runPromise(Memo.key({ name: "double", input: { x: 1 } }))
@@ -288,6 +289,11 @@ describe("dfk", () => {
     assertUsageError(badDir, "does not exist")
     assert.strictEqual(noApp.code, 2)
     assert.include(noApp.stderr, "--app")
+
+    // A single checkpoint dir instead of a run dir: only its entries count.
+    assert.strictEqual(single.code, 0, single.stdout + single.stderr)
+    assert.match(single.stdout, /Hit: stored in run 000 .*result 2,/)
+    assert.notInclude(single.stdout, "also stored")
   })
 
   it("compact: merges every checkpoint into a new run, last entry wins, loadable by the library", async () => {
