@@ -27,7 +27,7 @@ import type { CheckpointMode } from "../mod.ts"
 // ---------------------------------------------------------------------------------------
 // A file system that fails on demand.
 
-type WriteFault = "EROFS" | "ENOSPC" | "partial"
+type WriteFault = "EROFS" | "ENOSPC" | "partial" | "die"
 
 /** What to fail now. Mutated by the tests between steps. */
 interface Faults {
@@ -46,7 +46,8 @@ interface Faults {
 const DESCRIPTIONS: Record<WriteFault, { reason: SystemErrorReason; description: string }> = {
   EROFS: { reason: "PermissionDenied", description: "EROFS: read-only file system" },
   ENOSPC: { reason: "Unknown", description: "ENOSPC: no space left on device" },
-  partial: { reason: "Unknown", description: "ENOSPC: no space left on device (after a short write)" }
+  partial: { reason: "Unknown", description: "ENOSPC: no space left on device (after a short write)" },
+  die: { reason: "Unknown", description: "unused" }
 }
 
 const systemError = (fault: WriteFault, method: string, pathOrDescriptor: string) =>
@@ -71,6 +72,11 @@ const failingFileSystem = (faults: Faults): Layer.Layer<FileSystem.FileSystem> =
           }
           if (fault === undefined) return real.writeFile(file, data, options)
           faults.failed++
+          if (fault === "die") {
+            // A bug below the store (a defect, not a typed error), once.
+            faults.write = undefined
+            return Effect.die(new Error("the file system layer crashed"))
+          }
           if (fault !== "partial") return Effect.fail(systemError(fault, "writeFile", file))
           // A short write: half of the bytes reach the file, then the disk is full.
           return real.writeFile(file, data.subarray(0, Math.floor(data.length / 2)), options).pipe(
@@ -83,7 +89,7 @@ const failingFileSystem = (faults: Faults): Layer.Layer<FileSystem.FileSystem> =
           const writing = options?.flag !== undefined && options.flag !== "r"
           if (fault === undefined || !writing) return real.open(file, options)
           faults.failed++
-          return Effect.fail(systemError(fault === "partial" ? "ENOSPC" : fault, "open", file))
+          return Effect.fail(systemError(fault === "partial" || fault === "die" ? "ENOSPC" : fault, "open", file))
         }),
       makeDirectory: (dir, options) =>
         faults.makeDirectory
@@ -320,6 +326,24 @@ describe("write failures", () => {
       faults.write = undefined
       while ((yield* Dfk.stats).checkpointed < 4) yield* Effect.sleep("5 millis")
       assert.strictEqual((yield* Dfk.stats).pending, 0)
+      assert.deepStrictEqual(inputsOf(file), [1, 2, 3, 4])
+    }))
+  })
+
+  it.live("periodic: a pass that dies (a defect below the store) is logged, loses nothing, and passes go on", () => {
+    const { errors, faults, file, run } = setup("periodic", { checkpointPeriod: "20 millis" })
+    return run(Effect.gen(function*() {
+      yield* Effect.forEach([1, 2], (x) => triple(x))
+      faults.write = "die"
+      for (let i = 0; i < 200 && faults.failed === 0; i++) yield* Effect.sleep("5 millis")
+      assert.strictEqual(faults.failed, 1)
+      yield* Effect.forEach([3, 4], (x) => triple(x))
+      // Later passes still run and write everything, the first batch included.
+      for (let i = 0; i < 200 && (yield* Dfk.stats).checkpointed < 4; i++) yield* Effect.sleep("5 millis")
+      const stats = yield* Dfk.stats
+      assert.isTrue(errors().some((m) => m.includes("crashed")), `the defect was not logged: ${JSON.stringify(errors())}`)
+      assert.strictEqual(stats.checkpointed, 4, `stats: ${JSON.stringify(stats)}`)
+      assert.strictEqual(stats.pending, 0)
       assert.deepStrictEqual(inputsOf(file), [1, 2, 3, 4])
     }))
   })
