@@ -5,10 +5,10 @@
  * @module
  */
 import * as Effect from "effect/Effect"
-import * as MetricLabel from "effect/MetricLabel"
 import * as Schema from "effect/Schema"
 import { Dfk } from "./Dfk.ts"
 import type { AppCacheError } from "./errors.ts"
+import { metricTagsOf } from "./internal/kernel.ts"
 import type { AppSpec } from "./internal/kernel.ts"
 
 /**
@@ -112,10 +112,12 @@ export const make = <In extends Schema.Schema.Any, Out extends Schema.Schema.Any
     cache: options.cache ?? false,
     ignoreForCache: [...(options.ignoreForCache ?? [])],
     encodeInput: Schema.encode(input),
+    encodeInputSync: Schema.encodeEither(input),
     encodeOutput: Schema.encode(output),
+    encodeOutputSync: Schema.encodeEither(output),
     decodeOutput: Schema.decodeUnknown(output),
     body,
-    label: MetricLabel.make("app", options.name)
+    metricTags: metricTagsOf(options.name)
   }
   const app = (value: Schema.Schema.Type<In>) => Effect.flatMap(Dfk, (dfk) => dfk.call(spec, value))
   return Object.assign(app, { appName: options.name, options }) as any

@@ -1,7 +1,7 @@
 /**
  * RFC 8785 (JCS) canonical JSON and the memo key. Internal: the public face is `Memo.ts`.
  */
-import { createHash } from "node:crypto"
+import * as crypto from "node:crypto"
 
 /** Thrown (and caught by callers) when a value has no JSON form. */
 export class NotJson extends Error {
@@ -36,6 +36,55 @@ const pathOf = (path: ReadonlyArray<string | number>): string => {
   return out
 }
 
+/** Thrown by the fast serializer when it meets anything unusual; the careful one then explains. */
+const SLOW = { slow: true }
+const MAX_FAST_DEPTH = 200
+
+// The fast serializer: no path tracking, no cycle set (a depth bound stands in for it).
+const fast = (v: unknown, depth: number): string => {
+  switch (typeof v) {
+    case "string":
+      return JSON.stringify(v)
+    case "number":
+      // Number-to-string is the ECMAScript form JSON uses (and -0 prints as 0).
+      if (v - v !== 0) throw SLOW
+      return "" + v
+    case "boolean":
+      return v ? "true" : "false"
+    case "object": {
+      if (v === null) return "null"
+      if (depth > MAX_FAST_DEPTH) throw SLOW
+      if (Array.isArray(v)) {
+        const n = v.length
+        if (n === 0) return "[]"
+        let out = "["
+        for (let i = 0; i < n; i++) {
+          const x = v[i]
+          if (x === undefined) throw SLOW
+          out += (i === 0 ? "" : ",") + fast(x, depth + 1)
+        }
+        return out + "]"
+      }
+      const proto = Object.getPrototypeOf(v)
+      if (proto !== objectProto && proto !== null) throw SLOW
+      const keys = Object.keys(v)
+      if (keys.length > 1) keys.sort()
+      let out = "{"
+      let first = true
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i]!
+        const member = (v as Record<string, unknown>)[k]
+        if (member === undefined) continue
+        out += (first ? "" : ",") + JSON.stringify(k) + ":" + fast(member, depth + 1)
+        first = false
+      }
+      return out + "}"
+    }
+    default:
+      throw SLOW
+  }
+}
+
 /**
  * Serializes `value` as RFC 8785 canonical JSON: object keys sorted by UTF-16 code units,
  * numbers in ECMAScript form, strings escaped as `JSON.stringify` does, no whitespace.
@@ -43,6 +92,16 @@ const pathOf = (path: ReadonlyArray<string | number>): string => {
  * (as `JSON.stringify` does); `undefined` elsewhere is an error.
  */
 export const canonicalJson = (value: unknown): string => {
+  try {
+    return fast(value, 0)
+  } catch (e) {
+    if (e !== SLOW) throw e
+    return careful(value)
+  }
+}
+
+// The careful serializer: tracks the path for error messages and detects cycles.
+const careful = (value: unknown): string => {
   const ancestors: Array<object> = []
   const path: Array<string | number> = []
   const write = (v: unknown): string => {
@@ -94,8 +153,16 @@ export const canonicalJson = (value: unknown): string => {
   return write(value)
 }
 
-/** Hex sha256 of a UTF-8 string. */
-export const sha256Hex = (text: string): string => createHash("sha256").update(text).digest("hex")
+type OneShotHash = (algorithm: string, data: string, encoding: "hex") => string
+const oneShot = (crypto as { hash?: OneShotHash }).hash
+
+/**
+ * Hex sha256 of a UTF-8 string: with the one-shot `crypto.hash` where the runtime has it
+ * (Node 20.12+, Deno; about 2.5x faster for small inputs), else `createHash`.
+ */
+export const sha256Hex: (text: string) => string = typeof oneShot === "function"
+  ? (text) => oneShot("sha256", text, "hex")
+  : (text) => crypto.createHash("sha256").update(text).digest("hex")
 
 /** Removes the ignored keys from an encoded input that is a plain object. */
 export const withoutKeys = (encoded: unknown, ignore: ReadonlyArray<string>): unknown => {

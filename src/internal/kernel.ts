@@ -7,6 +7,7 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
+import * as Either from "effect/Either"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
@@ -18,7 +19,6 @@ import type * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type * as Tracer from "effect/Tracer"
 import { CheckpointFiles } from "../CheckpointFiles.ts"
 import { CheckpointStore } from "../CheckpointStore.ts"
 import type { CheckpointEntry, CheckpointStoreService, Durability } from "../CheckpointStore.ts"
@@ -39,11 +39,25 @@ export interface AppSpec {
   readonly cache: boolean
   readonly ignoreForCache: ReadonlyArray<string>
   readonly encodeInput: (input: unknown) => Effect.Effect<unknown, ParseResult.ParseError, any>
+  /** The synchronous encoder; a `Left` may only mean the schema needs the effectful one. */
+  readonly encodeInputSync: (input: unknown) => Either.Either<unknown, ParseResult.ParseError>
   readonly encodeOutput: (output: unknown) => Effect.Effect<unknown, ParseResult.ParseError, any>
+  readonly encodeOutputSync: (output: unknown) => Either.Either<unknown, ParseResult.ParseError>
   readonly decodeOutput: (encoded: unknown) => Effect.Effect<unknown, ParseResult.ParseError, any>
   readonly body: (input: any) => Effect.Effect<any, any, any>
-  /** The `app` label of its metrics. */
-  readonly label: MetricLabel.MetricLabel
+  /** The labels of its app-calls metric, one array per outcome (built once: Effect caches by identity). */
+  readonly metricTags: Record<Outcome, ReadonlyArray<MetricLabel.MetricLabel>>
+}
+
+/** The labels of an app's app-calls metric, by outcome. */
+export const metricTagsOf = (name: string): Record<Outcome, ReadonlyArray<MetricLabel.MetricLabel>> => {
+  const app = MetricLabel.make("app", name)
+  return {
+    hit: [MetricLabel.make("outcome", "hit"), app],
+    miss: [MetricLabel.make("outcome", "miss"), app],
+    dedup: [MetricLabel.make("outcome", "dedup"), app],
+    checkpoint: [MetricLabel.make("outcome", "checkpoint"), app]
+  }
 }
 
 /** The configuration after validation. */
@@ -135,7 +149,29 @@ export const resolveConfig = (config: DfkConfig): Effect.Effect<ResolvedConfig, 
 type Slot =
   | { readonly _tag: "Done"; readonly exit: Exit.Exit<unknown, unknown> }
   // Resolved with the outcome, or with `undefined` when the executing call was interrupted.
-  | { readonly _tag: "Running"; readonly deferred: Deferred.Deferred<Exit.Exit<unknown, unknown> | undefined> }
+  | { readonly _tag: "Running"; readonly flight: Flight }
+
+/** An execution in flight and the callers waiting for it (none, usually: then it costs nothing). */
+class Flight {
+  private waiters: Array<(outcome: Exit.Exit<unknown, unknown> | undefined) => void> | undefined
+  /** Hands the outcome (or `undefined`: the execution was interrupted) to every waiter. */
+  done(outcome: Exit.Exit<unknown, unknown> | undefined): void {
+    const waiters = this.waiters
+    this.waiters = undefined
+    if (waiters !== undefined) for (const w of waiters) w(outcome)
+  }
+  /** Waits for the outcome; an interrupted waiter leaves the list. */
+  wait(): Effect.Effect<Exit.Exit<unknown, unknown> | undefined> {
+    return Effect.async((resume) => {
+      const waiter = (outcome: Exit.Exit<unknown, unknown> | undefined) => resume(Effect.succeed(outcome))
+      ;(this.waiters ??= []).push(waiter)
+      return Effect.sync(() => {
+        const i = this.waiters?.indexOf(waiter) ?? -1
+        if (i >= 0) this.waiters!.splice(i, 1)
+      })
+    })
+  }
+}
 
 interface Lending {
   nested: number
@@ -144,12 +180,14 @@ interface Lending {
 /** The slot a running app body holds, so that apps it calls can borrow it (no deadlock). */
 const currentLending = FiberRef.unsafeMake<Lending | null>(null)
 
-const outcomeLabels: Record<Outcome, MetricLabel.MetricLabel> = {
-  hit: MetricLabel.make("outcome", "hit"),
-  miss: MetricLabel.make("outcome", "miss"),
-  dedup: MetricLabel.make("outcome", "dedup"),
-  checkpoint: MetricLabel.make("outcome", "checkpoint")
+/** A span that records nothing: used when no tracer is installed, where spans are invisible. */
+interface SpanLike {
+  attribute(key: string, value: unknown): void
 }
+const noSpan: SpanLike = { attribute: () => {} }
+
+/** The tracer Effect uses when none is provided: spans made for it are seen by nobody. */
+const nativeTracer = Effect.runSync(Effect.tracer)
 
 const reasonOf = (e: unknown): string => e instanceof Error ? e.message : String(e)
 
@@ -161,6 +199,18 @@ const jsonOf = (value: unknown): string | { readonly error: string } => {
     if (e instanceof RangeError) return { error: "the value is nested too deeply" }
     throw e
   }
+}
+
+// The current time in ISO-8601, formatted at most once per millisecond.
+let lastMillis = -1
+let lastIso = ""
+const isoNow = (): string => {
+  const now = Date.now()
+  if (now !== lastMillis) {
+    lastMillis = now
+    lastIso = new Date(now).toISOString()
+  }
+  return lastIso
 }
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
@@ -224,16 +274,16 @@ export const make = (
       if (changed === undefined) changed = Deferred.unsafeMake<void>(FiberId.none)
       return Deferred.await(changed)
     })
-    const snapshot = (): DfkStats => ({ ...stats, pending: pending.length })
+    const snapshot = (): DfkStats => ({ ...stats, pending: pending.length + writing })
 
     // Counts a served call: stats, the app-calls metric and the call's span.
-    const record = (app: AppSpec, span: Tracer.Span, outcome: Outcome) => {
+    const record = (app: AppSpec, span: SpanLike, outcome: Outcome) => {
       if (outcome === "miss") stats.misses++
       else {
         stats.hits++
         if (outcome === "checkpoint") stats.fromCheckpoint++
       }
-      Metrics.appCalls.unsafeUpdate(1, [outcomeLabels[outcome], app.label])
+      Metrics.appCalls.unsafeUpdate(1, app.metricTags[outcome])
       span.attribute("outcome", outcome)
       notify()
     }
@@ -241,6 +291,7 @@ export const make = (
     let pending: Array<CheckpointEntry> = []
     let queued = 0 // entries ever queued
     let written = 0 // entries ever written (a prefix of the queue, in order)
+    let writing = 0 // entries of the pass under way: still pending until written
     const passLock = yield* Effect.makeSemaphore(1)
     const appendOptions = { durability: cfg.durability }
     const slots = cfg.maxConcurrency === undefined ? undefined : yield* Effect.makeSemaphore(cfg.maxConcurrency)
@@ -251,13 +302,16 @@ export const make = (
     const passUnlocked: Effect.Effect<void, CheckpointError> = Effect.suspend(() => {
       const batch = pending
       pending = []
+      writing = batch.length
       return store.append(checkpointDir, batch, appendOptions).pipe(
         Effect.tapError(() =>
           Effect.sync(() => {
+            writing = 0
             pending = batch.concat(pending)
           })
         ),
         Effect.zipRight(Effect.suspend(() => {
+          writing = 0
           written += batch.length
           stats.checkpointed += batch.length
           Metrics.entriesCheckpointed.unsafeUpdate(batch.length, [])
@@ -280,27 +334,17 @@ export const make = (
         Effect.uninterruptible
       )
 
-    const enqueue = (entry: CheckpointEntry): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        pending.push(entry)
-        const seq = ++queued
-        if (cfg.checkpointMode !== "task_exit") return Effect.void
-        return writeThrough(seq).pipe(
-          Effect.catchAll((e) =>
-            Effect.logError(`Checkpoint write failed; the entry stays pending: ${e.message}`)
-          )
-        )
-      })
-
+    // Runs an app body with the kernel's retries and slots; `running` counts it while it runs.
+    const bodyEnded = Effect.sync(() => {
+      stats.running--
+      notify()
+    })
     const runBody = (app: AppSpec, input: unknown): Effect.Effect<unknown, unknown, unknown> => {
       let body: Effect.Effect<unknown, unknown, unknown> = Effect.suspend(() => {
         stats.running++
         notify()
-        return app.body(input)
-      }).pipe(Effect.ensuring(Effect.sync(() => {
-        stats.running--
-        notify()
-      })))
+        return Effect.ensuring(app.body(input), bodyEnded)
+      })
       if (cfg.retries > 0) {
         body = body.pipe(
           Effect.sandbox,
@@ -322,38 +366,74 @@ export const make = (
           () => Effect.suspend(() => --lending.nested === 0 ? slots.take(1) : Effect.void)
         ))
 
-    const completed = (
+    const encodeOutputSlow = (app: AppSpec, value: unknown) =>
+      app.encodeOutput(value).pipe(Effect.either) as Effect.Effect<Either.Either<unknown, ParseResult.ParseError>>
+
+    // The checkpoint entry of a successful result, or a warning when it cannot be checkpointed.
+    const entryOf = (
       app: AppSpec,
       key: string,
       inputJson: string,
-      exit: Exit.Exit<unknown, unknown>
-    ): Effect.Effect<void> => {
-      if (Exit.isFailure(exit)) return Effect.void
-      return app.encodeOutput(exit.value).pipe(
-        Effect.flatMap((encoded) => {
-          const json = jsonOf(encoded)
-          if (typeof json !== "string") {
-            return Effect.logWarning(`The result of ${app.name} cannot be checkpointed: it has no JSON form (${json.error})`)
-          }
-          return Effect.flatMap(Clock.currentTimeMillis, (now) =>
-            enqueue(new KernelEntry(key, app.name, app.version, inputJson, json, new Date(now).toISOString())))
-        }),
-        Effect.catchAll((e) =>
-          Effect.logWarning(`The result of ${app.name} cannot be checkpointed: it does not encode with the output schema: ${e.message}`)
-        )
-      ) as Effect.Effect<void>
+      encoded: Either.Either<unknown, ParseResult.ParseError>
+    ): KernelEntry | string => {
+      if (Either.isLeft(encoded)) {
+        return `The result of ${app.name} cannot be checkpointed: it does not encode with the output schema: ${encoded.left.message}`
+      }
+      const json = jsonOf(encoded.right)
+      if (typeof json !== "string") {
+        return `The result of ${app.name} cannot be checkpointed: it has no JSON form (${json.error})`
+      }
+      return new KernelEntry(key, app.name, app.version, inputJson, json, isoNow())
+    }
+
+    // Queues an entry; in task_exit mode, also writes it (with whatever else is pending).
+    const enqueue = (entry: CheckpointEntry): Effect.Effect<void> | undefined => {
+      pending.push(entry)
+      const seq = ++queued
+      notify()
+      if (cfg.checkpointMode !== "task_exit") return undefined
+      return writeThrough(seq).pipe(
+        Effect.catchAll((e) => Effect.logError(`Checkpoint write failed; the entry stays pending: ${e.message}`))
+      )
+    }
+
+    // Publishes the outcome of a call that ran: memo, waiters, and (on success) the checkpoint
+    // queue. In task_exit mode the waiters and the caller see it only once it is written.
+    const settle = (
+      app: AppSpec,
+      key: string,
+      inputJson: string,
+      exit: Exit.Exit<unknown, unknown>,
+      flight: Flight
+    ): Effect.Effect<unknown, unknown, unknown> => {
+      const done = () => {
+        memo.set(key, { _tag: "Done", exit })
+        flight.done(exit)
+        return exit
+      }
+      if (Exit.isFailure(exit)) return Effect.sync(done).pipe(Effect.flatten)
+      const encoded = app.encodeOutputSync(exit.value)
+      const withEntry = (entry: KernelEntry | string) => {
+        if (typeof entry === "string") return Effect.zipRight(Effect.logWarning(entry), Effect.sync(done)).pipe(Effect.flatten)
+        const write = enqueue(entry)
+        return write === undefined ? done() : Effect.zipRight(write, Effect.sync(done)).pipe(Effect.flatten)
+      }
+      return Either.isRight(encoded)
+        ? withEntry(entryOf(app, key, inputJson, encoded))
+        : Effect.flatMap(encodeOutputSlow(app, exit.value), (e) => withEntry(entryOf(app, key, inputJson, e)))
     }
 
     // Decodes a loaded entry with the app's output schema; `undefined` (and a warning) when
     // it no longer decodes, which makes the call a miss.
     const fromCheckpoint = (app: AppSpec, key: string, entry: CheckpointEntry) =>
-      app.decodeOutput(entry.result).pipe(
-        Effect.tap(() => enqueue(entry)),
+      Effect.suspend(() => app.decodeOutput(entry.result)).pipe(
         Effect.map(Exit.succeed),
-        Effect.catchAll((e) =>
+        Effect.catchAllCause((cause) =>
           Effect.as(
             Effect.logWarning(
-              `A checkpointed result of ${app.name} (${key.slice(0, 12)}) no longer decodes with its output schema, so the app runs again: ${e.message}`
+              `A checkpointed result of ${app.name} (${key.slice(0, 12)}) no longer decodes with its output schema, so the app runs again: ${
+                Cause.pretty(cause)
+              }`
             ),
             undefined
           )
@@ -363,43 +443,46 @@ export const make = (
     // Runs in an uninterruptible region; only the body itself (and waiting) is interruptible.
     const produce = (
       app: AppSpec,
-      span: Tracer.Span,
+      span: SpanLike,
       key: string,
       inputJson: string,
       input: unknown,
-      deferred: Deferred.Deferred<Exit.Exit<unknown, unknown> | undefined>,
+      flight: Flight,
       restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-    ): Effect.Effect<unknown, unknown, unknown> =>
-      Effect.gen(function*() {
-        const entry = loaded.get(key)
-        if (entry !== undefined) {
-          loaded.delete(key)
-          const exit = yield* fromCheckpoint(app, key, entry)
-          if (exit !== undefined) {
-            record(app, span, "checkpoint")
-            memo.set(key, { _tag: "Done", exit })
-            yield* Deferred.succeed(deferred, exit)
+    ): Effect.Effect<unknown, unknown, unknown> => {
+      const run = (): Effect.Effect<unknown, unknown, unknown> => {
+        record(app, span, "miss")
+        return Effect.flatMap(Effect.exit(restore(runBody(app, input))), (exit) => {
+          if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
+            memo.delete(key)
+            flight.done(undefined)
             return exit
           }
-        }
-        record(app, span, "miss")
-        const exit = yield* Effect.exit(restore(runBody(app, input)))
-        if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
-          memo.delete(key)
-          yield* Deferred.succeed(deferred, undefined)
+          return settle(app, key, inputJson, exit, flight)
+        })
+      }
+      const entry = loaded.get(key)
+      if (entry === undefined) return run()
+      loaded.delete(key)
+      return Effect.flatMap(fromCheckpoint(app, key, entry), (exit) => {
+        if (exit === undefined) return run()
+        record(app, span, "checkpoint")
+        // Carried forward: written to this run's checkpoint like a fresh result.
+        const write = enqueue(entry)
+        const done = Effect.sync(() => {
+          memo.set(key, { _tag: "Done", exit })
+          flight.done(exit)
           return exit
-        }
-        yield* completed(app, key, inputJson, exit)
-        memo.set(key, { _tag: "Done", exit })
-        yield* Deferred.succeed(deferred, exit)
-        return exit
-      }).pipe(Effect.flatten)
+        }).pipe(Effect.flatten)
+        return write === undefined ? done : Effect.zipRight(write, done)
+      })
+    }
 
     // The check of the memo and the claim of a missing key happen in one synchronous step,
     // so exactly one of several concurrent callers runs the body; the others wait for it.
     const lookup = (
       app: AppSpec,
-      span: Tracer.Span,
+      span: SpanLike,
       key: string,
       inputJson: string,
       input: unknown
@@ -408,15 +491,15 @@ export const make = (
         Effect.suspend(() => {
           const slot = memo.get(key)
           if (slot === undefined) {
-            const deferred = Deferred.unsafeMake<Exit.Exit<unknown, unknown> | undefined>(FiberId.none)
-            memo.set(key, { _tag: "Running", deferred })
-            return produce(app, span, key, inputJson, input, deferred, restore)
+            const flight = new Flight()
+            memo.set(key, { _tag: "Running", flight })
+            return produce(app, span, key, inputJson, input, flight, restore)
           }
           if (slot._tag === "Done") {
             record(app, span, "hit")
             return slot.exit
           }
-          return Effect.flatMap(restore(Deferred.await(slot.deferred)), (exit) => {
+          return Effect.flatMap(restore(slot.flight.wait()), (exit) => {
             if (exit === undefined) return lookup(app, span, key, inputJson, input)
             record(app, span, "dedup")
             return exit
@@ -424,33 +507,50 @@ export const make = (
         })
       )
 
-    // One span per call, named after the app, with the attributes app, hash and outcome.
+    // A call whose input is encoded: the key, then the memo (a hit is served right here).
+    const keyed = (app: AppSpec, span: SpanLike, encoded: unknown, input: unknown): Effect.Effect<unknown, unknown, unknown> => {
+      const json = jsonOf(withoutKeys(encoded, app.ignoreForCache))
+      if (typeof json !== "string") {
+        return Effect.fail(new AppCacheError({ app: app.name, reason: `The input has no JSON form: ${json.error}` }))
+      }
+      const key = keyFromJson(app.name, app.version, json)
+      span.attribute("hash", key)
+      const slot = memo.get(key)
+      if (slot !== undefined && slot._tag === "Done") {
+        record(app, span, "hit")
+        return slot.exit
+      }
+      return lendSlot(lookup(app, span, key, json, input))
+    }
+
+    const encodeFailed = (app: AppSpec, e: ParseResult.ParseError) =>
+      new AppCacheError({ app: app.name, reason: `The input does not encode with the input schema: ${e.message}` })
+
+    const callWith = (app: AppSpec, input: unknown, span: SpanLike): Effect.Effect<unknown, unknown, unknown> =>
+      Effect.suspend(() => {
+        stats.tasks++
+        if (!app.cache || !cfg.memoize) {
+          record(app, span, "miss")
+          return lendSlot(runBody(app, input))
+        }
+        const encoded = app.encodeInputSync(input)
+        if (Either.isRight(encoded)) return keyed(app, span, encoded.right, input)
+        // The synchronous encoder fails for schemas that need effects too: ask the full one.
+        return app.encodeInput(input).pipe(
+          Effect.mapError((e) => encodeFailed(app, e)),
+          Effect.flatMap((value) => keyed(app, span, value, input))
+        )
+      })
+
+    // A span per call, named after the app, with the attributes app, hash and outcome, when a
+    // tracer is installed (with Effect's built-in tracer nobody could see it, so none is made).
     const call = (app: AppSpec, input: unknown): Effect.Effect<unknown, unknown, unknown> =>
-      Effect.useSpan(app.name, { attributes: { app: app.name } }, (span) =>
-        Effect.withParentSpan(
-          Effect.suspend(() => {
-            stats.tasks++
-            if (!app.cache || !cfg.memoize) {
-              record(app, span, "miss")
-              return lendSlot(runBody(app, input))
-            }
-            return app.encodeInput(input).pipe(
-              Effect.mapError((e) =>
-                new AppCacheError({ app: app.name, reason: `The input does not encode with the input schema: ${e.message}` })
-              ),
-              Effect.flatMap((encoded) => {
-                const json = jsonOf(withoutKeys(encoded, app.ignoreForCache))
-                if (typeof json !== "string") {
-                  return Effect.fail(new AppCacheError({ app: app.name, reason: `The input has no JSON form: ${json.error}` }))
-                }
-                const key = keyFromJson(app.name, app.version, json)
-                span.attribute("hash", key)
-                return lendSlot(lookup(app, span, key, json, input))
-              })
-            )
-          }),
-          span
-        ))
+      Effect.tracerWith((tracer) =>
+        tracer === nativeTracer
+          ? callWith(app, input, noSpan)
+          : Effect.useSpan(app.name, { attributes: { app: app.name }, captureStackTrace: false }, (span) =>
+            Effect.withParentSpan(callWith(app, input, span), span))
+      )
 
     // Progress: the counters now, then again after each change (at most once per
     // interval), until the kernel closes.
