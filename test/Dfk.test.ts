@@ -227,6 +227,8 @@ describe("checkpoint modes", () => {
       const runDir = path.join(root, "000")
       yield* Effect.gen(function*() {
         const dfk = yield* Dfk
+        // The first pass runs at start; the next is due a period after it ends.
+        yield* eventually(() => exists(path.join(runDir, "checkpoint", "tasks.jsonl")), "the first pass")
         yield* double(1)
         yield* TestClock.adjust("500 millis")
         yield* eventually(() => Effect.runSync(dfk.stats).checkpointed === 1, "the second pass")
