@@ -22,7 +22,7 @@ export class KernelEntry implements CheckpointEntry {
   ) {
     this.line = "{\"v\":1,\"hash\":\"" + hash + "\",\"app\":" + JSON.stringify(app) + ",\"version\":" +
       (version === null ? "null" : JSON.stringify(version)) + ",\"input\":" + inputJson + ",\"result\":" +
-      resultJson + ",\"time\":\"" + time + "\"}\n"
+      resultJson + ",\"time\":" + JSON.stringify(time) + "}\n"
   }
   get input(): unknown {
     return JSON.parse(this.inputJson)

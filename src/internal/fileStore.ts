@@ -106,7 +106,12 @@ export const make = Effect.gen(function*() {
     Effect.suspend(() => {
       const file = path.join(dir, TASKS_FILE)
       let text = ""
-      for (const e of entries) text += entryLine(e)
+      try {
+        for (const e of entries) text += entryLine(e)
+      } catch (cause) {
+        // JSON.stringify overflows on values nested too deeply: a typed failure, not a defect.
+        return Effect.fail(new CheckpointError({ path: file, reason: `An entry has no JSON form: ${reasonOf(cause)}`, cause }))
+      }
       const bytes = encoder.encode(text)
       return Effect.gen(function*() {
         if (!goodSize.has(file)) {

@@ -304,7 +304,8 @@ export const make = (
       pending = []
       writing = batch.length
       return store.append(checkpointDir, batch, appendOptions).pipe(
-        Effect.tapError(() =>
+        // On a failure, and on a defect of the store too, the batch goes back to the queue.
+        Effect.tapErrorCause(() =>
           Effect.sync(() => {
             writing = 0
             pending = batch.concat(pending)
@@ -466,9 +467,20 @@ export const make = (
       loaded.delete(key)
       return Effect.flatMap(fromCheckpoint(app, key, entry), (exit) => {
         if (exit === undefined) return run()
+        // Carried forward: written to this run's checkpoint like a fresh result, with the
+        // call's canonical input. A result that cannot be serialized again (nested too deeply
+        // for the serializer) makes the call a miss.
+        const result = jsonOf(entry.result)
+        if (typeof result !== "string") {
+          return Effect.zipRight(
+            Effect.logWarning(
+              `A checkpointed result of ${app.name} (${key.slice(0, 12)}) cannot be written again (${result.error}), so the app runs again`
+            ),
+            Effect.suspend(run)
+          )
+        }
         record(app, span, "checkpoint")
-        // Carried forward: written to this run's checkpoint like a fresh result.
-        const write = enqueue(entry)
+        const write = enqueue(new KernelEntry(key, app.name, app.version, inputJson, result, entry.time))
         const done = Effect.sync(() => {
           memo.set(key, { _tag: "Done", exit })
           flight.done(exit)
@@ -574,8 +586,12 @@ export const make = (
         Effect.suspend(() => {
           const lost = pending.length
           return pass.pipe(
-            Effect.catchAll((e) =>
-              Effect.logError(`Final checkpoint failed: ${plural(lost, "entry", "entries")} lost: ${e.message}`)
+            Effect.catchAllCause((cause) =>
+              Effect.logError(
+                `Final checkpoint failed: ${plural(lost, "entry", "entries")} lost: ${
+                  Option.match(Cause.failureOption(cause), { onNone: () => Cause.pretty(cause), onSome: (e) => e.message })
+                }`
+              )
             )
           )
         })
@@ -585,7 +601,16 @@ export const make = (
     // Periodic passes run in the kernel's scope; a failed pass is logged and retried next time.
     if (cfg.checkpointMode === "periodic" && cfg.checkpointPeriod !== undefined) {
       yield* pass.pipe(
-        Effect.catchAll((e) => Effect.logError(`Periodic checkpoint failed; entries stay pending: ${e.message}`)),
+        // A defect (a bug in a store or a FileSystem layer) is logged too, and the passes go on.
+        Effect.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? Effect.failCause(cause)
+            : Effect.logError(
+              `Periodic checkpoint failed; entries stay pending: ${
+                Option.match(Cause.failureOption(cause), { onNone: () => Cause.pretty(cause), onSome: (e) => e.message })
+              }`
+            )
+        ),
         Effect.repeat(Schedule.spaced(cfg.checkpointPeriod)),
         Effect.interruptible,
         Effect.forkScoped
