@@ -35,8 +35,10 @@ import * as Exit from "effect/Exit"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import * as App from "../src/App.ts"
 import { Dfk } from "../src/Dfk.ts"
+import type { DfkStats } from "../src/Dfk.ts"
 import type { AppCacheError, DfkError } from "../src/errors.ts"
 import { type Chunked, piSampler, primeCounter, wordCounter } from "./demo-work.ts"
 
@@ -408,14 +410,15 @@ export const runDemo = (
     write(`effect-dfk demo: ${tasks} tasks (scale ${options.scale ?? 1}), at most 2 at once; this run is ${dfk.runDir}\n`)
     const started = performance.now()
     let done = 0
-    const line = Effect.map(Dfk.stats, (stats) => {
+    const line = (stats: DfkStats) => {
       const width = 24
       const filled = Math.round((done / tasks) * width)
       return `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${tasks} done · ${stats.fromCheckpoint} from checkpoint · ${stats.running} running · ${seconds(performance.now() - started)}`
-    })
-    const draw = Effect.flatMap(line, (text) => Effect.sync(() => write(`\r${text}\x1b[K`)))
+    }
+    const draw = (stats: DfkStats) => Effect.sync(() => write(`\r${line(stats)}\x1b[K`))
     if (progress === "line") {
-      yield* draw.pipe(Effect.zipRight(Effect.sleep(100)), Effect.forever, Effect.forkScoped)
+      // The kernel's live counters, redrawn at most every 100 ms as they change.
+      yield* Dfk.progress({ interval: "100 millis" }).pipe(Stream.runForEach(draw), Effect.forkScoped)
     }
     const onStep = (event: StepEvent) =>
       Effect.sync(() => {
@@ -435,7 +438,7 @@ export const runDemo = (
       )
     )
     if (progress === "line") {
-      yield* draw
+      yield* Effect.flatMap(Dfk.stats, draw)
       write("\n")
     }
     const saved = summary.fromCheckpoint > 0 ? ` (about ${seconds(summary.savedMs)} of compute saved)` : ""
