@@ -113,13 +113,14 @@ export class CheckpointStore extends Context.Tag("effect-dfk/CheckpointStore")<
 >() {
   /**
    * The default store: `<dir>/tasks.jsonl`, UTF-8 JSON Lines, appended, through the
-   * platform's `FileSystem`. A torn last line is skipped with a warning.
+   * platform's `FileSystem`. A torn last line is skipped with a warning. Each file it writes
+   * stays open for appending until the layer closes.
    *
    * @since 0.1.0
    * @category layers
    */
   static readonly layerFileSystem: Layer.Layer<CheckpointStore, never, FileSystem.FileSystem | Path.Path> = Layer
-    .effect(CheckpointStore, fileStore.make)
+    .scoped(CheckpointStore, fileStore.make)
 
   /**
    * A store that keeps entries in memory, for tests. Each layer build starts empty.

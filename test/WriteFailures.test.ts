@@ -31,7 +31,7 @@ type WriteFault = "EROFS" | "ENOSPC" | "partial" | "die"
 
 /** What to fail now. Mutated by the tests between steps. */
 interface Faults {
-  /** How `writeFile` (and `open` for writing) fails; `undefined`: they work. */
+  /** How `writeFile` and writes through an open file fail; `undefined`: they work. */
   write: WriteFault | undefined
   /** `makeDirectory` fails with EROFS. */
   makeDirectory: boolean
@@ -53,43 +53,65 @@ const DESCRIPTIONS: Record<WriteFault, { reason: SystemErrorReason; description:
 const systemError = (fault: WriteFault, method: string, pathOrDescriptor: string) =>
   new SystemError({ module: "FileSystem", method, pathOrDescriptor, ...DESCRIPTIONS[fault] })
 
-/** `NodeFileSystem` with `writeFile`, `open` and `makeDirectory` failing as `faults` says. */
+/**
+ * One write as `faults` says: through the gate, failing, cut short, or as it is. `write` does
+ * the real write of some bytes.
+ */
+const faultyWrite = (
+  faults: Faults,
+  method: string,
+  file: string,
+  data: Uint8Array,
+  write: (bytes: Uint8Array) => Effect.Effect<void, any>
+): Effect.Effect<void, any> =>
+  Effect.suspend(() => {
+    const fault = faults.write
+    const gate = faults.gate
+    if (gate !== undefined) {
+      faults.waiting++
+      return gate.await.pipe(
+        Effect.ensuring(Effect.sync(() => faults.waiting--)),
+        Effect.zipRight(write(data))
+      )
+    }
+    if (fault === undefined) return write(data)
+    faults.failed++
+    if (fault === "die") {
+      // A bug below the store (a defect, not a typed error), once.
+      faults.write = undefined
+      return Effect.die(new Error("the file system layer crashed"))
+    }
+    if (fault !== "partial") return Effect.fail(systemError(fault, method, file))
+    // A short write: half of the bytes reach the file, then the disk is full.
+    return write(data.subarray(0, Math.floor(data.length / 2))).pipe(
+      Effect.zipRight(Effect.fail(systemError(fault, method, file)))
+    )
+  })
+
+/**
+ * `NodeFileSystem` with `writeFile`, the writes of files opened for writing, and
+ * `makeDirectory` failing as `faults` says. (The store keeps its checkpoint file open, so
+ * a fault must reach writes through a handle opened before it, too.)
+ */
 const failingFileSystem = (faults: Faults): Layer.Layer<FileSystem.FileSystem> =>
   Layer.effect(
     FileSystem.FileSystem,
     Effect.map(FileSystem.FileSystem, (real): FileSystem.FileSystem => ({
       ...real,
       writeFile: (file, data, options) =>
-        Effect.suspend(() => {
-          const fault = faults.write
-          const gate = faults.gate
-          if (gate !== undefined) {
-            faults.waiting++
-            return gate.await.pipe(
-              Effect.ensuring(Effect.sync(() => faults.waiting--)),
-              Effect.zipRight(real.writeFile(file, data, options))
-            )
-          }
-          if (fault === undefined) return real.writeFile(file, data, options)
-          faults.failed++
-          if (fault === "die") {
-            // A bug below the store (a defect, not a typed error), once.
-            faults.write = undefined
-            return Effect.die(new Error("the file system layer crashed"))
-          }
-          if (fault !== "partial") return Effect.fail(systemError(fault, "writeFile", file))
-          // A short write: half of the bytes reach the file, then the disk is full.
-          return real.writeFile(file, data.subarray(0, Math.floor(data.length / 2)), options).pipe(
-            Effect.zipRight(Effect.fail(systemError(fault, "writeFile", file)))
-          )
-        }),
+        faultyWrite(faults, "writeFile", file, data, (bytes) => real.writeFile(file, bytes, options)),
+      // Opening works (as it does on a full disk); the writes through the handle fail.
       open: (file, options) =>
         Effect.suspend(() => {
-          const fault = faults.write
           const writing = options?.flag !== undefined && options.flag !== "r"
-          if (fault === undefined || !writing) return real.open(file, options)
-          faults.failed++
-          return Effect.fail(systemError(fault === "partial" || fault === "die" ? "ENOSPC" : fault, "open", file))
+          if (!writing) return real.open(file, options)
+          return Effect.map(real.open(file, options), (handle) =>
+            new Proxy(handle, {
+              get: (target, key) =>
+                key === "writeAll"
+                  ? (data: Uint8Array) => faultyWrite(faults, "writeAll", file, data, (bytes) => target.writeAll(bytes))
+                  : Reflect.get(target, key)
+            }))
         }),
       makeDirectory: (dir, options) =>
         faults.makeDirectory

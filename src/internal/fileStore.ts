@@ -4,6 +4,9 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
+import * as ExecutionStrategy from "effect/ExecutionStrategy"
+import * as Exit from "effect/Exit"
+import * as Scope from "effect/Scope"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { AppendOptions, CheckpointEntry, CheckpointStoreService } from "../CheckpointStore.ts"
@@ -71,7 +74,7 @@ export const makeParser = (
     onEntry(value as CheckpointEntry)
   })
 
-/** The JSON Lines store over the platform's `FileSystem`. */
+/** The JSON Lines store over the platform's `FileSystem`; its open files close with the scope. */
 export const make = Effect.gen(function*() {
   const fs = yield* FileSystem.FileSystem
   const path = yield* Path.Path
@@ -83,20 +86,49 @@ export const make = Effect.gen(function*() {
   const damaged = new Set<string>()
   const encoder = new TextEncoder()
 
-  // With fsync: write through an open handle, sync it, and sync the directory the first
-  // time (so that a new file's directory entry survives a power loss too).
+  // Each checkpoint file is kept open for appending while the store lives (one write per
+  // pass instead of open, write and close), in a scope of its own so that a handle that
+  // failed can be closed and opened again.
+  const handles = new Map<string, { readonly file: FileSystem.File; readonly scope: Scope.CloseableScope }>()
+  // Registered now, so it runs after finalizers added later (such as a kernel's final pass).
+  yield* Effect.addFinalizer(() =>
+    Effect.suspend(() => {
+      const open = [...handles.values()]
+      handles.clear()
+      return Effect.forEach(open, (h) => Scope.close(h.scope, Exit.void), { discard: true })
+    })
+  )
+  const handleFor = (file: string) => {
+    const open = handles.get(file)
+    if (open !== undefined) return Effect.succeed(open.file)
+    return Effect.flatMap(Scope.make(ExecutionStrategy.sequential), (child) =>
+      fs.open(file, { flag: "a" }).pipe(
+        Scope.extend(child),
+        Effect.tap((handle) => Effect.sync(() => handles.set(file, { file: handle, scope: child }))),
+        Effect.tapErrorCause(() => Scope.close(child, Exit.void))
+      ))
+  }
+  const dropHandle = (file: string) =>
+    Effect.suspend(() => {
+      const open = handles.get(file)
+      handles.delete(file)
+      return open === undefined ? Effect.void : Scope.close(open.scope, Exit.void)
+    })
+
+  // With fsync: sync the file after each write, and its directory the first time (so that
+  // a new file's directory entry survives a power loss too).
   const synced = new Set<string>()
-  const appendSynced = (dir: string, file: string, bytes: Uint8Array) =>
-    Effect.scoped(Effect.gen(function*() {
-      const handle = yield* fs.open(file, { flag: "a" })
-      if (bytes.length > 0) yield* handle.writeAll(bytes)
-      yield* handle.sync
-      if (!synced.has(dir)) {
-        const dirHandle = yield* fs.open(dir, { flag: "r" })
-        yield* dirHandle.sync
-        synced.add(dir)
-      }
+  const syncDir = (dir: string) =>
+    synced.has(dir) ? Effect.void : Effect.scoped(Effect.gen(function*() {
+      const dirHandle = yield* fs.open(dir, { flag: "r" })
+      yield* dirHandle.sync
+      synced.add(dir)
     }))
+  const writeTo = (dir: string, file: string, bytes: Uint8Array, fsync: boolean) =>
+    Effect.flatMap(handleFor(file), (handle) => {
+      const written = bytes.length > 0 ? handle.writeAll(bytes) : Effect.void
+      return fsync ? written.pipe(Effect.zipRight(handle.sync), Effect.zipRight(syncDir(dir))) : written
+    })
 
   const append = (
     dir: string,
@@ -113,6 +145,24 @@ export const make = Effect.gen(function*() {
         return Effect.fail(new CheckpointError({ path: file, reason: `An entry has no JSON form: ${reasonOf(cause)}`, cause }))
       }
       const bytes = encoder.encode(text)
+      const fail = (cause: unknown) => new CheckpointError({ path: file, reason: reasonOf(cause), cause })
+      const write = writeTo(dir, file, bytes, options?.durability === "fsync").pipe(
+        // A failed handle is closed; the next append opens the file again.
+        Effect.onError(() => dropHandle(file))
+      )
+      const size = goodSize.get(file)
+      // The common case: a file this store has written before, intact.
+      if (size !== undefined && !damaged.has(file)) {
+        damaged.add(file)
+        return Effect.matchEffect(write, {
+          onFailure: (cause) => Effect.fail(fail(cause)),
+          onSuccess: () => {
+            damaged.delete(file)
+            goodSize.set(file, size + bytes.length)
+            return Effect.void
+          }
+        })
+      }
       return Effect.gen(function*() {
         if (!goodSize.has(file)) {
           yield* fs.makeDirectory(dir, { recursive: true })
@@ -130,13 +180,10 @@ export const make = Effect.gen(function*() {
           damaged.delete(file)
         }
         damaged.add(file)
-        if (options?.durability === "fsync") yield* appendSynced(dir, file, bytes)
-        else yield* fs.writeFile(file, bytes, { flag: "a" })
+        yield* write
         damaged.delete(file)
         goodSize.set(file, size + bytes.length)
-      }).pipe(
-        Effect.mapError((cause) => new CheckpointError({ path: file, reason: reasonOf(cause), cause }))
-      )
+      }).pipe(Effect.mapError(fail))
     })
 
   const load = (

@@ -13,7 +13,6 @@ import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as MetricLabel from "effect/MetricLabel"
-import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import type * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
@@ -292,48 +291,96 @@ export const make = (
     let queued = 0 // entries ever queued
     let written = 0 // entries ever written (a prefix of the queue, in order)
     let writing = 0 // entries of the pass under way: still pending until written
-    const passLock = yield* Effect.makeSemaphore(1)
     const appendOptions = { durability: cfg.durability }
     const slots = cfg.maxConcurrency === undefined ? undefined : yield* Effect.makeSemaphore(cfg.maxConcurrency)
 
     // One checkpoint pass: takes every pending entry and appends it. On failure the entries
     // go back to the front of the queue, so the next pass writes them. Uninterruptible, so
     // a pass that has started always ends with its entries either written or pending.
-    const passUnlocked: Effect.Effect<void, CheckpointError> = Effect.suspend(() => {
-      const batch = pending
-      pending = []
-      writing = batch.length
-      return store.append(checkpointDir, batch, appendOptions).pipe(
-        // On a failure, and on a defect of the store too, the batch goes back to the queue.
-        Effect.tapErrorCause(() =>
-          Effect.sync(() => {
-            writing = 0
-            pending = batch.concat(pending)
+    // `quiet`: the group-commit passes of task_exit log at debug level (one line per task
+    // would flood the console); every other pass logs at info level, as Parsl does.
+    const passUnlocked = (quiet: boolean): Effect.Effect<void, CheckpointError> =>
+      Effect.tracerWith((tracer) => {
+        const run = (span: SpanLike) =>
+          Effect.suspend(() => {
+            const batch = pending
+            pending = []
+            writing = batch.length
+            span.attribute("entries", batch.length)
+            const started = performance.now()
+            const timed = () =>
+              Metrics.checkpointPassDuration.unsafeUpdate(Duration.millis(performance.now() - started), [])
+            return Effect.matchCauseEffect(store.append(checkpointDir, batch, appendOptions), {
+              // On a failure, and on a defect of the store too, the batch goes back to the queue.
+              onFailure: (cause) => {
+                timed()
+                writing = 0
+                pending = batch.concat(pending)
+                return Effect.failCause(cause)
+              },
+              onSuccess: () => {
+                timed()
+                writing = 0
+                written += batch.length
+                stats.checkpointed += batch.length
+                Metrics.entriesCheckpointed.unsafeUpdate(batch.length, [])
+                notify()
+                const message = batch.length > 0
+                  ? `Done checkpointing ${batch.length} tasks`
+                  : "No tasks checkpointed in this pass"
+                return quiet ? Effect.logDebug(message) : Effect.logInfo(message)
+              }
+            })
           })
-        ),
-        Effect.zipRight(Effect.suspend(() => {
-          writing = 0
-          written += batch.length
-          stats.checkpointed += batch.length
-          Metrics.entriesCheckpointed.unsafeUpdate(batch.length, [])
-          notify()
-          return batch.length > 0
-            ? Effect.logInfo(`Done checkpointing ${batch.length} tasks`)
-            : Effect.logInfo("No tasks checkpointed in this pass")
-        })),
-        Metric.trackDuration(Metrics.checkpointPassDuration),
-        Effect.withSpan("dfk.checkpoint", { attributes: { dir: checkpointDir, entries: batch.length } })
-      )
+        return tracer === nativeTracer
+          ? run(noSpan)
+          : Effect.useSpan("dfk.checkpoint", { attributes: { dir: checkpointDir }, captureStackTrace: false }, run)
+      })
+    // One pass at a time. Callers waiting for a pass sit in a list with the queue number they
+    // need written (explicit passes need a pass of their own: Infinity). When a pass ends,
+    // those it covered return and the first of the others starts the next pass, which takes
+    // every entry queued meanwhile (group commit); the rest sleep on. (Effect's Semaphore
+    // wakes every waiter on each release: with hundreds of them that costs more than the write.)
+    interface PassWaiter {
+      readonly seq: number
+      readonly wake: () => void
+    }
+    let passing = false
+    let passWaiters: Array<PassWaiter> = []
+    const passEnded = Effect.sync(() => {
+      passing = false
+      const sleeping: Array<PassWaiter> = []
+      let next: PassWaiter | undefined
+      for (const waiter of passWaiters) {
+        if (waiter.seq <= written) waiter.wake()
+        else if (next === undefined) next = waiter
+        else sleeping.push(waiter)
+      }
+      passWaiters = sleeping
+      next?.wake()
     })
-    const pass = passUnlocked.pipe(passLock.withPermits(1), Effect.uninterruptible)
+    const waitForPass = (seq: number) =>
+      Effect.async<void>((resume) => {
+        const waiter: PassWaiter = { seq, wake: () => resume(Effect.void) }
+        passWaiters.push(waiter)
+        return Effect.sync(() => {
+          const i = passWaiters.indexOf(waiter)
+          if (i >= 0) passWaiters.splice(i, 1)
+        })
+      })
+    // Runs a pass once no other is under way, unless queue number `seq` is written by then.
+    const exclusivePass = (seq: number, quiet: boolean): Effect.Effect<void, CheckpointError> =>
+      Effect.suspend(() => {
+        if (written >= seq) return Effect.void
+        if (passing) return Effect.zipRight(waitForPass(seq), exclusivePass(seq, quiet))
+        passing = true
+        return Effect.ensuring(passUnlocked(quiet), passEnded)
+      })
+    const pass = Effect.uninterruptible(exclusivePass(Infinity, false))
 
-    // Writes until the entry with queue number `seq` is on disk; one write serves every
-    // entry queued while the previous write was under way (group commit).
+    // Writes until the entry with queue number `seq` is on disk.
     const writeThrough = (seq: number): Effect.Effect<void, CheckpointError> =>
-      Effect.suspend(() => written >= seq ? Effect.void : passUnlocked).pipe(
-        passLock.withPermits(1),
-        Effect.uninterruptible
-      )
+      Effect.uninterruptible(exclusivePass(seq, true))
 
     // Runs an app body with the kernel's retries and slots; `running` counts it while it runs.
     const bodyEnded = Effect.sync(() => {

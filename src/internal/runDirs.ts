@@ -64,7 +64,7 @@ export const allCheckpoints = (
   Effect.gen(function*() {
     const path = yield* Path.Path
     const store = yield* Effect.serviceOption(CheckpointStore)
-    const exists = store._tag === "Some" ? store.value.exists : (yield* fileStore.make).exists
+    const exists = store._tag === "Some" ? store.value.exists : (yield* Effect.scoped(fileStore.make)).exists
     const entries = yield* runEntries(runDir)
     const out: Array<string> = []
     for (const { name } of entries) {
