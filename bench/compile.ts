@@ -1,0 +1,77 @@
+/**
+ * Transpiles the library (`mod.ts`, `src/`) and `bench/load-child.ts` to plain JavaScript
+ * with TypeScript's `transpileModule` (no type check; `.ts` imports rewritten to `.js`),
+ * as the npm build does, and imports it from there. The benchmarks measure that
+ * JavaScript, not tsx's on-the-fly output (tsx wraps every function expression in a
+ * `__name` helper call, which costs in closures made per call), and the load
+ * benchmark's child processes run it on plain `node`, so their peak RSS does not include
+ * tsx's loader thread (about 70 MB).
+ *
+ * @module
+ */
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import * as path from "node:path"
+import { pathToFileURL } from "node:url"
+import ts from "typescript"
+import { DATA_DIR, ROOT } from "./util.ts"
+
+/** The library's public module, as `mod.ts` types it. */
+export type Library = typeof import("../mod.ts")
+
+/** The internal key module, as `src/internal/canonical.ts` types it. */
+export type CanonicalModule = typeof import("../src/internal/canonical.ts")
+
+/** A compiled library tree, imported. */
+export interface Compiled {
+  /** The source tree it was compiled from (holds `mod.ts` and `src/`). */
+  readonly srcRoot: string
+  /** Where the JavaScript is. */
+  readonly outDir: string
+  /** `mod.ts`. */
+  readonly lib: Library
+  /** `src/internal/canonical.ts`. */
+  readonly canonical: CanonicalModule
+  /** The compiled `bench/load-child.ts`, run by `node <child> …`. */
+  readonly loadChild: string
+}
+
+const transpile = (from: string, to: string) => {
+  const js = ts.transpileModule(readFileSync(from, "utf8"), {
+    fileName: from,
+    compilerOptions: {
+      module: ts.ModuleKind.ESNext,
+      target: ts.ScriptTarget.ES2022,
+      rewriteRelativeImportExtensions: true,
+      verbatimModuleSyntax: true
+    }
+  }).outputText
+  mkdirSync(path.dirname(to), { recursive: true })
+  writeFileSync(to, js)
+}
+
+/**
+ * Transpiles `srcRoot`'s `mod.ts` and `src/**` (and this repository's load child) into
+ * `bench/.data/js-<name>/`, then imports it.
+ */
+export const compileLibrary = async (srcRoot: string = ROOT): Promise<Compiled> => {
+  const root = path.resolve(srcRoot)
+  const name = root === path.resolve(ROOT) ? "main" : path.basename(root)
+  const outDir = path.join(DATA_DIR, `js-${name}`)
+  rmSync(outDir, { recursive: true, force: true })
+  transpile(path.join(root, "mod.ts"), path.join(outDir, "mod.js"))
+  const walk = (rel: string) => {
+    for (const e of readdirSync(path.join(root, rel), { withFileTypes: true })) {
+      const child = path.join(rel, e.name)
+      if (e.isDirectory()) walk(child)
+      else if (e.name.endsWith(".ts")) transpile(path.join(root, child), path.join(outDir, child.replace(/\.ts$/, ".js")))
+    }
+  }
+  walk("src")
+  const loadChild = path.join(outDir, "bench", "load-child.js")
+  transpile(path.join(ROOT, "bench", "load-child.ts"), loadChild)
+  const lib = (await import(pathToFileURL(path.join(outDir, "mod.js")).href)) as Library
+  const canonical = (await import(
+    pathToFileURL(path.join(outDir, "src", "internal", "canonical.js")).href
+  )) as CanonicalModule
+  return { srcRoot: root, outDir, lib, canonical, loadChild }
+}
