@@ -6,29 +6,46 @@ import type { CheckpointEntry } from "../CheckpointStore.ts"
 /** The name of the checkpoint file inside a checkpoint directory. */
 export const TASKS_FILE = "tasks.jsonl"
 
+const encoder = new TextEncoder()
+const decoder = new TextDecoder()
+// Buffer.from encodes ~1.5x faster than TextEncoder (Node, Deno and Bun have it).
+const NodeBuffer = (globalThis as { Buffer?: { from(text: string, encoding: "utf8"): Uint8Array } }).Buffer
+
+/** The UTF-8 bytes of a string. */
+export const utf8: (text: string) => Uint8Array = NodeBuffer !== undefined
+  ? (text) => NodeBuffer.from(text, "utf8")
+  : (text) => encoder.encode(text)
+
 /**
- * An entry made by the kernel: input and result are held as their JSON text (the input
- * is the canonical text that went into the hash), so a checkpoint pass only joins lines.
+ * An entry made by the kernel, held as the UTF-8 bytes of its line (its input is the
+ * canonical text that went into the hash): a checkpoint pass only copies bytes, and the
+ * entry is not kept twice (as values and as text).
  */
 export class KernelEntry implements CheckpointEntry {
-  readonly line: string
+  readonly bytes: Uint8Array
   constructor(
     readonly hash: string,
     readonly app: string,
     readonly version: string | null,
-    readonly inputJson: string,
-    readonly resultJson: string,
+    inputJson: string,
+    resultJson: string,
     readonly time: string
   ) {
-    this.line = "{\"v\":1,\"hash\":\"" + hash + "\",\"app\":" + JSON.stringify(app) + ",\"version\":" +
-      (version === null ? "null" : JSON.stringify(version)) + ",\"input\":" + inputJson + ",\"result\":" +
-      resultJson + ",\"time\":" + JSON.stringify(time) + "}\n"
+    this.bytes = utf8(
+      "{\"v\":1,\"hash\":\"" + hash + "\",\"app\":" + JSON.stringify(app) + ",\"version\":" +
+        (version === null ? "null" : JSON.stringify(version)) + ",\"input\":" + inputJson + ",\"result\":" +
+        resultJson + ",\"time\":" + JSON.stringify(time) + "}\n"
+    )
+  }
+  /** The line, newline included. */
+  get line(): string {
+    return decoder.decode(this.bytes)
   }
   get input(): unknown {
-    return JSON.parse(this.inputJson)
+    return JSON.parse(this.line).input
   }
   get result(): unknown {
-    return JSON.parse(this.resultJson)
+    return JSON.parse(this.line).result
   }
 }
 
@@ -45,6 +62,10 @@ export const entryLine = (entry: CheckpointEntry): string =>
       result: entry.result,
       time: entry.time
     }) + "\n"
+
+/** The UTF-8 bytes of an entry's line. */
+export const entryBytes = (entry: CheckpointEntry): Uint8Array =>
+  entry instanceof KernelEntry ? entry.bytes : utf8(entryLine(entry))
 
 const HEX64 = /^[0-9a-f]{64}$/
 
