@@ -4,6 +4,7 @@
  *
  * @module
  */
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { Dfk } from "./Dfk.ts"
@@ -119,6 +120,11 @@ export const make = <In extends Schema.Schema.Any, Out extends Schema.Schema.Any
     body,
     metricTags: metricTagsOf(options.name)
   }
-  const app = (value: Schema.Schema.Type<In>) => Effect.flatMap(Dfk, (dfk) => dfk.call(spec, value))
+  // One step: the kernel and the tracer are read off the running fiber (a service lookup
+  // through Effect.flatMap(Dfk, ...) costs as much as the rest of a memo hit).
+  const app = (value: Schema.Schema.Type<In>) =>
+    Effect.withFiberRuntime<unknown, unknown, unknown>((fiber) =>
+      Context.unsafeGet(fiber.currentContext, Dfk).run(spec, value, fiber.currentTracer)
+    )
   return Object.assign(app, { appName: options.name, options }) as any
 }

@@ -11,6 +11,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import type { Durability } from "./CheckpointStore.ts"
 import type { CheckpointError, DfkError } from "./errors.ts"
 import * as kernel from "./internal/kernel.ts"
@@ -100,6 +101,8 @@ export interface DfkService {
   readonly progress: (interval: Duration.Duration) => Stream.Stream<DfkStats>
   /** Runs one app call through the memo. Used by `App.make`; not for direct use. */
   readonly call: (app: kernel.AppSpec, input: unknown) => Effect.Effect<unknown, unknown, unknown>
+  /** `call` from inside a running fiber that knows its tracer. Used by `App.make`. */
+  readonly run: (app: kernel.AppSpec, input: unknown, tracer: Tracer.Tracer) => Effect.Effect<unknown, unknown, unknown>
 }
 
 /**

@@ -100,10 +100,63 @@ const sortedCopy = (v: unknown, depth: number): unknown => {
  */
 export const canonicalJson = (value: unknown): string => {
   try {
+    budget = SMALL_NODES
+    return small(value)
+  } catch (e) {
+    if (e !== BIG && e !== SLOW) throw e
+  }
+  try {
     return JSON.stringify(sortedCopy(value, 0))
   } catch (e) {
     if (e !== SLOW) throw e
     return careful(value)
+  }
+}
+
+// For small values (most app inputs) building the string directly is faster than a sorted
+// copy (about 140 vs 800 ns for {"x":1}); past SMALL_NODES values it gives up (BIG) and the
+// sorted copy takes over.
+const BIG = { big: true }
+const SMALL_NODES = 32
+let budget = 0
+const small = (v: unknown): string => {
+  if (--budget < 0) throw BIG
+  switch (typeof v) {
+    case "string":
+      return JSON.stringify(v)
+    case "number":
+      if (v - v !== 0) throw SLOW
+      return "" + v
+    case "boolean":
+      return v ? "true" : "false"
+    case "object": {
+      if (v === null) return "null"
+      if (Array.isArray(v)) {
+        let out = "["
+        for (let i = 0; i < v.length; i++) {
+          const x = v[i]
+          if (x === undefined) throw SLOW
+          out += (i === 0 ? "" : ",") + small(x)
+        }
+        return out + "]"
+      }
+      const proto = Object.getPrototypeOf(v)
+      if (proto !== objectProto && proto !== null) throw SLOW
+      const keys = Object.keys(v)
+      if (keys.length > 1) keys.sort()
+      let out = "{"
+      let first = true
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i]!
+        const member = (v as Record<string, unknown>)[k]
+        if (member === undefined) continue
+        out += (first ? "" : ",") + JSON.stringify(k) + ":" + small(member)
+        first = false
+      }
+      return out + "}"
+    }
+    default:
+      throw SLOW
   }
 }
 

@@ -18,6 +18,7 @@ import type * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import type * as Tracer from "effect/Tracer"
 import { CheckpointFiles } from "../CheckpointFiles.ts"
 import { CheckpointStore } from "../CheckpointStore.ts"
 import type { CheckpointEntry, CheckpointStoreService, Durability } from "../CheckpointStore.ts"
@@ -592,31 +593,32 @@ export const make = (
     const encodeFailed = (app: AppSpec, e: ParseResult.ParseError) =>
       new AppCacheError({ app: app.name, reason: `The input does not encode with the input schema: ${e.message}` })
 
-    const callWith = (app: AppSpec, input: unknown, span: SpanLike): Effect.Effect<unknown, unknown, unknown> =>
-      Effect.suspend(() => {
-        stats.tasks++
-        if (!app.cache || !cfg.memoize) {
-          record(app, span, "miss")
-          return lendSlot(runBody(app, input))
-        }
-        const encoded = app.encodeInputSync(input)
-        if (Either.isRight(encoded)) return keyed(app, span, encoded.right, input)
-        // The synchronous encoder fails for schemas that need effects too: ask the full one.
-        return app.encodeInput(input).pipe(
-          Effect.mapError((e) => encodeFailed(app, e)),
-          Effect.flatMap((value) => keyed(app, span, value, input))
-        )
-      })
+    // Runs when the call's effect runs (from `run`, inside the fiber), so no suspend is needed.
+    const callWith = (app: AppSpec, input: unknown, span: SpanLike): Effect.Effect<unknown, unknown, unknown> => {
+      stats.tasks++
+      if (!app.cache || !cfg.memoize) {
+        record(app, span, "miss")
+        return lendSlot(runBody(app, input))
+      }
+      const encoded = app.encodeInputSync(input)
+      if (Either.isRight(encoded)) return keyed(app, span, encoded.right, input)
+      // The synchronous encoder fails for schemas that need effects too: ask the full one.
+      return app.encodeInput(input).pipe(
+        Effect.mapError((e) => encodeFailed(app, e)),
+        Effect.flatMap((value) => keyed(app, span, value, input))
+      )
+    }
 
     // A span per call, named after the app, with the attributes app, hash and outcome, when a
     // tracer is installed (with Effect's built-in tracer nobody could see it, so none is made).
+    const run = (app: AppSpec, input: unknown, tracer: Tracer.Tracer): Effect.Effect<unknown, unknown, unknown> =>
+      tracer === nativeTracer
+        ? callWith(app, input, noSpan)
+        : Effect.useSpan(app.name, { attributes: { app: app.name }, captureStackTrace: false }, (span) =>
+          Effect.withParentSpan(Effect.suspend(() => callWith(app, input, span)), span))
+
     const call = (app: AppSpec, input: unknown): Effect.Effect<unknown, unknown, unknown> =>
-      Effect.tracerWith((tracer) =>
-        tracer === nativeTracer
-          ? callWith(app, input, noSpan)
-          : Effect.useSpan(app.name, { attributes: { app: app.name }, captureStackTrace: false }, (span) =>
-            Effect.withParentSpan(callWith(app, input, span), span))
-      )
+      Effect.withFiberRuntime((fiber) => run(app, input, fiber.currentTracer))
 
     // Progress: the counters now, then again after each change (at most once per
     // interval), until the kernel closes.
@@ -685,7 +687,8 @@ export const make = (
       checkpoint: Effect.as(pass, checkpointDir),
       stats: Effect.sync(snapshot),
       progress,
-      call
+      call,
+      run
     }
     return service
   })
