@@ -75,7 +75,7 @@ const sortedCopy = (v: unknown, depth: number): unknown => {
         // An object enumerates array-index keys in numeric order whatever the insertion
         // order, and "__proto__" cannot be set as an own key by assignment: both go slow.
         const c = k.charCodeAt(0)
-        if ((c >= 48 && c <= 57) || k === "__proto__") throw SLOW
+        if ((c >= 48 && c <= 57) || k === "__proto__") throw KEYS
         if (i > 0 && keys[i - 1]! > k) sorted = false
       }
       if (!sorted) keys.sort()
@@ -104,14 +104,26 @@ export const canonicalJson = (value: unknown): string => {
     return small(value)
   } catch (e) {
     if (e !== BIG && e !== SLOW) throw e
+    if (e === SLOW) return careful(value)
   }
   try {
     return JSON.stringify(sortedCopy(value, 0))
   } catch (e) {
-    if (e !== SLOW) throw e
+    if (e !== SLOW && e !== KEYS) throw e
+    if (e === SLOW) return careful(value)
+  }
+  // Keys the sorted copy cannot order (integer-like ones, "__proto__"): build the string.
+  try {
+    budget = Infinity
+    return small(value)
+  } catch (e) {
+    if (e !== SLOW && !(e instanceof RangeError)) throw e
     return careful(value)
   }
 }
+
+/** Thrown by the sorted copy for keys whose order an object would not keep. */
+const KEYS = { keys: true }
 
 // For small values (most app inputs) building the string directly is faster than a sorted
 // copy (about 140 vs 800 ns for {"x":1}); past SMALL_NODES values it gives up (BIG) and the
