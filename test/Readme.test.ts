@@ -13,6 +13,7 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const readme = fs.readFileSync(path.join(root, "README.md"), "utf8")
 const snippets = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!)
 const tsx = path.join(root, "node_modules", ".bin", "tsx")
+const blocks = (lang: string) => [...readme.matchAll(new RegExp("```" + lang + "\\n([\\s\\S]*?)```", "g"))].map((m) => m[1]!)
 
 /** Runs a TypeScript file with tsx in `cwd`; returns stdout and stderr together. */
 const runTs = (file: string, cwd: string) =>
@@ -46,6 +47,41 @@ describe("README", () => {
       assert.deepStrictEqual(lines.map((l) => JSON.parse(l).result).sort(), [0, 2, 4, 6, 8])
     })
   }, 240_000)
+
+  it("shows a checkpoint line that is a valid entry whose hash is the key of its app and input", async () => {
+    const [json] = blocks("json")
+    assert.isDefined(json)
+    const entry = JSON.parse(json!)
+    const { Effect } = await import("effect")
+    const { Memo } = await import("effect-dfk")
+    const { invalidEntry } = await import("../src/internal/entry.ts")
+    assert.isUndefined(invalidEntry(entry))
+    const key = Effect.runSync(Memo.key({ name: entry.app, version: entry.version, input: entry.input }))
+    assert.strictEqual(entry.hash, key)
+  })
+
+  it("names only npm scripts and deno tasks that exist, and deno task check passes", () => {
+    const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"))
+    const deno = JSON.parse(fs.readFileSync(path.join(root, "deno.json"), "utf8"))
+    const commands = blocks("sh").flatMap((b) => b.split("\n")).map((l) => l.replace(/#.*/, "").trim()).filter((l) => l !== "")
+    assert.isAtLeast(commands.length, 4)
+    for (const command of commands) {
+      for (const part of command.split("&&").map((p) => p.trim())) {
+        const npm = /^npm (?:run )?([\w:-]+)/.exec(part)
+        const task = /^deno task ([\w:-]+)/.exec(part)
+        if (npm !== null && npm[1] !== "ci" && npm[1] !== "test") assert.property(pkg.scripts, npm[1]!, part)
+        else if (npm !== null && npm[1] === "test") assert.property(pkg.scripts, "test", part)
+        else if (task !== null) assert.property(deno.tasks, task[1]!, part)
+        else if (npm === null) assert.fail(`Unknown command in the README: ${part}`)
+      }
+    }
+    // The cheap one runs for real: deno task check (deno check mod.ts).
+    execFileSync(path.join(root, "node_modules", ".bin", "deno"), ["task", "check"], {
+      cwd: root,
+      stdio: "pipe",
+      timeout: 120_000
+    })
+  }, 180_000)
 
   snippets.slice(1).forEach((snippet, i) => {
     it(`snippet ${i + 2} runs`, () => {
