@@ -653,7 +653,9 @@ export const make = (
       )
     }
 
-    // Periodic passes run in the kernel's scope; a failed pass is logged and retried next time.
+    // Periodic passes run in the kernel's scope, the first one a period after the start (so
+    // that the timing is the schedule's alone, also under a TestClock); a failed pass is
+    // logged and retried next time.
     if (cfg.checkpointMode === "periodic" && cfg.checkpointPeriod !== undefined) {
       yield* pass.pipe(
         // A defect (a bug in a store or a FileSystem layer) is logged too, and the passes go on.
@@ -666,7 +668,7 @@ export const make = (
               }`
             )
         ),
-        Effect.repeat(Schedule.spaced(cfg.checkpointPeriod)),
+        Effect.schedule(Schedule.spaced(cfg.checkpointPeriod)),
         Effect.interruptible,
         Effect.forkScoped
       )
