@@ -10,7 +10,7 @@ export { CheckpointFiles, getAllCheckpoints, getLastCheckpoint } from "./src/Che
 export { CheckpointStore } from "./src/CheckpointStore.ts"
 export type { AppendOptions, CheckpointEntry, CheckpointStoreService, Durability } from "./src/CheckpointStore.ts"
 export { Dfk } from "./src/Dfk.ts"
-export type { CheckpointMode, DfkConfig, DfkService, DfkStats, ProgressOptions } from "./src/Dfk.ts"
+export type { CheckpointMode, DfkConfig, DfkDetailedStats, DfkService, DfkStats, ProgressOptions } from "./src/Dfk.ts"
 export { AppCacheError, BadCheckpoint, CheckpointError, ConfigurationError } from "./src/errors.ts"
 export type { DfkError } from "./src/errors.ts"
 export * as Memo from "./src/Memo.ts"

@@ -114,7 +114,7 @@ const dfk = async () => {
     report(ms, cpuMs(c0), n)
     const probe = n - 1
     const value = yield* app({ i: probe }).pipe(Effect.provide(context))
-    const stats = yield* Dfk.stats.pipe(Effect.provide(context))
+    const stats = yield* Dfk.detailedStats.pipe(Effect.provide(context))
     if (value !== probe * 2 || stats.fromCheckpoint !== 1) {
       return yield* Effect.dieMessage(`The loaded checkpoint did not serve the probe call (got ${value})`)
     }

@@ -38,7 +38,7 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as App from "../src/App.ts"
 import { Dfk } from "../src/Dfk.ts"
-import type { DfkStats } from "../src/Dfk.ts"
+import type { DfkDetailedStats } from "../src/Dfk.ts"
 import type { AppCacheError, DfkError } from "../src/errors.ts"
 import { type Chunked, piSampler, primeCounter, wordCounter } from "./demo-work.ts"
 
@@ -410,12 +410,12 @@ export const runDemo = (
     write(`effect-dfk demo: ${tasks} tasks (scale ${options.scale ?? 1}), at most 2 at once; this run is ${dfk.runDir}\n`)
     const started = performance.now()
     let done = 0
-    const line = (stats: DfkStats) => {
+    const line = (stats: DfkDetailedStats) => {
       const width = 24
       const filled = Math.round((done / tasks) * width)
       return `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${tasks} done · ${stats.fromCheckpoint} from checkpoint · ${stats.running} running · ${seconds(performance.now() - started)}`
     }
-    const draw = (stats: DfkStats) => Effect.sync(() => write(`\r${line(stats)}\x1b[K`))
+    const draw = (stats: DfkDetailedStats) => Effect.sync(() => write(`\r${line(stats)}\x1b[K`))
     if (progress === "line") {
       // The kernel's live counters, redrawn at most every 100 ms as they change.
       yield* Dfk.progress({ interval: "100 millis" }).pipe(Stream.runForEach(draw), Effect.forkScoped)
@@ -429,7 +429,7 @@ export const runDemo = (
       })
     const summary = yield* demoWorkflow(options, onStep).pipe(
       Effect.onInterrupt(() =>
-        Effect.flatMap(Dfk.stats, (stats) =>
+        Effect.flatMap(Dfk.detailedStats, (stats) =>
           Effect.sync(() =>
             write(
               `${progress === "line" ? "\n" : ""}Interrupted: ${done} of ${tasks} tasks done (${stats.fromCheckpoint} from checkpoint), their results are checkpointed in ${dfk.checkpointDir}. Run again to resume.\n`
@@ -438,7 +438,7 @@ export const runDemo = (
       )
     )
     if (progress === "line") {
-      yield* Effect.flatMap(Dfk.stats, draw)
+      yield* Effect.flatMap(Dfk.detailedStats, draw)
       write("\n")
     }
     const saved = summary.fromCheckpoint > 0 ? ` (about ${seconds(summary.savedMs)} of compute saved)` : ""

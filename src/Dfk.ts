@@ -58,7 +58,7 @@ export interface DfkConfig {
 }
 
 /**
- * Counts of this kernel's app calls and checkpoint entries.
+ * Counts of this kernel's app calls and checkpoint entries (DESIGN's five fields).
  *
  * @since 0.1.0
  * @category models
@@ -70,14 +70,23 @@ export interface DfkStats {
   readonly hits: number
   /** Calls that ran the body (`cache: false` ones included). */
   readonly misses: number
-  /** Hits served from a loaded checkpoint (a part of `hits`). */
-  readonly fromCheckpoint: number
-  /** App bodies running now. */
-  readonly running: number
   /** Entries written by this run. */
   readonly checkpointed: number
   /** Entries not yet written. */
   readonly pending: number
+}
+
+/**
+ * `DfkStats` and two live counters, for progress displays.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface DfkDetailedStats extends DfkStats {
+  /** Hits served from a loaded checkpoint (a part of `hits`). */
+  readonly fromCheckpoint: number
+  /** App bodies running now. */
+  readonly running: number
 }
 
 /**
@@ -97,8 +106,10 @@ export interface DfkService {
   readonly checkpoint: Effect.Effect<string, CheckpointError>
   /** A snapshot of the counters. */
   readonly stats: Effect.Effect<DfkStats>
+  /** A snapshot of the counters, with `fromCheckpoint` and `running`. */
+  readonly detailedStats: Effect.Effect<DfkDetailedStats>
   /** The counters now, then after each change (at most once per `interval`), until the kernel closes. */
-  readonly progress: (interval: Duration.Duration) => Stream.Stream<DfkStats>
+  readonly progress: (interval: Duration.Duration) => Stream.Stream<DfkDetailedStats>
   /** Runs one app call through the memo. Used by `App.make`; not for direct use. */
   readonly call: (app: kernel.AppSpec, input: unknown) => Effect.Effect<unknown, unknown, unknown>
   /** `call` from inside a running fiber that knows its tracer. Used by `App.make`. */
@@ -176,6 +187,18 @@ export class Dfk extends Context.Tag("effect-dfk/Dfk")<Dfk, DfkService>() {
   static readonly stats: Effect.Effect<DfkStats, never, Dfk> = Effect.flatMap(Dfk, (dfk) => dfk.stats)
 
   /**
+   * The counters of `Dfk.stats` and two more: `fromCheckpoint` (hits served from a loaded
+   * checkpoint) and `running` (app bodies running now).
+   *
+   * @since 0.1.0
+   * @category getters
+   */
+  static readonly detailedStats: Effect.Effect<DfkDetailedStats, never, Dfk> = Effect.flatMap(
+    Dfk,
+    (dfk) => dfk.detailedStats
+  )
+
+  /**
    * The kernel's live counters as a stream: the current value at once, then a new value
    * after each change, at most once per `interval` (default 100 ms). The stream ends when
    * the kernel closes; a progress display forks it and renders each value.
@@ -183,7 +206,7 @@ export class Dfk extends Context.Tag("effect-dfk/Dfk")<Dfk, DfkService>() {
    * @since 0.1.0
    * @category getters
    */
-  static progress(options?: ProgressOptions): Stream.Stream<DfkStats, never, Dfk> {
+  static progress(options?: ProgressOptions): Stream.Stream<DfkDetailedStats, never, Dfk> {
     const interval = Duration.decode(options?.interval ?? "100 millis")
     return Stream.unwrap(Effect.map(Dfk, (dfk) => dfk.progress(interval)))
   }

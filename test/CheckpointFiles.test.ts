@@ -58,7 +58,7 @@ describe("CheckpointFiles", () => {
       const cp0 = path.join(dir0, "checkpoint")
       const [second, dir1] = yield* run(
         { runDir: root },
-        counting(Effect.zip(square(3), Dfk.stats)),
+        counting(Effect.zip(square(3), Dfk.detailedStats)),
         CheckpointFiles.layer([cp0])
       )
       assert.strictEqual(second.value[0], 9)

@@ -76,7 +76,7 @@ for (const [name, storeLayer] of stores) {
         const run = (config: DfkConfig, files?: Layer.Layer<CheckpointFiles, never, any>) => {
           const kernel = Dfk.layer({ runDir: root, ...config })
           return Effect.forEach([1, 2, 3], (x) => cube(x)).pipe(
-            Effect.zip(Dfk.stats),
+            Effect.zip(Dfk.detailedStats),
             Effect.provide(files === undefined ? kernel : Layer.provide(kernel, files))
           )
         }

@@ -68,7 +68,7 @@ describe("concurrency", () => {
       const { checkpointDir, dirs, results, stats } = yield* Effect.gen(function*() {
         // Watch the counters while the run goes on.
         const sampler = yield* Effect.fork(
-          Effect.forever(Effect.zipRight(Effect.flatMap(Dfk.stats, (s) => Effect.sync(() => samples.push(s))), Effect.sleep(2)))
+          Effect.forever(Effect.zipRight(Effect.flatMap(Dfk.detailedStats, (s) => Effect.sync(() => samples.push(s))), Effect.sleep(2)))
         )
         const [results, dirs] = yield* Effect.all([
           Effect.forEach(order, (x, i) => square({ x, delay: delays[i]! }), { concurrency: 256 }),
@@ -80,7 +80,7 @@ describe("concurrency", () => {
         ], { concurrency: "unbounded" })
         yield* Fiber.interrupt(sampler)
         const checkpointDir = yield* Dfk.checkpoint
-        const stats = yield* Dfk.stats
+        const stats = yield* Dfk.detailedStats
         return { checkpointDir, dirs, results, stats }
       }).pipe(Effect.provide(Dfk.layer({ runDir, checkpointMode: "periodic", checkpointPeriod: "5 millis" })))
 

@@ -483,7 +483,7 @@ describe("hostile checkpoint files", () => {
             Effect.gen(function*() {
               const value = yield* hostile(JSON.parse(inputText))
               const out = yield* Dfk.checkpoint
-              const stats = yield* Dfk.stats
+              const stats = yield* Dfk.detailedStats
               return { value, out, stats }
             }).pipe(
               Effect.provide(Dfk.layer({ runDir, checkpointMode: "manual" })),
@@ -537,7 +537,7 @@ describe("hostile checkpoint files", () => {
             Effect.gen(function*() {
               const value = yield* deepApp(1)
               const written = yield* Effect.either(Dfk.checkpoint)
-              return { value, written, stats: yield* Dfk.stats }
+              return { value, written, stats: yield* Dfk.detailedStats }
             }).pipe(
               Effect.provide(Dfk.layer({ runDir, checkpointMode: mode })),
               Effect.provide(CheckpointFiles.layer([dir]))

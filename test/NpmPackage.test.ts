@@ -157,7 +157,7 @@ const workflow = Effect.gen(function* () {
     labelled,
     runDir: yield* Dfk.runDir,
     checkpointDir: (yield* Dfk).checkpointDir,
-    stats: yield* Dfk.stats
+    stats: yield* Dfk.detailedStats
   }
 })
 
@@ -206,7 +206,7 @@ export const program: Effect.Effect<
   const sum: number = yield* add({ a: x, b: 1, note: "n" })
   const dir: string = yield* Dfk.checkpoint
   void dir
-  return { sum, stats: yield* Dfk.stats }
+  return { sum, stats: yield* Dfk.detailedStats }
 }).pipe(
   Effect.provide(Dfk.layer({ runDir: "runinfo", checkpointMode: mode })),
   Effect.provide(CheckpointFiles.last("runinfo"))

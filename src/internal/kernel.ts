@@ -21,7 +21,7 @@ import type * as Tracer from "effect/Tracer"
 import { CheckpointFiles } from "../CheckpointFiles.ts"
 import { CheckpointStore } from "../CheckpointStore.ts"
 import type { CheckpointEntry, CheckpointStoreService, Durability } from "../CheckpointStore.ts"
-import type { CheckpointMode, DfkConfig, DfkService, DfkStats } from "../Dfk.ts"
+import type { CheckpointMode, DfkConfig, DfkDetailedStats, DfkService, DfkStats } from "../Dfk.ts"
 import { AppCacheError, CheckpointError, ConfigurationError } from "../errors.ts"
 import * as Metrics from "../Metrics.ts"
 import type { Outcome } from "../Metrics.ts"
@@ -280,7 +280,14 @@ export const make = (
       if (changed === undefined) changed = Deferred.unsafeMake<void>(FiberId.none)
       return Deferred.await(changed)
     })
-    const snapshot = (): DfkStats => ({ ...stats, pending: pending.length + writing })
+    const detailed = (): DfkDetailedStats => ({ ...stats, pending: pending.length + writing })
+    const snapshot = (): DfkStats => ({
+      tasks: stats.tasks,
+      hits: stats.hits,
+      misses: stats.misses,
+      checkpointed: stats.checkpointed,
+      pending: pending.length + writing
+    })
 
     // Counts a served call: stats, the app-calls metric and the call's span.
     const record = (app: AppSpec, span: SpanLike, outcome: Outcome) => {
@@ -621,14 +628,14 @@ export const make = (
 
     // Progress: the counters now, then again after each change (at most once per
     // interval), until the kernel closes.
-    const progress = (interval: Duration.Duration): Stream.Stream<DfkStats> =>
+    const progress = (interval: Duration.Duration): Stream.Stream<DfkDetailedStats> =>
       Stream.concat(
-        Stream.sync(snapshot),
+        Stream.sync(detailed),
         Stream.repeatEffectOption(
           Effect.suspend(() =>
             closed ? Effect.fail(Option.none()) : nextChange.pipe(
               Effect.zipRight(Effect.sleep(interval)),
-              Effect.map(snapshot)
+              Effect.map(detailed)
             )
           )
         )
@@ -687,6 +694,7 @@ export const make = (
       config: cfg,
       checkpoint: Effect.as(pass, checkpointDir),
       stats: Effect.sync(snapshot),
+      detailedStats: Effect.sync(detailed),
       progress,
       call,
       run

@@ -32,7 +32,7 @@ const inputs = Array.from({ length: 6 }, (_, i) => ({ xs: [i, i + 0.5, 1e21, -0.
 const program = Effect.gen(function*() {
   const results = yield* Effect.forEach(inputs, (input) => stats(input), { concurrency: 3 })
   const hashes = yield* Effect.forEach(inputs, (input) => Memo.key({ name: "stats", version: "1", input }))
-  const s = yield* Dfk.stats
+  const s = yield* Dfk.detailedStats
   return {
     runtime: typeof (globalThis as { Deno?: unknown }).Deno === "object" ? "deno" : "node",
     bodies,
