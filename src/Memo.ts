@@ -46,13 +46,8 @@ export interface KeyInput {
  * @category hashing
  */
 export const canonicalJson = (value: unknown): Either.Either<string, string> => {
-  try {
-    return Either.right(internal.canonicalJson(value))
-  } catch (e) {
-    if (e instanceof internal.NotJson) return Either.left(e.message)
-    if (e instanceof RangeError) return Either.left("the value is nested too deeply")
-    throw e
-  }
+  const json = internal.tryCanonicalJson(value)
+  return typeof json === "string" ? Either.right(json) : Either.left(json.error)
 }
 
 /**

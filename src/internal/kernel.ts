@@ -26,7 +26,7 @@ import { AppCacheError, CheckpointError, ConfigurationError } from "../errors.ts
 import * as Metrics from "../Metrics.ts"
 import type { Outcome } from "../Metrics.ts"
 import type { DfkError } from "../errors.ts"
-import { canonicalJson, keyFromJson, NotJson, withoutKeys } from "./canonical.ts"
+import { keyFromJson, tryCanonicalJson, withoutKeys } from "./canonical.ts"
 import { KernelEntry } from "./entry.ts"
 import * as fileStore from "./fileStore.ts"
 import * as runDirs from "./runDirs.ts"
@@ -190,15 +190,9 @@ const nativeTracer = Effect.runSync(Effect.tracer)
 
 const reasonOf = (e: unknown): string => e instanceof Error ? e.message : String(e)
 
-const jsonOf = (value: unknown): string | { readonly error: string } => {
-  try {
-    return canonicalJson(value)
-  } catch (e) {
-    if (e instanceof NotJson) return { error: e.message }
-    if (e instanceof RangeError) return { error: "the value is nested too deeply" }
-    throw e
-  }
-}
+/** The message of a failed pass: the error's, or the whole cause for a defect. */
+const causeMessage = (cause: Cause.Cause<{ readonly message: string }>): string =>
+  Option.match(Cause.failureOption(cause), { onNone: () => Cause.pretty(cause), onSome: (e) => e.message })
 
 // The current time in ISO-8601, formatted at most once per millisecond.
 let lastMillis = -1
@@ -441,7 +435,7 @@ export const make = (
       if (Either.isLeft(encoded)) {
         return `The result of ${app.name} cannot be checkpointed: it does not encode with the output schema: ${encoded.left.message}`
       }
-      const json = jsonOf(encoded.right)
+      const json = tryCanonicalJson(encoded.right)
       if (typeof json !== "string") {
         return `The result of ${app.name} cannot be checkpointed: it has no JSON form (${json.error})`
       }
@@ -459,8 +453,15 @@ export const make = (
       )
     }
 
-    // Publishes the outcome of a call that ran: memo, waiters, and (on success) the checkpoint
-    // queue. In task_exit mode the waiters and the caller see it only once it is written.
+    // Makes an outcome visible: to later calls (the memo) and to the callers waiting for it.
+    const publish = (key: string, exit: Exit.Exit<unknown, unknown>, flight: Flight) => {
+      memo.set(key, { _tag: "Done", exit })
+      flight.done(exit)
+      return exit
+    }
+
+    // Publishes the outcome of a call that ran, and (on success) queues its checkpoint entry.
+    // In task_exit mode the waiters and the caller see it only once it is written.
     const settle = (
       app: AppSpec,
       key: string,
@@ -468,17 +469,16 @@ export const make = (
       exit: Exit.Exit<unknown, unknown>,
       flight: Flight
     ): Effect.Effect<unknown, unknown, unknown> => {
-      const done = () => {
-        memo.set(key, { _tag: "Done", exit })
-        flight.done(exit)
-        return exit
-      }
-      if (Exit.isFailure(exit)) return Effect.sync(done).pipe(Effect.flatten)
+      if (Exit.isFailure(exit)) return publish(key, exit, flight)
       const encoded = app.encodeOutputSync(exit.value)
       const withEntry = (entry: KernelEntry | string) => {
-        if (typeof entry === "string") return Effect.zipRight(Effect.logWarning(entry), Effect.sync(done)).pipe(Effect.flatten)
+        if (typeof entry === "string") {
+          return Effect.zipRight(Effect.logWarning(entry), Effect.suspend(() => publish(key, exit, flight)))
+        }
         const write = enqueue(entry)
-        return write === undefined ? done() : Effect.zipRight(write, Effect.sync(done)).pipe(Effect.flatten)
+        return write === undefined
+          ? publish(key, exit, flight)
+          : Effect.zipRight(write, Effect.suspend(() => publish(key, exit, flight)))
       }
       return Either.isRight(encoded)
         ? withEntry(entryOf(app, key, inputJson, encoded))
@@ -531,7 +531,7 @@ export const make = (
         // Carried forward: written to this run's checkpoint like a fresh result, with the
         // call's canonical input. A result that cannot be serialized again (nested too deeply
         // for the serializer) makes the call a miss.
-        const result = jsonOf(entry.result)
+        const result = tryCanonicalJson(entry.result)
         if (typeof result !== "string") {
           return Effect.zipRight(
             Effect.logWarning(
@@ -542,12 +542,9 @@ export const make = (
         }
         record(app, span, "checkpoint")
         const write = enqueue(new KernelEntry(key, app.name, app.version, inputJson, result, entry.time))
-        const done = Effect.sync(() => {
-          memo.set(key, { _tag: "Done", exit })
-          flight.done(exit)
-          return exit
-        }).pipe(Effect.flatten)
-        return write === undefined ? done : Effect.zipRight(write, done)
+        return write === undefined
+          ? publish(key, exit, flight)
+          : Effect.zipRight(write, Effect.suspend(() => publish(key, exit, flight)))
       })
     }
 
@@ -582,7 +579,7 @@ export const make = (
 
     // A call whose input is encoded: the key, then the memo (a hit is served right here).
     const keyed = (app: AppSpec, span: SpanLike, encoded: unknown, input: unknown): Effect.Effect<unknown, unknown, unknown> => {
-      const json = jsonOf(withoutKeys(encoded, app.ignoreForCache))
+      const json = tryCanonicalJson(withoutKeys(encoded, app.ignoreForCache))
       if (typeof json !== "string") {
         return Effect.fail(new AppCacheError({ app: app.name, reason: `The input has no JSON form: ${json.error}` }))
       }
@@ -650,9 +647,7 @@ export const make = (
           return pass.pipe(
             Effect.catchAllCause((cause) =>
               Effect.logError(
-                `Final checkpoint failed: ${plural(lost, "entry", "entries")} lost: ${
-                  Option.match(Cause.failureOption(cause), { onNone: () => Cause.pretty(cause), onSome: (e) => e.message })
-                }`
+                `Final checkpoint failed: ${plural(lost, "entry", "entries")} lost: ${causeMessage(cause)}`
               )
             )
           )
@@ -669,11 +664,7 @@ export const make = (
         Effect.catchAllCause((cause) =>
           Cause.isInterruptedOnly(cause)
             ? Effect.failCause(cause)
-            : Effect.logError(
-              `Periodic checkpoint failed; entries stay pending: ${
-                Option.match(Cause.failureOption(cause), { onNone: () => Cause.pretty(cause), onSome: (e) => e.message })
-              }`
-            )
+            : Effect.logError(`Periodic checkpoint failed; entries stay pending: ${causeMessage(cause)}`)
         ),
         Effect.schedule(Schedule.spaced(cfg.checkpointPeriod)),
         Effect.interruptible,
