@@ -197,16 +197,7 @@ const parses = (line: string): boolean => {
 const hashArb = fc.stringMatching(/^[0-9a-f]{64}$/)
 const jsonArb = fc.jsonValue({ maxDepth: 3 })
 
-interface Entry {
-  readonly hash: string
-  readonly app: string
-  readonly version: string | null
-  readonly input: unknown
-  readonly result: unknown
-  readonly time: string
-}
-
-const entryArb: fc.Arbitrary<Entry> = fc.record({
+const entryArb: fc.Arbitrary<CheckpointEntry> = fc.record({
   hash: hashArb,
   app: fc.string({ maxLength: 12 }),
   version: fc.option(fc.string({ maxLength: 4 }), { nil: null }),
@@ -215,7 +206,7 @@ const entryArb: fc.Arbitrary<Entry> = fc.record({
   time: fc.date({ noInvalidDate: true }).map((d) => d.toISOString())
 })
 
-const lineOf = (e: Entry): string =>
+const lineOf = (e: CheckpointEntry): string =>
   JSON.stringify({ v: 1, hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time })
 
 /** Valid JSON that is not an entry: another type, a field missing or of the wrong type. */
