@@ -13,7 +13,8 @@ import type { AppendOptions, CheckpointEntry, CheckpointStoreService } from "../
 import { BadCheckpoint, CheckpointError } from "../errors.ts"
 import { entryBytes, invalidEntry, TASKS_FILE } from "./entry.ts"
 
-const reasonOf = (error: unknown): string =>
+/** The message of an error (a platform error, an `Error`, anything with a message), else its text. */
+export const reasonOf = (error: unknown): string =>
   error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
     ? String((error as { message: unknown }).message)
     : String(error)

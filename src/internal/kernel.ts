@@ -29,6 +29,7 @@ import type { DfkError } from "../errors.ts"
 import { keyFromJson, tryCanonicalJson, withoutKeys } from "./canonical.ts"
 import { KernelEntry } from "./entry.ts"
 import * as fileStore from "./fileStore.ts"
+import { reasonOf } from "./fileStore.ts"
 import * as runDirs from "./runDirs.ts"
 
 /** What the kernel needs to know of an app; built once per app by `App.make`. */
@@ -188,7 +189,6 @@ const noSpan: SpanLike = { attribute: () => {} }
 /** The tracer Effect uses when none is provided: spans made for it are seen by nobody. */
 const nativeTracer = Effect.runSync(Effect.tracer)
 
-const reasonOf = (e: unknown): string => e instanceof Error ? e.message : String(e)
 
 /** The message of a failed pass: the error's, or the whole cause for a defect. */
 const causeMessage = (cause: Cause.Cause<{ readonly message: string }>): string =>
