@@ -168,7 +168,7 @@ const callPieces = async () => {
     Effect.map(Clock.currentTimeMillis, (now) => new Date(now).toISOString()))
   if (entryModule !== undefined) {
     await syncPiece(g, "miss: new KernelEntry (builds the line)", N, () =>
-      new entryModule.KernelEntry(keys[seq++ & 1023]!, "bench_cached", null, "{\"x\":1}", "2", "2025-01-01T00:00:00.000Z"))
+      new entryModule.KernelEntry(keys[seq++ & 1023]!, entryModule.lineInfix("bench_cached", null), "{\"x\":1}", "2", "\"2025-01-01T00:00:00.000Z\""))
   }
 }
 
@@ -185,7 +185,7 @@ const passPieces = async () => {
   if (entryModule === undefined) return
   const n = quick ? 20_000 : 100_000
   const entries = Array.from({ length: n }, (_, i) =>
-    new entryModule.KernelEntry(keys[i & 1023]!, "bench_cached", null, `{"label":"small","x":${i}}`, String(2 * i), "2025-01-01T00:00:00.000Z"))
+    new entryModule.KernelEntry(keys[i & 1023]!, entryModule.lineInfix("bench_cached", null), `{"label":"small","x":${i}}`, String(2 * i), "\"2025-01-01T00:00:00.000Z\""))
   let text = ""
   await syncPiece(g, `text += entryLine(e) for ${fmt(n)} entries`, 1, () => {
     text = ""

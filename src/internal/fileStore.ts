@@ -11,7 +11,7 @@ import * as Scope from "effect/Scope"
 import * as Option from "effect/Option"
 import type { AppendOptions, CheckpointEntry, CheckpointStoreService } from "../CheckpointStore.ts"
 import { BadCheckpoint, CheckpointError } from "../errors.ts"
-import { entryBytes, invalidEntry, TASKS_FILE } from "./entry.ts"
+import { entryLine, invalidEntry, TASKS_FILE, utf8 } from "./entry.ts"
 
 /** The message of an error (a platform error, an `Error`, anything with a message), else its text. */
 export const reasonOf = (error: unknown): string =>
@@ -76,6 +76,32 @@ export const makeParser = (
     onEntry(value as CheckpointEntry)
   })
 
+// About this many characters of lines are joined and encoded at a time.
+const PIECE = 1 << 20
+
+/**
+ * The UTF-8 bytes of entries' lines, in pieces of about 1 MiB (text joined, then encoded
+ * once per piece: one encoder call per line would cost more than the copy).
+ */
+const encodeLines = (entries: ReadonlyArray<CheckpointEntry>): Array<Uint8Array> => {
+  if (entries.length === 1) return [utf8(entryLine(entries[0]!))]
+  const pieces: Array<Uint8Array> = []
+  let lines: Array<string> = []
+  let chars = 0
+  for (const entry of entries) {
+    const line = entryLine(entry)
+    lines.push(line)
+    chars += line.length
+    if (chars >= PIECE) {
+      pieces.push(utf8(lines.join("")))
+      lines = []
+      chars = 0
+    }
+  }
+  if (lines.length > 0) pieces.push(utf8(lines.join("")))
+  return pieces
+}
+
 /** The JSON Lines store over the platform's `FileSystem`; its open files close with the scope. */
 export const make = Effect.gen(function*() {
   const fs = yield* FileSystem.FileSystem
@@ -87,22 +113,12 @@ export const make = Effect.gen(function*() {
   const goodSize = new Map<string, number>()
   const damaged = new Set<string>()
 
-  // Large appends go in 1 MiB writes: one write(2) of tens of MB is several times slower
-  // than the same bytes in 1 MiB pieces (measured: 20.8 MB in 55-80 ms vs 8-15 ms).
-  const CHUNK = 1 << 20
-  const writeChunked = (handle: FileSystem.File, bytes: Uint8Array): Effect.Effect<void, PlatformError> => {
-    if (bytes.length <= CHUNK) return bytes.length === 0 ? Effect.void : handle.writeAll(bytes)
-    return Effect.suspend(() => {
-      let offset = 0
-      return Effect.whileLoop({
-        while: () => offset < bytes.length,
-        body: () => handle.writeAll(bytes.subarray(offset, Math.min(offset + CHUNK, bytes.length))),
-        step: () => {
-          offset += CHUNK
-        }
-      })
+  // Large appends go in pieces of about 1 MiB: one write(2) of tens of MB is several times
+  // slower than the same bytes in 1 MiB pieces (measured: 20.8 MB in 55-80 ms vs 8-15 ms).
+  const writePieces = (handle: FileSystem.File, pieces: ReadonlyArray<Uint8Array>): Effect.Effect<void, PlatformError> =>
+    pieces.length === 1 ? handle.writeAll(pieces[0]!) : Effect.forEach(pieces, (piece) => handle.writeAll(piece), {
+      discard: true
     })
-  }
 
   // Each checkpoint file is kept open for appending while the store lives (one write per
   // pass instead of open, write and close), in a scope of its own so that a handle that
@@ -142,9 +158,9 @@ export const make = Effect.gen(function*() {
       yield* dirHandle.sync
       synced.add(dir)
     }))
-  const writeTo = (dir: string, file: string, bytes: Uint8Array, fsync: boolean) =>
+  const writeTo = (dir: string, file: string, pieces: ReadonlyArray<Uint8Array>, fsync: boolean) =>
     Effect.flatMap(handleFor(file), (handle) => {
-      const written = writeChunked(handle, bytes)
+      const written = writePieces(handle, pieces)
       return fsync ? written.pipe(Effect.zipRight(handle.sync), Effect.zipRight(syncDir(dir))) : written
     })
 
@@ -155,28 +171,17 @@ export const make = Effect.gen(function*() {
   ): Effect.Effect<void, CheckpointError> =>
     Effect.suspend(() => {
       const file = path.join(dir, TASKS_FILE)
-      let bytes: Uint8Array
+      let pieces: Array<Uint8Array>
+      let length = 0
       try {
-        // The lines' bytes, copied once into one buffer.
-        const parts = new Array<Uint8Array>(entries.length)
-        let size = 0
-        for (let i = 0; i < entries.length; i++) {
-          const part = entryBytes(entries[i]!)
-          parts[i] = part
-          size += part.length
-        }
-        bytes = new Uint8Array(size)
-        let offset = 0
-        for (const part of parts) {
-          bytes.set(part, offset)
-          offset += part.length
-        }
+        pieces = encodeLines(entries)
+        for (const piece of pieces) length += piece.length
       } catch (cause) {
         // JSON.stringify overflows on values nested too deeply: a typed failure, not a defect.
         return Effect.fail(new CheckpointError({ path: file, reason: `An entry has no JSON form: ${reasonOf(cause)}`, cause }))
       }
       const fail = (cause: unknown) => new CheckpointError({ path: file, reason: reasonOf(cause), cause })
-      const write = writeTo(dir, file, bytes, options?.durability === "fsync").pipe(
+      const write = writeTo(dir, file, pieces, options?.durability === "fsync").pipe(
         // A failed handle is closed; the next append opens the file again.
         Effect.onError(() => dropHandle(file))
       )
@@ -188,7 +193,7 @@ export const make = Effect.gen(function*() {
           onFailure: (cause) => Effect.fail(fail(cause)),
           onSuccess: () => {
             damaged.delete(file)
-            goodSize.set(file, size + bytes.length)
+            goodSize.set(file, size + length)
             return Effect.void
           }
         })
@@ -212,7 +217,7 @@ export const make = Effect.gen(function*() {
         damaged.add(file)
         yield* write
         damaged.delete(file)
-        goodSize.set(file, size + bytes.length)
+        goodSize.set(file, size + length)
       }).pipe(Effect.mapError(fail))
     })
 

@@ -47,6 +47,8 @@ export interface AppSpec {
   readonly body: (input: any) => Effect.Effect<any, any, any>
   /** The labels of its app-calls metric, one array per outcome (built once: Effect caches by identity). */
   readonly metricTags: Record<Outcome, ReadonlyArray<MetricLabel.MetricLabel>>
+  /** `lineInfix(name, version)`: the fixed middle of its checkpoint lines. */
+  readonly lineInfix: string
 }
 
 /** The labels of an app's app-calls metric, by outcome. */
@@ -146,10 +148,8 @@ export const resolveConfig = (config: DfkConfig): Effect.Effect<ResolvedConfig, 
     })
   })
 
-type Slot =
-  | { readonly _tag: "Done"; readonly exit: Exit.Exit<unknown, unknown> }
-  // Resolved with the outcome, or with `undefined` when the executing call was interrupted.
-  | { readonly _tag: "Running"; readonly flight: Flight }
+/** A memo slot: the outcome of a call, or the execution in flight. */
+type Slot = Exit.Exit<unknown, unknown> | Flight
 
 /** An execution in flight and the callers waiting for it (none, usually: then it costs nothing). */
 class Flight {
@@ -194,16 +194,16 @@ const nativeTracer = Effect.runSync(Effect.tracer)
 const causeMessage = (cause: Cause.Cause<{ readonly message: string }>): string =>
   Option.match(Cause.failureOption(cause), { onNone: () => Cause.pretty(cause), onSome: (e) => e.message })
 
-// The current time in ISO-8601, formatted at most once per millisecond.
+// The current time as a JSON string of ISO-8601, formatted at most once per millisecond.
 let lastMillis = -1
-let lastIso = ""
-const isoNow = (): string => {
+let lastTimeJson = "\"\""
+const timeJsonNow = (): string => {
   const now = Date.now()
   if (now !== lastMillis) {
     lastMillis = now
-    lastIso = new Date(now).toISOString()
+    lastTimeJson = "\"" + new Date(now).toISOString() + "\""
   }
-  return lastIso
+  return lastTimeJson
 }
 
 /** A loaded checkpoint entry, as the kernel keeps it. */
@@ -391,10 +391,12 @@ export const make = (
       Effect.uninterruptible(exclusivePass(seq, true))
 
     // Runs an app body with the kernel's retries and slots; `running` counts it while it runs.
-    const bodyEnded = Effect.sync(() => {
+    const bodyDone = () => {
       stats.running--
       notify()
-    })
+    }
+    const bodyEnded = Effect.sync(bodyDone)
+    const plainBodies = cfg.retries === 0 && slots === undefined
     const runBody = (app: AppSpec, input: unknown): Effect.Effect<unknown, unknown, unknown> => {
       let body: Effect.Effect<unknown, unknown, unknown> = Effect.suspend(() => {
         stats.running++
@@ -439,7 +441,7 @@ export const make = (
       if (typeof json !== "string") {
         return `The result of ${app.name} cannot be checkpointed: it has no JSON form (${json.error})`
       }
-      return new KernelEntry(key, app.name, app.version, inputJson, json, isoNow())
+      return new KernelEntry(key, app.lineInfix, inputJson, json, timeJsonNow())
     }
 
     // Queues an entry; in task_exit mode, also writes it (with whatever else is pending).
@@ -455,21 +457,20 @@ export const make = (
 
     // Makes an outcome visible: to later calls (the memo) and to the callers waiting for it.
     const publish = (key: string, exit: Exit.Exit<unknown, unknown>, flight: Flight) => {
-      memo.set(key, { _tag: "Done", exit })
+      memo.set(key, exit)
       flight.done(exit)
       return exit
     }
 
-    // Publishes the outcome of a call that ran, and (on success) queues its checkpoint entry.
-    // In task_exit mode the waiters and the caller see it only once it is written.
+    // Publishes the result of a call that ran and queues its checkpoint entry. In task_exit
+    // mode the waiters and the caller see it only once it is written.
     const settle = (
       app: AppSpec,
       key: string,
       inputJson: string,
-      exit: Exit.Exit<unknown, unknown>,
+      exit: Exit.Success<unknown, unknown>,
       flight: Flight
     ): Effect.Effect<unknown, unknown, unknown> => {
-      if (Exit.isFailure(exit)) return publish(key, exit, flight)
       const encoded = app.encodeOutputSync(exit.value)
       const withEntry = (entry: KernelEntry | string) => {
         if (typeof entry === "string") {
@@ -514,13 +515,26 @@ export const make = (
     ): Effect.Effect<unknown, unknown, unknown> => {
       const run = (): Effect.Effect<unknown, unknown, unknown> => {
         record(app, span, "miss")
-        return Effect.flatMap(Effect.exit(restore(runBody(app, input))), (exit) => {
-          if (Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause)) {
-            memo.delete(key)
-            flight.done(undefined)
-            return exit
+        // Without retries and slots, the body runs as it is and `running` is kept here
+        // (saves an ensuring and a suspend per miss).
+        if (plainBodies) {
+          stats.running++
+          notify()
+        }
+        return Effect.matchCauseEffect(restore(plainBodies ? app.body(input) : runBody(app, input)), {
+          onFailure: (cause) => {
+            if (plainBodies) bodyDone()
+            if (Cause.isInterruptedOnly(cause)) {
+              memo.delete(key)
+              flight.done(undefined)
+              return Effect.failCause(cause)
+            }
+            return publish(key, Exit.failCause(cause), flight)
+          },
+          onSuccess: (value) => {
+            if (plainBodies) bodyDone()
+            return settle(app, key, inputJson, Exit.succeed(value) as Exit.Success<unknown, unknown>, flight)
           }
-          return settle(app, key, inputJson, exit, flight)
         })
       }
       const entry = loaded.get(key)
@@ -541,7 +555,7 @@ export const make = (
           )
         }
         record(app, span, "checkpoint")
-        const write = enqueue(new KernelEntry(key, app.name, app.version, inputJson, result, entry.time))
+        const write = enqueue(new KernelEntry(key, app.lineInfix, inputJson, result, JSON.stringify(entry.time)))
         return write === undefined
           ? publish(key, exit, flight)
           : Effect.zipRight(write, Effect.suspend(() => publish(key, exit, flight)))
@@ -562,14 +576,14 @@ export const make = (
           const slot = memo.get(key)
           if (slot === undefined) {
             const flight = new Flight()
-            memo.set(key, { _tag: "Running", flight })
+            memo.set(key, flight)
             return produce(app, span, key, inputJson, input, flight, restore)
           }
-          if (slot._tag === "Done") {
+          if (!(slot instanceof Flight)) {
             record(app, span, "hit")
-            return slot.exit
+            return slot
           }
-          return Effect.flatMap(restore(slot.flight.wait()), (exit) => {
+          return Effect.flatMap(restore(slot.wait()), (exit) => {
             if (exit === undefined) return lookup(app, span, key, inputJson, input)
             record(app, span, "dedup")
             return exit
@@ -586,9 +600,9 @@ export const make = (
       const key = keyFromJson(app.name, app.version, json)
       span.attribute("hash", key)
       const slot = memo.get(key)
-      if (slot !== undefined && slot._tag === "Done") {
+      if (slot !== undefined && !(slot instanceof Flight)) {
         record(app, span, "hit")
-        return slot.exit
+        return slot
       }
       return lendSlot(lookup(app, span, key, json, input))
     }
