@@ -52,6 +52,7 @@ const importOptional = async <A>(rel: string): Promise<A | undefined> => {
 }
 const fileStore = await importOptional<typeof import("../src/internal/fileStore.ts")>("src/internal/fileStore.js")
 const entryModule = await importOptional<typeof import("../src/internal/entry.ts")>("src/internal/entry.js")
+const fileLoad = await importOptional<typeof import("../src/internal/fileLoad.ts")>("src/internal/fileLoad.js")
 
 interface Split {
   readonly group: string
@@ -240,10 +241,10 @@ const loadPieces = async () => {
     for (const l of lines) c += JSON.parse(l).v
     return c
   })
-  if (entryModule !== undefined) {
+  if (fileLoad !== undefined) {
     await whole("invalidEntry(parsed) (validation)", () => {
       let c = 0
-      for (const o of parsed) if (entryModule.invalidEntry(o) === undefined) c++
+      for (const o of parsed) if (fileLoad.invalidEntry(o) === undefined) c++
       return c
     })
   }
@@ -252,10 +253,10 @@ const loadPieces = async () => {
     for (const o of parsed) m.set(o.hash, o)
     return m.size
   })
-  if (fileStore !== undefined) {
+  if (fileStore !== undefined && fileLoad !== undefined) {
     await whole("makeParser: split + parse + validate + onEntry into a Map", () => {
       const m = new Map<string, unknown>()
-      const p = fileStore.makeParser(file, (e) => m.set(e.hash, e), () => {})
+      const p = fileLoad.makeParser(file, (e) => m.set(e.hash, e), () => {})
       for (let i = 0; i < text.length; i += 256 * 1024) p.push(text.slice(i, i + 256 * 1024))
       p.end()
       return m.size

@@ -19,8 +19,8 @@ import * as Either from "effect/Either"
 import * as Stream from "effect/Stream"
 import { getAllCheckpoints, Memo } from "../mod.ts"
 import type { CheckpointEntry } from "../mod.ts"
-import { invalidEntry, TASKS_FILE } from "../src/internal/entry.ts"
-import { LineSplitter } from "../src/internal/fileStore.ts"
+import { TASKS_FILE } from "../src/internal/entry.ts"
+import { invalidEntry, LineSplitter } from "../src/internal/fileLoad.ts"
 import { CliError, ExitStatus, resolveCheckpoint } from "./common.ts"
 
 /**
