@@ -7,7 +7,7 @@
 import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
 import * as path from "node:path"
 import { memoKey } from "../src/internal/canonical.ts"
-import { KernelEntry, lineInfix } from "../src/internal/entry.ts"
+import { KernelEntry, kernelLine, lineInfix } from "../src/internal/entry.ts"
 import { DATA_DIR } from "./util.ts"
 
 /** A small, seeded pseudo-random generator (mulberry32). */
@@ -53,7 +53,7 @@ export const LOAD_APP = "bench_load"
 export const loadEntry = (i: number, time: string): KernelEntry => {
   const input = { i }
   const inputJson = JSON.stringify(input)
-  return new KernelEntry(memoKey(LOAD_APP, null, input, []), lineInfix(LOAD_APP, null), inputJson, String(i * 2), JSON.stringify(time))
+  return new KernelEntry(kernelLine(memoKey(LOAD_APP, null, input, []), lineInfix(LOAD_APP, null), inputJson, String(i * 2), JSON.stringify(time)))
 }
 
 /** The run dir whose `000/checkpoint/tasks.jsonl` holds `n` small entries. */

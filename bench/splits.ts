@@ -168,8 +168,8 @@ const callPieces = async () => {
   await effectPiece(g, "miss: Clock.currentTimeMillis + toISOString", () =>
     Effect.map(Clock.currentTimeMillis, (now) => new Date(now).toISOString()))
   if (entryModule !== undefined) {
-    await syncPiece(g, "miss: new KernelEntry (builds the line)", N, () =>
-      new entryModule.KernelEntry(keys[seq++ & 1023]!, entryModule.lineInfix("bench_cached", null), "{\"x\":1}", "2", "\"2025-01-01T00:00:00.000Z\""))
+    await syncPiece(g, "miss: kernelLine (builds the line)", N, () =>
+      entryModule.kernelLine(keys[seq++ & 1023]!, entryModule.lineInfix("bench_cached", null), "{\"x\":1}", "2", "\"2025-01-01T00:00:00.000Z\""))
   }
 }
 
@@ -186,7 +186,9 @@ const passPieces = async () => {
   if (entryModule === undefined) return
   const n = quick ? 20_000 : 100_000
   const entries = Array.from({ length: n }, (_, i) =>
-    new entryModule.KernelEntry(keys[i & 1023]!, entryModule.lineInfix("bench_cached", null), `{"label":"small","x":${i}}`, String(2 * i), "\"2025-01-01T00:00:00.000Z\""))
+    new entryModule.KernelEntry(
+      entryModule.kernelLine(keys[i & 1023]!, entryModule.lineInfix("bench_cached", null), `{"label":"small","x":${i}}`, String(2 * i), "\"2025-01-01T00:00:00.000Z\"")
+    ))
   let text = ""
   await syncPiece(g, `text += entryLine(e) for ${fmt(n)} entries`, 1, () => {
     text = ""

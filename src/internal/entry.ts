@@ -20,6 +20,18 @@ export const utf8: (text: string) => Uint8Array = NodeBuffer !== undefined
   ? (text) => NodeBuffer.from(text, "utf8")
   : (text) => encoder.encode(text)
 
+/** A byte array of `size` bytes, not zeroed where the runtime allows it. */
+export const allocBytes = (size: number): Uint8Array =>
+  NodeBuffer !== undefined ? NodeBuffer.allocUnsafe(size) : new Uint8Array(size)
+
+/**
+ * Writes `text` as UTF-8 into `target` at `offset`; returns the number of bytes written.
+ * The caller leaves room for 3 bytes per UTF-16 code unit.
+ */
+export const utf8Into: (target: Uint8Array, text: string, offset: number) => number = NodeBuffer !== undefined
+  ? (target, text, offset) => (target as BufferLike).write(text, offset, "utf8")
+  : (target, text, offset) => encoder.encodeInto(text, target.subarray(offset)).written
+
 /**
  * Encodes lines as UTF-8 into pieces of about `size` bytes, a piece at a time, alternating
  * between two buffers of its own: a piece stays intact while the next one is encoded (so a
@@ -31,8 +43,7 @@ export class PieceEncoder {
   private flip = false
   private readonly buffers: [Uint8Array, Uint8Array]
   constructor(private readonly lines: ReadonlyArray<string>, private readonly size: number) {
-    const alloc = (n: number): Uint8Array => NodeBuffer !== undefined ? NodeBuffer.allocUnsafe(n) : new Uint8Array(n)
-    this.buffers = [alloc(size), alloc(size)]
+    this.buffers = [allocBytes(size), allocBytes(size)]
   }
   /** The next piece, or `undefined` when every line is encoded. */
   piece(): Uint8Array | undefined {
@@ -48,19 +59,10 @@ export class PieceEncoder {
     this.flip = !this.flip
     let offset = 0
     let i = this.next
-    if (NodeBuffer !== undefined) {
-      const b = buffer as BufferLike
-      for (; i < lines.length; i++) {
-        const line = lines[i]!
-        if (offset + line.length * 3 > this.size) break
-        offset += b.write(line, offset, "utf8")
-      }
-    } else {
-      for (; i < lines.length; i++) {
-        const line = lines[i]!
-        if (offset + line.length * 3 > this.size) break
-        offset += encoder.encodeInto(line, buffer.subarray(offset)).written
-      }
+    for (; i < lines.length; i++) {
+      const line = lines[i]!
+      if (offset + line.length * 3 > this.size) break
+      offset += utf8Into(buffer, line, offset)
     }
     this.next = i
     return buffer.subarray(0, offset)
@@ -78,20 +80,23 @@ export const lineInfix = (app: string, version: string | null): string =>
 const HEAD = "{\"v\":1,\"hash\":\""
 
 /**
- * An entry made by the kernel, held as the text of its line and nothing else (its input is
- * the canonical text that went into the hash): a checkpoint pass only joins and encodes
- * text, and a pending entry costs about its line's length in memory. The line is built
- * with one `join`, which makes a flat string (concatenation would keep a rope of its
- * pieces, half again as large). The other fields are read back from the line when asked
- * for (by stores other than the JSON Lines one).
+ * The line of an entry made by the kernel, newline included (its input is the canonical
+ * text that went into the hash). Built with one `join`, which makes a flat string:
+ * concatenation would keep a rope of its pieces, half again as large.
+ */
+export const kernelLine = (hash: string, infix: string, inputJson: string, resultJson: string, timeJson: string): string =>
+  [HEAD, hash, infix, inputJson, ",\"result\":", resultJson, ",\"time\":", timeJson, "}\n"].join("")
+
+/**
+ * An entry made by the kernel, held as the text of its line and nothing else, for stores
+ * other than the JSON Lines one. The fields are read back from the line when asked for.
  */
 export class KernelEntry implements CheckpointEntry {
-  /** The line, newline included. */
-  readonly line: string
   private parsed: CheckpointEntry | undefined
-  constructor(hash: string, infix: string, inputJson: string, resultJson: string, timeJson: string) {
-    this.line = [HEAD, hash, infix, inputJson, ",\"result\":", resultJson, ",\"time\":", timeJson, "}\n"].join("")
-  }
+  constructor(
+    /** The line, newline included. */
+    readonly line: string
+  ) {}
   get hash(): string {
     return this.line.slice(HEAD.length, HEAD.length + 64)
   }

@@ -13,6 +13,8 @@ import type { BadCheckpoint } from "../errors.ts"
 import { CheckpointError } from "../errors.ts"
 import { entryLine, PieceEncoder, TASKS_FILE, utf8 } from "./entry.ts"
 import { loadFile, reasonOf } from "./fileLoad.ts"
+import { AppendEncoded } from "./pending.ts"
+import type { AppendEncodedFn } from "./pending.ts"
 
 export { reasonOf } from "./fileLoad.ts"
 
@@ -94,36 +96,35 @@ export const make = Effect.gen(function*() {
       yield* dirHandle.sync
       synced.add(dir)
     }))
-  const writeTo = (dir: string, file: string, lines: ReadonlyArray<string>, fsync: boolean) =>
-    Effect.flatMap(handleFor(file), (handle) => {
-      const written = writeLines(handle, lines)
-      return fsync ? written.pipe(Effect.tap(handle.sync), Effect.tap(syncDir(dir))) : written
+  // Writes already encoded pieces, one after another.
+  const writePieces = (handle: FileSystem.File, pieces: ReadonlyArray<Uint8Array>): Effect.Effect<number, PlatformError> =>
+    Effect.suspend(() => {
+      let length = 0
+      for (const piece of pieces) length += piece.length
+      if (pieces.length === 1) return Effect.as(handle.writeAll(pieces[0]!), length)
+      return Effect.as(Effect.forEach(pieces, (piece) => handle.writeAll(piece), { discard: true }), length)
     })
 
-  const append = (
+  // Appends to `dir`'s file what `write` writes to its handle (returning the byte count).
+  const appendWith = (
     dir: string,
-    entries: ReadonlyArray<CheckpointEntry>,
-    options?: AppendOptions
+    options: AppendOptions | undefined,
+    write: (handle: FileSystem.File) => Effect.Effect<number, PlatformError>
   ): Effect.Effect<void, CheckpointError> =>
     Effect.suspend(() => {
       const file = path.join(dir, TASKS_FILE)
-      let lines: Array<string>
-      try {
-        lines = entries.map(entryLine)
-      } catch (cause) {
-        // JSON.stringify overflows on values nested too deeply: a typed failure, not a defect.
-        return Effect.fail(new CheckpointError({ path: file, reason: `An entry has no JSON form: ${reasonOf(cause)}`, cause }))
-      }
       const fail = (cause: unknown) => new CheckpointError({ path: file, reason: reasonOf(cause), cause })
-      const write = writeTo(dir, file, lines, options?.durability === "fsync").pipe(
-        // A failed handle is closed; the next append opens the file again.
-        Effect.onError(() => dropHandle(file))
-      )
+      const fsync = options?.durability === "fsync"
+      const written = Effect.flatMap(handleFor(file), (handle) =>
+        fsync ? write(handle).pipe(Effect.tap(handle.sync), Effect.tap(syncDir(dir))) : write(handle)).pipe(
+          // A failed handle is closed; the next append opens the file again.
+          Effect.onError(() => dropHandle(file))
+        )
       const size = goodSize.get(file)
       // The common case: a file this store has written before, intact.
       if (size !== undefined && !damaged.has(file)) {
         damaged.add(file)
-        return Effect.matchEffect(write, {
+        return Effect.matchEffect(written, {
           onFailure: (cause) => Effect.fail(fail(cause)),
           onSuccess: (length) => {
             damaged.delete(file)
@@ -149,11 +150,32 @@ export const make = Effect.gen(function*() {
           damaged.delete(file)
         }
         damaged.add(file)
-        const length = yield* write
+        const length = yield* written
         damaged.delete(file)
         goodSize.set(file, size + length)
       }).pipe(Effect.mapError(fail))
     })
+
+  const append = (
+    dir: string,
+    entries: ReadonlyArray<CheckpointEntry>,
+    options?: AppendOptions
+  ): Effect.Effect<void, CheckpointError> =>
+    Effect.suspend(() => {
+      let lines: Array<string>
+      try {
+        lines = entries.map(entryLine)
+      } catch (cause) {
+        // JSON.stringify overflows on values nested too deeply: a typed failure, not a defect.
+        const file = path.join(dir, TASKS_FILE)
+        return Effect.fail(new CheckpointError({ path: file, reason: `An entry has no JSON form: ${reasonOf(cause)}`, cause }))
+      }
+      return appendWith(dir, options, (handle) => writeLines(handle, lines))
+    })
+
+  // The kernel's pending lines, encoded when they were queued (see ByteQueue).
+  const appendEncoded: AppendEncodedFn = (dir, pieces, options) =>
+    appendWith(dir, options, (handle) => writePieces(handle, pieces))
 
   const load = (dir: string, onEntry: (entry: CheckpointEntry) => void): Effect.Effect<void, BadCheckpoint> =>
     loadFile(fs, path.join(dir, TASKS_FILE), dir, onEntry)
@@ -164,5 +186,11 @@ export const make = Effect.gen(function*() {
       Effect.orElseSucceed(() => false)
     )
 
-  return { append, load, exists } satisfies CheckpointStoreService
+  const store: CheckpointStoreService & { readonly [AppendEncoded]: AppendEncodedFn } = {
+    append,
+    load,
+    exists,
+    [AppendEncoded]: appendEncoded
+  }
+  return store
 })

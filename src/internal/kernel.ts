@@ -20,16 +20,17 @@ import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
 import { CheckpointFiles } from "../CheckpointFiles.ts"
 import { CheckpointStore } from "../CheckpointStore.ts"
-import type { CheckpointEntry, CheckpointStoreService, Durability } from "../CheckpointStore.ts"
+import type { CheckpointStoreService, Durability } from "../CheckpointStore.ts"
 import type { CheckpointMode, DfkConfig, DfkDetailedStats, DfkService, DfkStats } from "../Dfk.ts"
 import { AppCacheError, CheckpointError, ConfigurationError } from "../errors.ts"
 import * as Metrics from "../Metrics.ts"
 import type { Outcome } from "../Metrics.ts"
 import type { DfkError } from "../errors.ts"
 import { keyFromJson, tryCanonicalJson, withoutKeys } from "./canonical.ts"
-import { KernelEntry } from "./entry.ts"
+import { kernelLine } from "./entry.ts"
 import * as fileStore from "./fileStore.ts"
 import { reasonOf } from "./fileStore.ts"
+import { pendingFor } from "./pending.ts"
 import * as runDirs from "./runDirs.ts"
 
 /** What the kernel needs to know of an app; built once per app by `App.make`. */
@@ -206,6 +207,11 @@ const timeJsonNow = (): string => {
   return lastTimeJson
 }
 
+/** Why a result is not checkpointed (logged as a warning). */
+class Warning {
+  constructor(readonly message: string) {}
+}
+
 /** A loaded checkpoint entry, as the kernel keeps it. */
 class LoadedResult {
   constructor(readonly result: unknown, readonly time: string) {}
@@ -274,13 +280,13 @@ export const make = (
       if (changed === undefined) changed = Deferred.unsafeMake<void>(FiberId.none)
       return Deferred.await(changed)
     })
-    const detailed = (): DfkDetailedStats => ({ ...stats, pending: pending.length + writing })
+    const detailed = (): DfkDetailedStats => ({ ...stats, pending: queue.size + writing })
     const snapshot = (): DfkStats => ({
       tasks: stats.tasks,
       hits: stats.hits,
       misses: stats.misses,
       checkpointed: stats.checkpointed,
-      pending: pending.length + writing
+      pending: queue.size + writing
     })
 
     // Counts a served call: stats, the app-calls metric and the call's span.
@@ -295,11 +301,12 @@ export const make = (
       notify()
     }
     const memo = new Map<string, Slot>()
-    let pending: Array<CheckpointEntry> = []
+    const appendOptions = { durability: cfg.durability }
+    const pending = pendingFor(store, checkpointDir, appendOptions)
+    const queue = pending.queue
     let queued = 0 // entries ever queued
     let written = 0 // entries ever written (a prefix of the queue, in order)
     let writing = 0 // entries of the pass under way: still pending until written
-    const appendOptions = { durability: cfg.durability }
     const slots = cfg.maxConcurrency === undefined ? undefined : yield* Effect.makeSemaphore(cfg.maxConcurrency)
 
     // One checkpoint pass: takes every pending entry and appends it. On failure the entries
@@ -311,30 +318,29 @@ export const make = (
       Effect.tracerWith((tracer) => {
         const run = (span: SpanLike) =>
           Effect.suspend(() => {
-            const batch = pending
-            pending = []
-            writing = batch.length
-            span.attribute("entries", batch.length)
+            const batch = queue.take()
+            writing = batch.count
+            span.attribute("entries", batch.count)
             const started = performance.now()
             const timed = () =>
               Metrics.checkpointPassDuration.unsafeUpdate(Duration.millis(performance.now() - started), [])
-            return Effect.matchCauseEffect(store.append(checkpointDir, batch, appendOptions), {
+            return Effect.matchCauseEffect(pending.write(batch), {
               // On a failure, and on a defect of the store too, the batch goes back to the queue.
               onFailure: (cause) => {
                 timed()
                 writing = 0
-                pending = batch.concat(pending)
+                queue.putBack(batch)
                 return Effect.failCause(cause)
               },
               onSuccess: () => {
                 timed()
                 writing = 0
-                written += batch.length
-                stats.checkpointed += batch.length
-                Metrics.entriesCheckpointed.unsafeUpdate(batch.length, [])
+                written += batch.count
+                stats.checkpointed += batch.count
+                Metrics.entriesCheckpointed.unsafeUpdate(batch.count, [])
                 notify()
-                const message = batch.length > 0
-                  ? `Done checkpointing ${batch.length} tasks`
+                const message = batch.count > 0
+                  ? `Done checkpointing ${batch.count} tasks`
                   : "No tasks checkpointed in this pass"
                 return quiet ? Effect.logDebug(message) : Effect.logInfo(message)
               }
@@ -433,20 +439,22 @@ export const make = (
       key: string,
       inputJson: string,
       encoded: Either.Either<unknown, ParseResult.ParseError>
-    ): KernelEntry | string => {
+    ): string | Warning => {
       if (Either.isLeft(encoded)) {
-        return `The result of ${app.name} cannot be checkpointed: it does not encode with the output schema: ${encoded.left.message}`
+        return new Warning(
+          `The result of ${app.name} cannot be checkpointed: it does not encode with the output schema: ${encoded.left.message}`
+        )
       }
       const json = tryCanonicalJson(encoded.right)
       if (typeof json !== "string") {
-        return `The result of ${app.name} cannot be checkpointed: it has no JSON form (${json.error})`
+        return new Warning(`The result of ${app.name} cannot be checkpointed: it has no JSON form (${json.error})`)
       }
-      return new KernelEntry(key, app.lineInfix, inputJson, json, timeJsonNow())
+      return kernelLine(key, app.lineInfix, inputJson, json, timeJsonNow())
     }
 
     // Queues an entry; in task_exit mode, also writes it (with whatever else is pending).
-    const enqueue = (entry: CheckpointEntry): Effect.Effect<void> | undefined => {
-      pending.push(entry)
+    const enqueue = (line: string): Effect.Effect<void> | undefined => {
+      queue.push(line)
       const seq = ++queued
       notify()
       if (cfg.checkpointMode !== "task_exit") return undefined
@@ -472,11 +480,11 @@ export const make = (
       flight: Flight
     ): Effect.Effect<unknown, unknown, unknown> => {
       const encoded = app.encodeOutputSync(exit.value)
-      const withEntry = (entry: KernelEntry | string) => {
-        if (typeof entry === "string") {
-          return Effect.zipRight(Effect.logWarning(entry), Effect.suspend(() => publish(key, exit, flight)))
+      const withEntry = (line: string | Warning) => {
+        if (typeof line !== "string") {
+          return Effect.zipRight(Effect.logWarning(line.message), Effect.suspend(() => publish(key, exit, flight)))
         }
-        const write = enqueue(entry)
+        const write = enqueue(line)
         return write === undefined
           ? publish(key, exit, flight)
           : Effect.zipRight(write, Effect.suspend(() => publish(key, exit, flight)))
@@ -555,7 +563,7 @@ export const make = (
           )
         }
         record(app, span, "checkpoint")
-        const write = enqueue(new KernelEntry(key, app.lineInfix, inputJson, result, JSON.stringify(entry.time)))
+        const write = enqueue(kernelLine(key, app.lineInfix, inputJson, result, JSON.stringify(entry.time)))
         return write === undefined
           ? publish(key, exit, flight)
           : Effect.zipRight(write, Effect.suspend(() => publish(key, exit, flight)))
@@ -657,7 +665,7 @@ export const make = (
     if (cfg.checkpointMode !== undefined) {
       yield* Effect.addFinalizer(() =>
         Effect.suspend(() => {
-          const lost = pending.length
+          const lost = queue.size
           return pass.pipe(
             Effect.catchAllCause((cause) =>
               Effect.logError(
