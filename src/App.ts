@@ -9,6 +9,7 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { Dfk } from "./Dfk.ts"
 import type { AppCacheError } from "./errors.ts"
+import { keyPrefix } from "./internal/canonical.ts"
 import { lineInfix } from "./internal/entry.ts"
 import { metricTagsOf } from "./internal/kernel.ts"
 import type { AppSpec } from "./internal/kernel.ts"
@@ -120,7 +121,8 @@ export const make = <In extends Schema.Schema.Any, Out extends Schema.Schema.Any
     decodeOutput: Schema.decodeUnknown(output),
     body,
     metricTags: metricTagsOf(options.name),
-    lineInfix: lineInfix(options.name, options.version ?? null)
+    lineInfix: lineInfix(options.name, options.version ?? null),
+    keyPrefix: keyPrefix(options.name, options.version ?? null)
   }
   // One step: the kernel and the tracer are read off the running fiber (a service lookup
   // through Effect.flatMap(Dfk, ...) costs as much as the rest of a memo hit).

@@ -263,11 +263,21 @@ export const withoutKeys = (encoded: unknown, ignore: ReadonlyArray<string>): un
   return out
 }
 
+/**
+ * The start of the hashed text of an app's keys: `[name,version,` (`keyFromJson` adds the
+ * input and the closing bracket). Built once per app.
+ */
+export const keyPrefix = (name: string, version: string | null): string =>
+  "[" + JSON.stringify(name) + "," + (version === null ? "null" : JSON.stringify(version)) + ","
+
+/** The memo key from an app's `keyPrefix` and the canonical JSON of its (filtered) input. */
+export const keyWithPrefix = (prefix: string, inputJson: string): string => sha256Hex(prefix + inputJson + "]")
+
 /** The memo key of DESIGN §3 from the canonical JSON of the (already filtered) input. */
 export const keyFromJson = (name: string, version: string | null, inputJson: string): string =>
   // `[name, version, input]`: the brackets and the two leading members are written directly;
   // only the input needs the general serializer.
-  sha256Hex("[" + JSON.stringify(name) + "," + (version === null ? "null" : JSON.stringify(version)) + "," + inputJson + "]")
+  keyWithPrefix(keyPrefix(name, version), inputJson)
 
 /** The memo key of DESIGN §3, from an already encoded input. Throws `NotJson`. */
 export const memoKey = (

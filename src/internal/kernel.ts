@@ -26,7 +26,7 @@ import { AppCacheError, CheckpointError, ConfigurationError } from "../errors.ts
 import * as Metrics from "../Metrics.ts"
 import type { Outcome } from "../Metrics.ts"
 import type { DfkError } from "../errors.ts"
-import { keyFromJson, tryCanonicalJson, withoutKeys } from "./canonical.ts"
+import { keyWithPrefix, tryCanonicalJson, withoutKeys } from "./canonical.ts"
 import { kernelLine } from "./entry.ts"
 import * as fileStore from "./fileStore.ts"
 import { reasonOf } from "./fileStore.ts"
@@ -50,6 +50,8 @@ export interface AppSpec {
   readonly metricTags: Record<Outcome, ReadonlyArray<MetricLabel.MetricLabel>>
   /** `lineInfix(name, version)`: the fixed middle of its checkpoint lines. */
   readonly lineInfix: string
+  /** `keyPrefix(name, version)`: the fixed start of the text its keys hash. */
+  readonly keyPrefix: string
 }
 
 /** The labels of an app's app-calls metric, by outcome. */
@@ -361,7 +363,7 @@ export const make = (
     }
     let passing = false
     let passWaiters: Array<PassWaiter> = []
-    const passEnded = Effect.sync(() => {
+    const endPass = () => {
       passing = false
       const sleeping: Array<PassWaiter> = []
       let next: PassWaiter | undefined
@@ -372,29 +374,46 @@ export const make = (
       }
       passWaiters = sleeping
       next?.wake()
-    })
-    const waitForPass = (seq: number) =>
-      Effect.async<void>((resume) => {
-        const waiter: PassWaiter = { seq, wake: () => resume(Effect.void) }
-        passWaiters.push(waiter)
-        return Effect.sync(() => {
-          const i = passWaiters.indexOf(waiter)
-          if (i >= 0) passWaiters.splice(i, 1)
-        })
+    }
+    const passEnded = Effect.sync(endPass)
+    // Waits (uninterruptibly: every caller is) until the pass under way ends, then goes on
+    // with what `next` returns then.
+    const afterPass = <A, E, R>(seq: number, next: () => Effect.Effect<A, E, R>) =>
+      Effect.async<A, E, R>((resume) => {
+        passWaiters.push({ seq, wake: () => resume(next()) })
       })
     // Runs a pass once no other is under way, unless queue number `seq` is written by then.
     const exclusivePass = (seq: number, quiet: boolean): Effect.Effect<void, CheckpointError> =>
       Effect.suspend(() => {
         if (written >= seq) return Effect.void
-        if (passing) return Effect.zipRight(waitForPass(seq), exclusivePass(seq, quiet))
+        if (passing) return afterPass(seq, () => exclusivePass(seq, quiet))
         passing = true
         return Effect.ensuring(passUnlocked(quiet), passEnded)
       })
     const pass = Effect.uninterruptible(exclusivePass(Infinity, false))
 
-    // Writes until the entry with queue number `seq` is on disk.
-    const writeThrough = (seq: number): Effect.Effect<void, CheckpointError> =>
-      Effect.uninterruptible(exclusivePass(seq, true))
+    // task_exit: goes on with `then()` once the entry with queue number `seq` is written (by
+    // the pass under way, or by a pass of its own after it), or once writing it failed, which
+    // is logged (the entry stays pending). Runs uninterruptibly (inside the call's mask), so
+    // `endPass` always runs; the waiter is resumed straight into what comes next.
+    const afterWrite = <A, E, R>(seq: number, then: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
+      if (written >= seq) return then()
+      if (passing) return afterPass(seq, () => afterWrite(seq, then))
+      passing = true
+      return Effect.matchCauseEffect(passUnlocked(true), {
+        onFailure: (cause) => {
+          endPass()
+          return Effect.zipRight(
+            Effect.logError(`Checkpoint write failed; the entry stays pending: ${causeMessage(cause)}`),
+            Effect.suspend(then)
+          )
+        },
+        onSuccess: () => {
+          endPass()
+          return then()
+        }
+      })
+    }
 
     // Runs an app body with the kernel's retries and slots; `running` counts it while it runs.
     const bodyDone = () => {
@@ -452,15 +471,11 @@ export const make = (
       return kernelLine(key, app.lineInfix, inputJson, json, timeJsonNow())
     }
 
-    // Queues an entry; in task_exit mode, also writes it (with whatever else is pending).
-    const enqueue = (line: string): Effect.Effect<void> | undefined => {
+    // Queues an entry; returns its queue number.
+    const enqueue = (line: string): number => {
       queue.push(line)
-      const seq = ++queued
       notify()
-      if (cfg.checkpointMode !== "task_exit") return undefined
-      return writeThrough(seq).pipe(
-        Effect.catchAll((e) => Effect.logError(`Checkpoint write failed; the entry stays pending: ${e.message}`))
-      )
+      return ++queued
     }
 
     // Makes an outcome visible: to later calls (the memo) and to the callers waiting for it.
@@ -469,6 +484,11 @@ export const make = (
       flight.done(exit)
       return exit
     }
+
+    // Publishes an outcome whose entry has queue number `seq`: at once, or in task_exit mode
+    // once the entry is written (with whatever else is pending).
+    const published = (seq: number, key: string, exit: Exit.Exit<unknown, unknown>, flight: Flight) =>
+      cfg.checkpointMode === "task_exit" ? afterWrite(seq, () => publish(key, exit, flight)) : publish(key, exit, flight)
 
     // Publishes the result of a call that ran and queues its checkpoint entry. In task_exit
     // mode the waiters and the caller see it only once it is written.
@@ -484,10 +504,7 @@ export const make = (
         if (typeof line !== "string") {
           return Effect.zipRight(Effect.logWarning(line.message), Effect.suspend(() => publish(key, exit, flight)))
         }
-        const write = enqueue(line)
-        return write === undefined
-          ? publish(key, exit, flight)
-          : Effect.zipRight(write, Effect.suspend(() => publish(key, exit, flight)))
+        return published(enqueue(line), key, exit, flight)
       }
       return Either.isRight(encoded)
         ? withEntry(entryOf(app, key, inputJson, encoded))
@@ -563,10 +580,7 @@ export const make = (
           )
         }
         record(app, span, "checkpoint")
-        const write = enqueue(kernelLine(key, app.lineInfix, inputJson, result, JSON.stringify(entry.time)))
-        return write === undefined
-          ? publish(key, exit, flight)
-          : Effect.zipRight(write, Effect.suspend(() => publish(key, exit, flight)))
+        return published(enqueue(kernelLine(key, app.lineInfix, inputJson, result, JSON.stringify(entry.time))), key, exit, flight)
       })
     }
 
@@ -605,7 +619,7 @@ export const make = (
       if (typeof json !== "string") {
         return Effect.fail(new AppCacheError({ app: app.name, reason: `The input has no JSON form: ${json.error}` }))
       }
-      const key = keyFromJson(app.name, app.version, json)
+      const key = keyWithPrefix(app.keyPrefix, json)
       span.attribute("hash", key)
       const slot = memo.get(key)
       if (slot !== undefined && !(slot instanceof Flight)) {
