@@ -1,10 +1,34 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as fc from "fast-check"
 import { createHash } from "node:crypto"
 import { Memo } from "effect-dfk"
 
 const sha256 = (s: string) => createHash("sha256").update(s, "utf8").digest("hex")
+
+/** A plain reference for RFC 8785 on JSON values: keys sorted by UTF-16 code units, recursively. */
+const reference = (v: unknown): string => {
+  if (Array.isArray(v)) return `[${v.map(reference).join(",")}]`
+  if (typeof v === "object" && v !== null) {
+    const keys = Object.keys(v).filter((k) => (v as Record<string, unknown>)[k] !== undefined).sort()
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${reference((v as Record<string, unknown>)[k])}`).join(",")}}`
+  }
+  return JSON.stringify(v === 0 ? 0 : v)
+}
+
+/** The same members inserted in another order (a different object shape, the same value). */
+const reordered = (v: unknown, seed: number): unknown => {
+  if (Array.isArray(v)) return v.map((x, i) => reordered(x, seed + i))
+  if (typeof v === "object" && v !== null) {
+    const keys = Object.keys(v)
+    const rotated = keys.slice(seed % (keys.length || 1)).concat(keys.slice(0, seed % (keys.length || 1))).reverse()
+    const out: Record<string, unknown> = Object.create(null)
+    for (const k of rotated) out[k] = reordered((v as Record<string, unknown>)[k], seed + 1)
+    return out
+  }
+  return v
+}
 
 describe("Memo", () => {
   it.effect("pins the key of a known input to an independently computed hex value", () =>
@@ -39,6 +63,38 @@ describe("Memo", () => {
     assert.deepStrictEqual(keys, ["B", "a", "\u20ac", "\ud83d\ude00"])
     assert.strictEqual(json({ s: "line\nquote\"tab\t\u0001" }), "{\"s\":\"line\\nquote\\\"tab\\t\\u0001\"}")
     assert.strictEqual(json({ a: undefined, b: 1 }), "{\"b\":1}")
+  })
+
+  it("agrees with a plain reference on random JSON values, whatever the order members were inserted in", () => {
+    const json = (v: unknown) => Either.getOrThrow(Memo.canonicalJson(v))
+    // Many shapes one after another (more than any cache of recent shapes holds), the same
+    // keys in other orders, keys that prefix one another, objects with many keys.
+    const keyName = fc.constantFrom("a", "b", "ab", "ba", "x", "label", "é", "€", "😀", "B", "_", "a b", "10", "2")
+    const leaf = fc.oneof(
+      fc.integer(),
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
+      fc.string({ maxLength: 8 }),
+      fc.boolean(),
+      fc.constant(null)
+    )
+    const value = fc.letrec((tie) => ({
+      node: fc.oneof(
+        { maxDepth: 4, withCrossShrink: true },
+        leaf,
+        fc.array(tie("node"), { maxLength: 4 }),
+        fc.dictionary(keyName, tie("node"), { maxKeys: 6 }),
+        fc.dictionary(fc.string({ maxLength: 4 }), leaf, { minKeys: 20, maxKeys: 90 })
+      )
+    })).node
+    fc.assert(
+      fc.property(value, fc.nat(50), (v, seed) => {
+        const expected = reference(v)
+        assert.strictEqual(json(v), expected)
+        assert.strictEqual(json(reordered(v, seed)), expected)
+        assert.strictEqual(json(JSON.parse(JSON.stringify(v))), expected)
+      }),
+      { numRuns: 400 }
+    )
   })
 
   it("refuses values JSON cannot hold", () => {
