@@ -10,7 +10,7 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import * as path from "node:path"
-import { App, CheckpointFiles, Dfk, Metrics } from "effect-dfk"
+import { App, CheckpointFiles, Dfk, Memo, Metrics } from "effect-dfk"
 import { platform, tmpDir } from "./util.ts"
 
 interface Recorded {
@@ -111,9 +111,14 @@ describe("observability", () => {
         "obs_leaf:miss",
         "obs_parent:miss"
       ])
+      // Every outcome (hits too) carries the call's memo key.
+      const keys: Record<string, string> = {
+        obs_leaf: yield* Memo.key({ name: "obs_leaf", input: 2 }),
+        obs_parent: yield* Memo.key({ name: "obs_parent", input: 1 })
+      }
       for (const s of calls) {
         assert.strictEqual(s.attributes.get("app"), s.name)
-        assert.match(String(s.attributes.get("hash")), /^[0-9a-f]{64}$/)
+        assert.strictEqual(s.attributes.get("hash"), keys[s.name])
         assert.isTrue(s.ended)
       }
       // The leaf called from the parent's body is a child of the parent's span.

@@ -26,7 +26,7 @@ import { AppCacheError, CheckpointError, ConfigurationError } from "../errors.ts
 import * as Metrics from "../Metrics.ts"
 import type { Outcome } from "../Metrics.ts"
 import type { DfkError } from "../errors.ts"
-import { keyWithPrefix, tryCanonicalJson, withoutKeys } from "./canonical.ts"
+import { sha256Hex, tryCanonicalJson, withoutKeys } from "./canonical.ts"
 import { kernelLine } from "./entry.ts"
 import * as fileStore from "./fileStore.ts"
 import { reasonOf } from "./fileStore.ts"
@@ -213,6 +213,9 @@ const timeJsonNow = (): string => {
 class Warning {
   constructor(readonly message: string) {}
 }
+
+// Memo keys: the hashed text itself up to this length, else its sha256.
+const SHORT_KEY = 128
 
 /** A loaded checkpoint entry, as the kernel keeps it. */
 class LoadedResult {
@@ -455,7 +458,7 @@ export const make = (
     // The checkpoint entry of a successful result, or a warning when it cannot be checkpointed.
     const entryOf = (
       app: AppSpec,
-      key: string,
+      hash: string,
       inputJson: string,
       encoded: Either.Either<unknown, ParseResult.ParseError>
     ): string | Warning => {
@@ -468,7 +471,7 @@ export const make = (
       if (typeof json !== "string") {
         return new Warning(`The result of ${app.name} cannot be checkpointed: it has no JSON form (${json.error})`)
       }
-      return kernelLine(key, app.lineInfix, inputJson, json, timeJsonNow())
+      return kernelLine(hash, app.lineInfix, inputJson, json, timeJsonNow())
     }
 
     // Queues an entry; returns its queue number.
@@ -479,22 +482,25 @@ export const make = (
     }
 
     // Makes an outcome visible: to later calls (the memo) and to the callers waiting for it.
-    const publish = (key: string, exit: Exit.Exit<unknown, unknown>, flight: Flight) => {
-      memo.set(key, exit)
+    const publish = (memoKey: string, exit: Exit.Exit<unknown, unknown>, flight: Flight) => {
+      memo.set(memoKey, exit)
       flight.done(exit)
       return exit
     }
 
     // Publishes an outcome whose entry has queue number `seq`: at once, or in task_exit mode
     // once the entry is written (with whatever else is pending).
-    const published = (seq: number, key: string, exit: Exit.Exit<unknown, unknown>, flight: Flight) =>
-      cfg.checkpointMode === "task_exit" ? afterWrite(seq, () => publish(key, exit, flight)) : publish(key, exit, flight)
+    const published = (seq: number, memoKey: string, exit: Exit.Exit<unknown, unknown>, flight: Flight) =>
+      cfg.checkpointMode === "task_exit"
+        ? afterWrite(seq, () => publish(memoKey, exit, flight))
+        : publish(memoKey, exit, flight)
 
     // Publishes the result of a call that ran and queues its checkpoint entry. In task_exit
     // mode the waiters and the caller see it only once it is written.
     const settle = (
       app: AppSpec,
-      key: string,
+      memoKey: string,
+      hash: string,
       inputJson: string,
       exit: Exit.Success<unknown, unknown>,
       flight: Flight
@@ -502,24 +508,24 @@ export const make = (
       const encoded = app.encodeOutputSync(exit.value)
       const withEntry = (line: string | Warning) => {
         if (typeof line !== "string") {
-          return Effect.zipRight(Effect.logWarning(line.message), Effect.suspend(() => publish(key, exit, flight)))
+          return Effect.zipRight(Effect.logWarning(line.message), Effect.suspend(() => publish(memoKey, exit, flight)))
         }
-        return published(enqueue(line), key, exit, flight)
+        return published(enqueue(line), memoKey, exit, flight)
       }
       return Either.isRight(encoded)
-        ? withEntry(entryOf(app, key, inputJson, encoded))
-        : Effect.flatMap(encodeOutputSlow(app, exit.value), (e) => withEntry(entryOf(app, key, inputJson, e)))
+        ? withEntry(entryOf(app, hash, inputJson, encoded))
+        : Effect.flatMap(encodeOutputSlow(app, exit.value), (e) => withEntry(entryOf(app, hash, inputJson, e)))
     }
 
     // Decodes a loaded entry with the app's output schema; `undefined` (and a warning) when
     // it no longer decodes, which makes the call a miss.
-    const fromCheckpoint = (app: AppSpec, key: string, entry: LoadedResult) =>
+    const fromCheckpoint = (app: AppSpec, hash: string, entry: LoadedResult) =>
       Effect.suspend(() => app.decodeOutput(entry.result)).pipe(
         Effect.map(Exit.succeed),
         Effect.catchAllCause((cause) =>
           Effect.as(
             Effect.logWarning(
-              `A checkpointed result of ${app.name} (${key.slice(0, 12)}) no longer decodes with its output schema, so the app runs again: ${
+              `A checkpointed result of ${app.name} (${hash.slice(0, 12)}) no longer decodes with its output schema, so the app runs again: ${
                 Cause.pretty(cause)
               }`
             ),
@@ -532,7 +538,8 @@ export const make = (
     const produce = (
       app: AppSpec,
       span: SpanLike,
-      key: string,
+      memoKey: string,
+      hash: string,
       inputJson: string,
       input: unknown,
       flight: Flight,
@@ -550,22 +557,22 @@ export const make = (
           onFailure: (cause) => {
             if (plainBodies) bodyDone()
             if (Cause.isInterruptedOnly(cause)) {
-              memo.delete(key)
+              memo.delete(memoKey)
               flight.done(undefined)
               return Effect.failCause(cause)
             }
-            return publish(key, Exit.failCause(cause), flight)
+            return publish(memoKey, Exit.failCause(cause), flight)
           },
           onSuccess: (value) => {
             if (plainBodies) bodyDone()
-            return settle(app, key, inputJson, Exit.succeed(value) as Exit.Success<unknown, unknown>, flight)
+            return settle(app, memoKey, hash, inputJson, Exit.succeed(value) as Exit.Success<unknown, unknown>, flight)
           }
         })
       }
-      const entry = loaded.get(key)
+      const entry = loaded.get(hash)
       if (entry === undefined) return run()
-      loaded.delete(key)
-      return Effect.flatMap(fromCheckpoint(app, key, entry), (exit) => {
+      loaded.delete(hash)
+      return Effect.flatMap(fromCheckpoint(app, hash, entry), (exit) => {
         if (exit === undefined) return run()
         // Carried forward: written to this run's checkpoint like a fresh result, with the
         // call's canonical input. A result that cannot be serialized again (nested too deeply
@@ -574,13 +581,14 @@ export const make = (
         if (typeof result !== "string") {
           return Effect.zipRight(
             Effect.logWarning(
-              `A checkpointed result of ${app.name} (${key.slice(0, 12)}) cannot be written again (${result.error}), so the app runs again`
+              `A checkpointed result of ${app.name} (${hash.slice(0, 12)}) cannot be written again (${result.error}), so the app runs again`
             ),
             Effect.suspend(run)
           )
         }
         record(app, span, "checkpoint")
-        return published(enqueue(kernelLine(key, app.lineInfix, inputJson, result, JSON.stringify(entry.time))), key, exit, flight)
+        const line = kernelLine(hash, app.lineInfix, inputJson, result, JSON.stringify(entry.time))
+        return published(enqueue(line), memoKey, exit, flight)
       })
     }
 
@@ -589,24 +597,25 @@ export const make = (
     const lookup = (
       app: AppSpec,
       span: SpanLike,
-      key: string,
+      memoKey: string,
+      hash: string,
       inputJson: string,
       input: unknown
     ): Effect.Effect<unknown, unknown, unknown> =>
       Effect.uninterruptibleMask((restore) =>
         Effect.suspend(() => {
-          const slot = memo.get(key)
+          const slot = memo.get(memoKey)
           if (slot === undefined) {
             const flight = new Flight()
-            memo.set(key, flight)
-            return produce(app, span, key, inputJson, input, flight, restore)
+            memo.set(memoKey, flight)
+            return produce(app, span, memoKey, hash, inputJson, input, flight, restore)
           }
           if (!(slot instanceof Flight)) {
             record(app, span, "hit")
             return slot
           }
           return Effect.flatMap(restore(slot.wait()), (exit) => {
-            if (exit === undefined) return lookup(app, span, key, inputJson, input)
+            if (exit === undefined) return lookup(app, span, memoKey, hash, inputJson, input)
             record(app, span, "dedup")
             return exit
           })
@@ -619,14 +628,20 @@ export const make = (
       if (typeof json !== "string") {
         return Effect.fail(new AppCacheError({ app: app.name, reason: `The input has no JSON form: ${json.error}` }))
       }
-      const key = keyWithPrefix(app.keyPrefix, json)
-      span.attribute("hash", key)
-      const slot = memo.get(key)
+      // The memo is keyed by the hashed text itself when it is short (a hit then needs no
+      // sha256), else by the hash; the two cannot collide (the text starts with "[").
+      const text = app.keyPrefix + json + "]"
+      const short = text.length <= SHORT_KEY
+      const memoKey = short ? text : sha256Hex(text)
+      const slot = memo.get(memoKey)
       if (slot !== undefined && !(slot instanceof Flight)) {
+        if (span !== noSpan) span.attribute("hash", short ? sha256Hex(text) : memoKey)
         record(app, span, "hit")
         return slot
       }
-      return lendSlot(lookup(app, span, key, json, input))
+      const hash = short ? sha256Hex(text) : memoKey
+      span.attribute("hash", hash)
+      return lendSlot(lookup(app, span, memoKey, hash, json, input))
     }
 
     const encodeFailed = (app: AppSpec, e: ParseResult.ParseError) =>
