@@ -35,6 +35,34 @@ describe("App", () => {
       assert.deepStrictEqual(value.stats, { tasks: 3, hits: 1, misses: 2, checkpointed: 0, pending: 2 })
     }))
 
+  it.scoped("results that are undefined, null, falsy or objects are memoized as they are", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const Result = Schema.Union(
+        Schema.Undefined,
+        Schema.Null,
+        Schema.Number,
+        Schema.String,
+        Schema.Boolean,
+        Schema.Struct({ a: Schema.Array(Schema.Number) })
+      )
+      const results: Array<typeof Result.Type> = [undefined, null, 0, "", false, { a: [1] }]
+      const pick = App.make(
+        { name: "pick", input: Schema.Number, output: Result, cache: true },
+        (i) => Effect.sync(() => (runs.inc(), results[i]))
+      )
+      const { value } = yield* withKernel({}, Effect.gen(function*() {
+        const first = yield* Effect.forEach(results, (_, i) => pick(i))
+        const second = yield* Effect.forEach(results, (_, i) => pick(i))
+        return { first, second, stats: yield* Dfk.stats }
+      }))
+      assert.deepStrictEqual(value.first, results)
+      assert.strictEqual(value.second[5], value.first[5]) // the same object, not a copy
+      assert.deepStrictEqual(value.second, results)
+      assert.strictEqual(runs.count, results.length)
+      assert.strictEqual(value.stats.hits, results.length)
+    }))
+
   it.scoped("a failure is memoized in-run (the identical error value) and never checkpointed", () =>
     Effect.gen(function*() {
       const runs = counter()

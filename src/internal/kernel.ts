@@ -151,8 +151,28 @@ export const resolveConfig = (config: DfkConfig): Effect.Effect<ResolvedConfig, 
     })
   })
 
-/** A memo slot: the outcome of a call, or the execution in flight. */
-type Slot = Exit.Exit<unknown, unknown> | Flight
+/**
+ * A memo slot: the execution in flight, a failure, or a success held as its bare value
+ * (`undefined` as `Undefined`): an Exit per entry would be most of what a memoized result
+ * keeps in memory, and a hit can make one.
+ */
+type Slot = Flight | Failed | unknown
+
+/** A memoized failure (or defect). */
+class Failed {
+  constructor(readonly exit: Exit.Exit<unknown, unknown>) {}
+}
+
+/** The memo's stand-in for a result that is `undefined`. */
+const Undefined: unique symbol = Symbol("effect-dfk/Undefined")
+
+/** The slot that memoizes an outcome. */
+const slotOf = (exit: Exit.Exit<unknown, unknown>): Slot =>
+  Exit.isFailure(exit) ? new Failed(exit) : exit.value === undefined ? Undefined : exit.value
+
+/** The outcome a memoized slot (not a Flight) stands for. */
+const outcomeOf = (slot: unknown): Exit.Exit<unknown, unknown> =>
+  slot instanceof Failed ? slot.exit : Exit.succeed(slot === Undefined ? undefined : slot)
 
 /** An execution in flight and the callers waiting for it (none, usually: then it costs nothing). */
 class Flight {
@@ -483,7 +503,7 @@ export const make = (
 
     // Makes an outcome visible: to later calls (the memo) and to the callers waiting for it.
     const publish = (memoKey: string, exit: Exit.Exit<unknown, unknown>, flight: Flight) => {
-      memo.set(memoKey, exit)
+      memo.set(memoKey, slotOf(exit))
       flight.done(exit)
       return exit
     }
@@ -612,7 +632,7 @@ export const make = (
           }
           if (!(slot instanceof Flight)) {
             record(app, span, "hit")
-            return slot
+            return outcomeOf(slot)
           }
           return Effect.flatMap(restore(slot.wait()), (exit) => {
             if (exit === undefined) return lookup(app, span, memoKey, hash, inputJson, input)
@@ -637,7 +657,7 @@ export const make = (
       if (slot !== undefined && !(slot instanceof Flight)) {
         if (span !== noSpan) span.attribute("hash", short ? sha256Hex(text) : memoKey)
         record(app, span, "hit")
-        return slot
+        return outcomeOf(slot)
       }
       const hash = short ? sha256Hex(text) : memoKey
       span.attribute("hash", hash)
