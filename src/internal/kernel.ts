@@ -622,25 +622,24 @@ export const make = (
       inputJson: string,
       input: unknown
     ): Effect.Effect<unknown, unknown, unknown> =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.suspend(() => {
-          const slot = memo.get(memoKey)
-          if (slot === undefined) {
-            const flight = new Flight()
-            memo.set(memoKey, flight)
-            return produce(app, span, memoKey, hash, inputJson, input, flight, restore)
-          }
-          if (!(slot instanceof Flight)) {
-            record(app, span, "hit")
-            return outcomeOf(slot)
-          }
-          return Effect.flatMap(restore(slot.wait()), (exit) => {
-            if (exit === undefined) return lookup(app, span, memoKey, hash, inputJson, input)
-            record(app, span, "dedup")
-            return exit
-          })
+      // (The mask calls its function when it runs, inside the region: no suspend needed.)
+      Effect.uninterruptibleMask((restore) => {
+        const slot = memo.get(memoKey)
+        if (slot === undefined) {
+          const flight = new Flight()
+          memo.set(memoKey, flight)
+          return produce(app, span, memoKey, hash, inputJson, input, flight, restore)
+        }
+        if (!(slot instanceof Flight)) {
+          record(app, span, "hit")
+          return outcomeOf(slot)
+        }
+        return Effect.flatMap(restore(slot.wait()), (exit) => {
+          if (exit === undefined) return lookup(app, span, memoKey, hash, inputJson, input)
+          record(app, span, "dedup")
+          return exit
         })
-      )
+      })
 
     // A call whose input is encoded: the key, then the memo (a hit is served right here).
     const keyed = (app: AppSpec, span: SpanLike, encoded: unknown, input: unknown): Effect.Effect<unknown, unknown, unknown> => {
