@@ -1,6 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
@@ -80,6 +82,29 @@ describe("App", () => {
       assert.strictEqual(value.stats.hits, 1)
       assert.strictEqual(value.stats.pending, 0)
       assert.deepStrictEqual(checkpointEntries(runDir), [])
+    }))
+
+  it.scoped("a body that throws instead of returning an effect is a defect, memoized in-run like a failure", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const throws = App.make(
+        { name: "throws", input: Schema.Number, output: Schema.Number, cache: true },
+        (n): Effect.Effect<number> => {
+          runs.inc()
+          throw new Error(`bad ${n}`)
+        }
+      )
+      const { value } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
+        const first = yield* Effect.exit(throws(1))
+        const second = yield* Effect.exit(throws(1))
+        return { first, second, stats: yield* Dfk.stats }
+      }))
+      for (const exit of [value.first, value.second]) {
+        assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+      }
+      assert.strictEqual(runs.count, 1)
+      assert.strictEqual(value.stats.hits, 1)
+      assert.strictEqual(value.stats.pending, 0)
     }))
 
   it.scoped("cache: false runs the body every time (failures too)", () =>

@@ -445,6 +445,14 @@ export const make = (
     }
     const bodyEnded = Effect.sync(bodyDone)
     const plainBodies = cfg.retries === 0 && slots === undefined
+    // The body's effect; a body that throws instead of returning one is a defect of the call.
+    const bodyOf = (app: AppSpec, input: unknown): Effect.Effect<unknown, unknown, unknown> => {
+      try {
+        return app.body(input)
+      } catch (defect) {
+        return Effect.die(defect)
+      }
+    }
     const runBody = (app: AppSpec, input: unknown): Effect.Effect<unknown, unknown, unknown> => {
       let body: Effect.Effect<unknown, unknown, unknown> = Effect.suspend(() => {
         stats.running++
@@ -573,7 +581,7 @@ export const make = (
           stats.running++
           notify()
         }
-        return Effect.matchCauseEffect(restore(plainBodies ? app.body(input) : runBody(app, input)), {
+        return Effect.matchCauseEffect(restore(plainBodies ? bodyOf(app, input) : runBody(app, input)), {
           onFailure: (cause) => {
             if (plainBodies) bodyDone()
             if (Cause.isInterruptedOnly(cause)) {
