@@ -7,7 +7,7 @@ import * as Fiber from "effect/Fiber"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
 import { App, Dfk } from "effect-dfk"
-import { checkpointEntries, exists, withKernel } from "./util.ts"
+import { captureLogs, checkpointEntries, exists, withKernel } from "./util.ts"
 import * as path from "node:path"
 
 class Boom extends Schema.TaggedError<Boom>()("Boom", { n: Schema.Number }) {}
@@ -105,6 +105,33 @@ describe("App", () => {
       assert.strictEqual(runs.count, 1)
       assert.strictEqual(value.stats.hits, 1)
       assert.strictEqual(value.stats.pending, 0)
+    }))
+
+  it.scoped("a result whose encoding throws is returned and memoized, not checkpointed, with a warning", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const Unencodable = Schema.transform(Schema.String, Schema.Number, {
+        strict: true,
+        decode: (s) => Number(s),
+        encode: (): string => {
+          throw new Error("no encoding here")
+        }
+      })
+      const odd = App.make(
+        { name: "odd", input: Schema.Number, output: Unencodable, cache: true },
+        (n) => Effect.sync(() => (runs.inc(), n + 1))
+      )
+      const logs = captureLogs()
+      const { value, runDir } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
+        const first = yield* odd(1)
+        const second = yield* odd(1)
+        return { first, second, stats: yield* Dfk.stats }
+      }).pipe(Effect.provide(logs.layer)))
+      assert.deepStrictEqual([value.first, value.second], [2, 2])
+      assert.strictEqual(runs.count, 1)
+      assert.strictEqual(value.stats.pending, 0)
+      assert.deepStrictEqual(checkpointEntries(runDir), [])
+      assert.isTrue(logs.lines.some((l) => l.level === "WARN" && l.message.includes("no encoding here")))
     }))
 
   it.scoped("cache: false runs the body every time (failures too)", () =>

@@ -533,16 +533,35 @@ export const make = (
       exit: Exit.Success<unknown, unknown>,
       flight: Flight
     ): Effect.Effect<unknown, unknown, unknown> => {
-      const encoded = app.encodeOutputSync(exit.value)
       const withEntry = (line: string | Warning) => {
         if (typeof line !== "string") {
           return Effect.zipRight(Effect.logWarning(line.message), Effect.suspend(() => publish(memoKey, exit, flight)))
         }
         return published(enqueue(line), memoKey, exit, flight)
       }
+      // Whatever goes wrong making the entry (a schema transformation or a getter that throws
+      // included), the result is still published: a throw here would leave the call in flight.
+      const lineOf = (encoded: Either.Either<unknown, ParseResult.ParseError>): string | Warning => {
+        try {
+          return entryOf(app, hash, inputJson, encoded)
+        } catch (e) {
+          return new Warning(`The result of ${app.name} cannot be checkpointed: ${reasonOf(e)}`)
+        }
+      }
+      let encoded: Either.Either<unknown, ParseResult.ParseError>
+      try {
+        encoded = app.encodeOutputSync(exit.value)
+      } catch (e) {
+        return withEntry(new Warning(`The result of ${app.name} cannot be checkpointed: encoding it threw: ${reasonOf(e)}`))
+      }
       return Either.isRight(encoded)
-        ? withEntry(entryOf(app, hash, inputJson, encoded))
-        : Effect.flatMap(encodeOutputSlow(app, exit.value), (e) => withEntry(entryOf(app, hash, inputJson, e)))
+        ? withEntry(lineOf(encoded))
+        : Effect.flatMap(Effect.exit(encodeOutputSlow(app, exit.value)), (e) =>
+          withEntry(
+            Exit.isSuccess(e)
+              ? lineOf(e.value)
+              : new Warning(`The result of ${app.name} cannot be checkpointed: encoding it failed: ${Cause.pretty(e.cause)}`)
+          ))
     }
 
     // Decodes a loaded entry with the app's output schema; `undefined` (and a warning) when
