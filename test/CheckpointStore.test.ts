@@ -45,6 +45,24 @@ for (const [name, storeLayer] of stores) {
         )
       }).pipe(Effect.provide(storeLayer)))
 
+    it.scoped("a large append (several MiB, multi-byte text, a line longer than a MiB) loads back whole", () =>
+      Effect.gen(function*() {
+        const root = yield* tmpDir
+        const dir = path.join(root, "000", "checkpoint")
+        const store = yield* CheckpointStore
+        const many = Array.from({ length: 6000 }, (_, n) => ({
+          ...entry(n),
+          result: { value: n, text: `é€😀${"x".repeat(n % 700)}` }
+        }))
+        many[3000] = { ...entry(3000), result: "y".repeat(1_500_000) }
+        yield* store.append(dir, many)
+        const seen: Array<CheckpointEntry> = []
+        yield* store.load(dir, (e) => seen.push(e))
+        assert.strictEqual(seen.length, many.length)
+        assert.deepStrictEqual(seen.map((e) => e.result), many.map((e) => e.result))
+        assert.deepStrictEqual(seen.map((e) => e.hash), many.map((e) => e.hash))
+      }).pipe(Effect.provide(storeLayer)))
+
     it.scoped("an empty append still makes a loadable checkpoint", () =>
       Effect.gen(function*() {
         const root = yield* tmpDir

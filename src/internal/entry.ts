@@ -33,17 +33,15 @@ export const utf8Into: (target: Uint8Array, text: string, offset: number) => num
   : (target, text, offset) => encoder.encodeInto(text, target.subarray(offset)).written
 
 /**
- * Encodes lines as UTF-8 into pieces of about `size` bytes, a piece at a time, alternating
- * between two buffers of its own: a piece stays intact while the next one is encoded (so a
- * piece can be written while the next is made). A line too long for a buffer is a piece
- * of its own.
+ * Encodes lines as UTF-8 into pieces of about `size` bytes, a piece at a time, into one
+ * buffer of its own (a piece is valid until the next is asked for). A line too long for the
+ * buffer is a piece of its own.
  */
 export class PieceEncoder {
   private next = 0
-  private flip = false
-  private readonly buffers: [Uint8Array, Uint8Array]
+  private readonly buffer: Uint8Array
   constructor(private readonly lines: ReadonlyArray<string>, private readonly size: number) {
-    this.buffers = [allocBytes(size), allocBytes(size)]
+    this.buffer = allocBytes(size)
   }
   /** The next piece, or `undefined` when every line is encoded. */
   piece(): Uint8Array | undefined {
@@ -55,17 +53,15 @@ export class PieceEncoder {
       this.next++
       return utf8(first)
     }
-    const buffer = this.buffers[this.flip ? 1 : 0]!
-    this.flip = !this.flip
     let offset = 0
     let i = this.next
     for (; i < lines.length; i++) {
       const line = lines[i]!
       if (offset + line.length * 3 > this.size) break
-      offset += utf8Into(buffer, line, offset)
+      offset += utf8Into(this.buffer, line, offset)
     }
     this.next = i
-    return buffer.subarray(0, offset)
+    return this.buffer.subarray(0, offset)
   }
 }
 
