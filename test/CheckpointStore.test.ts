@@ -50,7 +50,7 @@ for (const [name, storeLayer] of stores) {
         const root = yield* tmpDir
         const dir = path.join(root, "000", "checkpoint")
         const store = yield* CheckpointStore
-        const many = Array.from({ length: 6000 }, (_, n) => ({
+        const many: Array<CheckpointEntry> = Array.from({ length: 6000 }, (_, n) => ({
           ...entry(n),
           result: { value: n, text: `é€😀${"x".repeat(n % 700)}` }
         }))
