@@ -7,8 +7,9 @@ import type { CheckpointEntry } from "../CheckpointStore.ts"
 export const TASKS_FILE = "tasks.jsonl"
 
 const encoder = new TextEncoder()
-interface BufferLike extends Uint8Array {
+type BufferLike = Uint8Array & {
   write(text: string, offset: number, encoding: "utf8"): number
+  toString(encoding: "utf8", start: number, end: number): string
 }
 // Buffer encodes ~1.5x faster than TextEncoder (Node, Deno and Bun have it).
 const NodeBuffer = (globalThis as {
@@ -23,6 +24,18 @@ export const utf8: (text: string) => Uint8Array = NodeBuffer !== undefined
 /** A byte array of `size` bytes, not zeroed where the runtime allows it. */
 export const allocBytes = (size: number): Uint8Array =>
   NodeBuffer !== undefined ? NodeBuffer.allocUnsafe(size) : new Uint8Array(size)
+
+// `ignoreBOM`: a byte order mark is left for the caller to drop (the loader drops it only at
+// the start of a file, as one streaming decoder of the whole file would).
+const decoder = new TextDecoder("utf-8", { ignoreBOM: true })
+
+/**
+ * Decodes bytes `start` to `end` of an array made by `allocBytes` as UTF-8 (Buffer decodes
+ * a span about 1.4x faster than TextDecoder; TextDecoder where there is no Buffer).
+ */
+export const decodeUtf8: (bytes: Uint8Array, start: number, end: number) => string = NodeBuffer !== undefined
+  ? (bytes, start, end) => (bytes as BufferLike).toString("utf8", start, end)
+  : (bytes, start, end) => decoder.decode(bytes.subarray(start, end))
 
 /**
  * Writes `text` as UTF-8 into `target` at `offset`; returns the number of bytes written.
