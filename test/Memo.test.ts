@@ -74,6 +74,9 @@ describe("Memo", () => {
       fc.integer(),
       fc.double({ noNaN: true, noDefaultInfinity: true }),
       fc.string({ maxLength: 8 }),
+      // Any UTF-16 code units (controls, quotes, backslashes, lone surrogates), short and long.
+      fc.string({ unit: "binary", maxLength: 80 }),
+      fc.string({ unit: fc.constantFrom("a", "\"", "\\", "\n", "\u0000", "\u001f", "\ud800", "\udc00", "\u2028"), maxLength: 70 }),
       fc.boolean(),
       fc.constant(null)
     )
@@ -83,7 +86,8 @@ describe("Memo", () => {
         leaf,
         fc.array(tie("node"), { maxLength: 4 }),
         fc.dictionary(keyName, tie("node"), { maxKeys: 6 }),
-        fc.dictionary(fc.string({ maxLength: 4 }), leaf, { minKeys: 20, maxKeys: 90 })
+        fc.dictionary(fc.string({ maxLength: 4 }), leaf, { minKeys: 20, maxKeys: 90 }),
+        fc.dictionary(fc.string({ unit: "binary", maxLength: 6 }), leaf, { maxKeys: 5 })
       )
     })).node
     fc.assert(

@@ -38,59 +38,8 @@ const pathOf = (path: ReadonlyArray<string | number>): string => {
 
 /** Thrown by the fast serializer when it meets anything unusual; the careful one then explains. */
 const SLOW = { slow: true }
+// Deeper than this the fast serializer gives up (SLOW): a cycle is found by the careful one.
 const MAX_FAST_DEPTH = 200
-
-// The fast path: a copy of the value with every object's keys inserted in sorted order,
-// which the engine's JSON.stringify then serializes (its string escapes and number form
-// are RFC 8785's). Measured against a string-building serializer, it is about 2x faster
-// for inputs of 1 KB and more (see bench/README.md). No path tracking, no cycle set (a depth
-// bound stands in for it); anything unusual throws SLOW, and the careful serializer runs.
-const sortedCopy = (v: unknown, depth: number): unknown => {
-  switch (typeof v) {
-    case "string":
-    case "boolean":
-      return v
-    case "number":
-      if (v - v !== 0) throw SLOW
-      return v
-    case "object": {
-      if (v === null) return v
-      if (depth > MAX_FAST_DEPTH) throw SLOW
-      if (Array.isArray(v)) {
-        const n = v.length
-        const out = new Array(n)
-        for (let i = 0; i < n; i++) {
-          const x = v[i]
-          if (x === undefined) throw SLOW
-          out[i] = sortedCopy(x, depth + 1)
-        }
-        return out
-      }
-      const proto = Object.getPrototypeOf(v)
-      if (proto !== objectProto && proto !== null) throw SLOW
-      const keys = Object.keys(v)
-      let sorted = true
-      for (let i = 0; i < keys.length; i++) {
-        const k = keys[i]!
-        // An object enumerates array-index keys in numeric order whatever the insertion
-        // order, and "__proto__" cannot be set as an own key by assignment: both go slow.
-        const c = k.charCodeAt(0)
-        if ((c >= 48 && c <= 57) || k === "__proto__") throw KEYS
-        if (i > 0 && keys[i - 1]! > k) sorted = false
-      }
-      if (!sorted) keys.sort()
-      const out: Record<string, unknown> = {}
-      for (let i = 0; i < keys.length; i++) {
-        const k = keys[i]!
-        const member = (v as Record<string, unknown>)[k]
-        if (member !== undefined) out[k] = sortedCopy(member, depth + 1)
-      }
-      return out
-    }
-    default:
-      throw SLOW
-  }
-}
 
 /**
  * Serializes `value` as RFC 8785 canonical JSON: object keys sorted by UTF-16 code units,
@@ -100,30 +49,13 @@ const sortedCopy = (v: unknown, depth: number): unknown => {
  */
 export const canonicalJson = (value: unknown): string => {
   try {
-    budget = SMALL_NODES
-    return small(value)
+    return fast(value, 0)
   } catch (e) {
-    if (e !== BIG && e !== SLOW) throw e
-    if (e === SLOW) return careful(value)
-  }
-  try {
-    return JSON.stringify(sortedCopy(value, 0))
-  } catch (e) {
-    if (e !== SLOW && e !== KEYS) throw e
-    if (e === SLOW) return careful(value)
-  }
-  // Keys the sorted copy cannot order (integer-like ones, "__proto__"): build the string.
-  try {
-    budget = Infinity
-    return small(value)
-  } catch (e) {
+    // Anything unusual, or nesting too deep for the stack: the careful serializer says what.
     if (e !== SLOW && !(e instanceof RangeError)) throw e
     return careful(value)
   }
 }
-
-/** Thrown by the sorted copy for keys whose order an object would not keep. */
-const KEYS = { keys: true }
 
 /**
  * `canonicalJson` without throwing: the text, or the reason the value has no JSON form
@@ -141,7 +73,8 @@ export const tryCanonicalJson = (value: unknown): string | { readonly error: str
 
 // The keys of an object in sorted order, each with its quoted form and colon, for the
 // object shapes (lists of own keys, in enumeration order) seen lately: an app's inputs mostly
-// share one or a few, and sorting and quoting keys cost as much as the rest of a small value.
+// share a few (records in an array share one), and sorting and quoting keys would otherwise
+// cost as much as the rest of the value.
 interface Shape {
   readonly keys: ReadonlyArray<string>
   readonly order: ReadonlyArray<string>
@@ -158,8 +91,9 @@ const shapeOf = (keys: ReadonlyArray<string>): Shape => {
     for (let i = 0; i < n; i++) if (known[i] !== keys[i]) continue search
     return shapes[s]!
   }
+  // The default sort compares UTF-16 code units, as RFC 8785 orders keys.
   const order = n > 1 ? [...keys].sort() : keys
-  const shape: Shape = { keys, order, quoted: order.map((k) => JSON.stringify(k) + ":") }
+  const shape: Shape = { keys, order, quoted: order.map((k) => quote(k) + ":") }
   // Keys of very large objects are not kept (they would hold memory for little gain).
   if (n <= 64) {
     shapes[nextShape] = shape
@@ -168,17 +102,27 @@ const shapeOf = (keys: ReadonlyArray<string>): Shape => {
   return shape
 }
 
-// For small values (most app inputs) building the string directly is faster than a sorted
-// copy (about 140 vs 800 ns for {"x":1}); past SMALL_NODES values it gives up (BIG) and the
-// sorted copy takes over.
-const BIG = { big: true }
-const SMALL_NODES = 32
-let budget = 0
-const small = (v: unknown): string => {
-  if (--budget < 0) throw BIG
+// A string in JSON: most are short and need no escape, so they are quoted as they are
+// (a call of JSON.stringify per string costs more than the check); JSON.stringify, whose
+// escapes are RFC 8785's, for the others and for surrogates (a lone one is escaped).
+const quote = (s: string): string => {
+  const n = s.length
+  if (n > 64) return JSON.stringify(s)
+  for (let i = 0; i < n; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(s)
+  }
+  return "\"" + s + "\""
+}
+
+// The fast serializer builds the string directly, with the keys of each object shape sorted
+// once (see shapeOf): on this project's inputs it runs at about the speed of JSON.stringify
+// of the same value (bench/README.md). No path tracking and no cycle set (a depth bound
+// stands in for it): anything unusual throws SLOW, and the careful serializer runs.
+const fast = (v: unknown, depth: number): string => {
   switch (typeof v) {
     case "string":
-      return JSON.stringify(v)
+      return quote(v)
     case "number":
       if (v - v !== 0) throw SLOW
       return "" + v
@@ -186,17 +130,20 @@ const small = (v: unknown): string => {
       return v ? "true" : "false"
     case "object": {
       if (v === null) return "null"
+      if (depth > MAX_FAST_DEPTH) throw SLOW
       if (Array.isArray(v)) {
         let out = "["
         for (let i = 0; i < v.length; i++) {
           const x = v[i]
           if (x === undefined) throw SLOW
-          out += (i === 0 ? "" : ",") + small(x)
+          out += (i === 0 ? "" : ",") + fast(x, depth + 1)
         }
         return out + "]"
       }
       const proto = Object.getPrototypeOf(v)
       if (proto !== objectProto && proto !== null) throw SLOW
+      // Own keys only; an own "__proto__" key (from JSON.parse, or a null-prototype object)
+      // is read as the data member it is.
       const shape = shapeOf(Object.keys(v))
       const order = shape.order
       let out = "{"
@@ -204,7 +151,7 @@ const small = (v: unknown): string => {
       for (let i = 0; i < order.length; i++) {
         const member = (v as Record<string, unknown>)[order[i]!]
         if (member === undefined) continue
-        out += (first ? shape.quoted[i]! : "," + shape.quoted[i]!) + small(member)
+        out += (first ? shape.quoted[i]! : "," + shape.quoted[i]!) + fast(member, depth + 1)
         first = false
       }
       return out + "}"
