@@ -7,7 +7,7 @@
 import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
 import * as path from "node:path"
 import { memoKey } from "../src/internal/canonical.ts"
-import { KernelEntry, kernelLine, lineInfix } from "../src/internal/entry.ts"
+import { kernelLine, lineInfix } from "../src/internal/entry.ts"
 import { DATA_DIR } from "./util.ts"
 
 /** A small, seeded pseudo-random generator (mulberry32). */
@@ -49,11 +49,11 @@ export const inputOfSize = (bytes: number): Record<string, unknown> => {
 /** The name of the app the load benchmarks use. */
 export const LOAD_APP = "bench_load"
 
-/** The entry for input `{ i }` of the load benchmark: result `i * 2`. */
-export const loadEntry = (i: number, time: string): KernelEntry => {
+/** The checkpoint line (newline included) for input `{ i }` of the load benchmark: result `i * 2`. */
+export const loadLine = (i: number, time: string): string => {
   const input = { i }
   const inputJson = JSON.stringify(input)
-  return new KernelEntry(kernelLine(memoKey(LOAD_APP, null, input, []), lineInfix(LOAD_APP, null), inputJson, String(i * 2), JSON.stringify(time)))
+  return kernelLine(memoKey(LOAD_APP, null, input, []), lineInfix(LOAD_APP, null), inputJson, String(i * 2), JSON.stringify(time))
 }
 
 /** The run dir whose `000/checkpoint/tasks.jsonl` holds `n` small entries. */
@@ -79,7 +79,7 @@ export const ensureLoadFile = async (n: number): Promise<string> => {
   const base = Date.UTC(2025, 0, 1)
   let chunk = ""
   for (let i = 0; i < n; i++) {
-    chunk += loadEntry(i, new Date(base + i).toISOString()).line
+    chunk += loadLine(i, new Date(base + i).toISOString())
     if (chunk.length > 1 << 20) {
       if (!out.write(chunk)) await new Promise<void>((resolve) => out.once("drain", () => resolve()))
       chunk = ""

@@ -30,7 +30,7 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schema from "effect/Schema"
 import type { DfkConfig } from "../mod.ts"
 import { compileLibrary } from "./compile.ts"
-import { ensureLoadFile, inputOfSize, LOAD_APP, loadCheckpointDir, loadEntry } from "./data.ts"
+import { ensureLoadFile, inputOfSize, LOAD_APP, loadCheckpointDir, loadLine } from "./data.ts"
 import { DATA_DIR, describeMachine, fmt, loadPerCore, ROOT, table, timeBatch, timeOnce } from "./util.ts"
 import type { Budget } from "./util.ts"
 
@@ -339,7 +339,7 @@ const benchTaskExit = async () => {
   for (const c of [1, 256] as const) {
     const M = sizes.b5[c]
     log(`B5 task_exit, concurrency ${c}, ${fmt(M)} calls ...`)
-    const lines = Array.from({ length: M }, (_, i) => loadEntry(i, new Date(0).toISOString()).line)
+    const lines = Array.from({ length: M }, (_, i) => loadLine(i, new Date(0).toISOString()))
     const rawFile = path.join(tmpRoot, `b5-${c}.jsonl`)
     const kernelMs: Array<number> = []
     const rawMs: Array<number> = []

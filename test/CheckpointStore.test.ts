@@ -7,13 +7,38 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as path from "node:path"
-import { App, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, getLastCheckpoint } from "effect-dfk"
-import type { CheckpointEntry, DfkConfig } from "effect-dfk"
+import { App, BadCheckpoint, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, getLastCheckpoint } from "effect-dfk"
+import type { CheckpointEntry, CheckpointStoreService, DfkConfig } from "effect-dfk"
 import { platform, tmpDir } from "./util.ts"
+
+/**
+ * A store that keeps each entry as the JSON text of what it is handed, as a key-value or SQL
+ * store would: it sees only the entries' own fields.
+ */
+const layerJsonText = Layer.sync(CheckpointStore, (): CheckpointStoreService => {
+  const dirs = new Map<string, Array<string>>()
+  return {
+    append: (dir, entries) =>
+      Effect.sync(() => {
+        const rows = dirs.get(dir) ?? []
+        for (const e of entries) rows.push(JSON.stringify(e))
+        dirs.set(dir, rows)
+      }),
+    load: (dir, onEntry) =>
+      Effect.suspend(() => {
+        const rows = dirs.get(dir)
+        if (rows === undefined) return Effect.fail(new BadCheckpoint({ path: dir, line: 0, reason: "no checkpoint here" }))
+        for (const row of rows) onEntry(JSON.parse(row))
+        return Effect.void
+      }),
+    exists: (dir) => Effect.sync(() => dirs.has(dir))
+  }
+})
 
 const stores = [
   ["layerFileSystem", CheckpointStore.layerFileSystem.pipe(Layer.provide(platform))],
-  ["layerMemory", CheckpointStore.layerMemory]
+  ["layerMemory", CheckpointStore.layerMemory],
+  ["a store of JSON text (test)", layerJsonText]
 ] as const
 
 const entry = (n: number): CheckpointEntry => ({

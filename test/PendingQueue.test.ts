@@ -59,17 +59,34 @@ describe("ByteQueue", () => {
 })
 
 describe("EntryQueue", () => {
-  it("hands out entries whose fields read back from their lines", () => {
+  it("hands out plain entries: copying or serializing one keeps every field", () => {
     const queue = new EntryQueue()
     const hash = "ab".repeat(32)
     queue.push(`{"v":1,"hash":"${hash}","app":"a","version":"2","input":{"x":1},"result":[1,"é"],"time":"t"}\n`)
     const { entries } = queue.take()
     assert.strictEqual(entries.length, 1)
+    const expected = { hash, app: "a", version: "2", input: { x: 1 }, result: [1, "é"], time: "t" }
+    // A store may read the fields, spread the entry, serialize it or clone it.
     const e = entries[0]!
     assert.deepStrictEqual(
       { hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time },
-      { hash, app: "a", version: "2", input: { x: 1 }, result: [1, "é"], time: "t" }
+      expected
     )
+    assert.deepStrictEqual({ ...e }, expected)
+    assert.deepStrictEqual(JSON.parse(JSON.stringify(e)), expected)
+    assert.deepStrictEqual(structuredClone(e), expected)
+  })
+
+  it("gives a batch back in front of what was queued since", () => {
+    const queue = new EntryQueue()
+    const line = (n: number) => `{"v":1,"hash":"${"0".repeat(63)}${n}","app":"a","version":null,"input":${n},"result":${n},"time":"t"}\n`
+    queue.push(line(1))
+    queue.push(line(2))
+    const batch = queue.take()
+    queue.push(line(3))
+    queue.putBack(batch)
+    assert.strictEqual(queue.size, 3)
+    assert.deepStrictEqual(queue.take().entries.map((e) => e.input), [1, 2, 3])
   })
 })
 

@@ -97,48 +97,22 @@ export const kernelLine = (hash: string, infix: string, inputJson: string, resul
   [HEAD, hash, infix, inputJson, ",\"result\":", resultJson, ",\"time\":", timeJson, "}\n"].join("")
 
 /**
- * An entry made by the kernel, held as the text of its line and nothing else, for stores
- * other than the JSON Lines one. The fields are read back from the line when asked for.
+ * The entry of a line made by the kernel, as a plain object with exactly the fields of
+ * `CheckpointEntry` (a store may copy, spread or serialize what it is handed).
  */
-export class KernelEntry implements CheckpointEntry {
-  private parsed: CheckpointEntry | undefined
-  constructor(
-    /** The line, newline included. */
-    readonly line: string
-  ) {}
-  get hash(): string {
-    return this.line.slice(HEAD.length, HEAD.length + 64)
-  }
-  private get entry(): CheckpointEntry {
-    return this.parsed ??= JSON.parse(this.line)
-  }
-  get app(): string {
-    return this.entry.app
-  }
-  get version(): string | null {
-    return this.entry.version
-  }
-  get input(): unknown {
-    return this.entry.input
-  }
-  get result(): unknown {
-    return this.entry.result
-  }
-  get time(): string {
-    return this.entry.time
-  }
+export const entryOfLine = (line: string): CheckpointEntry => {
+  const o = JSON.parse(line) as CheckpointEntry
+  return { hash: o.hash, app: o.app, version: o.version, input: o.input, result: o.result, time: o.time }
 }
 
 /** The JSON Lines form of an entry, newline included. */
 export const entryLine = (entry: CheckpointEntry): string =>
-  entry instanceof KernelEntry
-    ? entry.line
-    : JSON.stringify({
-      v: 1,
-      hash: entry.hash,
-      app: entry.app,
-      version: entry.version,
-      input: entry.input,
-      result: entry.result,
-      time: entry.time
-    }) + "\n"
+  JSON.stringify({
+    v: 1,
+    hash: entry.hash,
+    app: entry.app,
+    version: entry.version,
+    input: entry.input,
+    result: entry.result,
+    time: entry.time
+  }) + "\n"

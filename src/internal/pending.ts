@@ -5,7 +5,7 @@
 import type * as Effect from "effect/Effect"
 import type { AppendOptions, CheckpointEntry, CheckpointStoreService } from "../CheckpointStore.ts"
 import type { CheckpointError } from "../errors.ts"
-import { allocBytes, KernelEntry, utf8, utf8Into } from "./entry.ts"
+import { allocBytes, entryOfLine, utf8, utf8Into } from "./entry.ts"
 
 /**
  * What the built-in store offers besides `append`: appending lines already encoded (one
@@ -41,30 +41,34 @@ export interface PendingQueue<B extends Batch> {
   putBack(batch: B): void
 }
 
-/** A batch of entry objects. */
+/** A batch of entries for a store that takes entry objects: the lines, and plain entries made of them. */
 export class EntryBatch implements Batch {
-  constructor(readonly entries: Array<CheckpointEntry>) {}
+  /** Plain objects with the fields of `CheckpointEntry`, made when the batch is taken. */
+  readonly entries: Array<CheckpointEntry>
+  constructor(readonly lines: Array<string>) {
+    this.entries = lines.map(entryOfLine)
+  }
   get count(): number {
-    return this.entries.length
+    return this.lines.length
   }
 }
 
-/** The queue for a store that takes entry objects. */
+/** The queue for a store that takes entry objects: lines until a pass takes them. */
 export class EntryQueue implements PendingQueue<EntryBatch> {
-  private entries: Array<CheckpointEntry> = []
+  private lines: Array<string> = []
   get size(): number {
-    return this.entries.length
+    return this.lines.length
   }
   push(line: string): void {
-    this.entries.push(new KernelEntry(line))
+    this.lines.push(line)
   }
   take(): EntryBatch {
-    const batch = new EntryBatch(this.entries)
-    this.entries = []
+    const batch = new EntryBatch(this.lines)
+    this.lines = []
     return batch
   }
   putBack(batch: EntryBatch): void {
-    this.entries = batch.entries.concat(this.entries)
+    this.lines = batch.lines.concat(this.lines)
   }
 }
 
