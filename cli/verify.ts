@@ -20,7 +20,7 @@ import * as Stream from "effect/Stream"
 import { getAllCheckpoints, Memo } from "../mod.ts"
 import type { CheckpointEntry } from "../mod.ts"
 import { TASKS_FILE } from "../src/internal/entry.ts"
-import { invalidEntry, LineSplitter } from "../src/internal/fileLoad.ts"
+import { invalidEntry, LineSplitter, mayBeTorn } from "../src/internal/fileLoad.ts"
 import { CliError, ExitStatus, resolveCheckpoint } from "./common.ts"
 
 /**
@@ -75,7 +75,7 @@ export const verifyCheckpoint = (
         value = JSON.parse(line)
       } catch {
         problems.push(
-          terminated
+          terminated || !mayBeTorn(line)
             ? { file, line: lineNo, kind: "corrupt", reason: "the line is not valid JSON" }
             : {
               file,

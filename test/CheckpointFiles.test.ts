@@ -135,6 +135,17 @@ describe("CheckpointFiles", () => {
       assert.strictEqual(bad._tag, "BadCheckpoint")
       assert.strictEqual((bad as any).line, 1)
 
+      // Without a final newline too: text (or bytes) that cannot start an entry is no torn write.
+      for (const [name, content] of [["text", "this is not a checkpoint"], ["bytes", Buffer.from([0x80, 0x00, 0xff])]] as const) {
+        const dir = path.join(root, `unterminated-${name}`)
+        fs.mkdirSync(dir)
+        fs.writeFileSync(path.join(dir, "tasks.jsonl"), content)
+        const error = yield* load(dir)
+        assert.strictEqual(error._tag, "BadCheckpoint", name)
+        assert.strictEqual((error as any).path, path.join(dir, "tasks.jsonl"))
+        assert.strictEqual((error as any).line, 1)
+      }
+
       const shape = path.join(root, "shape")
       fs.mkdirSync(shape)
       const good = JSON.stringify({ v: 1, hash: "a".repeat(64), app: "x", version: null, input: 1, result: 1, time: "t" })

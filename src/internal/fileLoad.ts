@@ -76,6 +76,16 @@ export class LineSplitter {
   }
 }
 
+/**
+ * Whether an unterminated, unparsable last line can be a torn write: what a write cut short
+ * leaves is the start of an entry, which starts with "{" (after a byte order mark, if any).
+ * Any other such line (a text or binary file that is not a checkpoint) is an error.
+ */
+export const mayBeTorn = (line: string): boolean => {
+  const c = line.charCodeAt(0)
+  return c === 123 || (c === 0xfeff && line.charCodeAt(1) === 123)
+}
+
 class Stop {
   constructor(readonly error: BadCheckpoint) {}
 }
@@ -96,7 +106,7 @@ const lineHandler = (
   try {
     value = JSON.parse(line)
   } catch {
-    if (!terminated) return onTorn(lineNo)
+    if (!terminated && mayBeTorn(line)) return onTorn(lineNo)
     throw new Stop(new BadCheckpoint({ path: file, line: lineNo, reason: "the line is not valid JSON" }))
   }
   const invalid = invalidEntry(value)
