@@ -101,6 +101,20 @@ describe("checkpoint modes", () => {
       }
     }))
 
+  it.scoped("task_exit: each pass logs Done checkpointing N tasks at info level, as Parsl does", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      yield* withKernel({ checkpointMode: "task_exit" }, Effect.forEach([1, 2], double)).pipe(Effect.provide(logs.layer))
+      const passes = logs.lines.filter((l) =>
+        l.message.startsWith("Done checkpointing") || l.message === "No tasks checkpointed in this pass"
+      )
+      assert.deepStrictEqual(passes, [
+        { level: "INFO", message: "Done checkpointing 1 tasks" },
+        { level: "INFO", message: "Done checkpointing 1 tasks" },
+        { level: "INFO", message: "No tasks checkpointed in this pass" } // the pass at scope close
+      ])
+    }))
+
   it.scoped("task_exit: concurrent completions are all on disk when each caller resumes", () =>
     Effect.gen(function*() {
       const { value } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {

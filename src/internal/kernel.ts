@@ -337,9 +337,10 @@ export const make = (
     // One checkpoint pass: takes every pending entry and appends it. On failure the entries
     // go back to the front of the queue, so the next pass writes them. Uninterruptible, so
     // a pass that has started always ends with its entries either written or pending.
-    // `quiet`: the group-commit passes of task_exit log at debug level (one line per task
-    // would flood the console); every other pass logs at info level, as Parsl does.
-    const passUnlocked = (quiet: boolean): Effect.Effect<void, CheckpointError> =>
+    // Every pass logs `Done checkpointing N tasks` (or that it wrote none) at info level, as
+    // Parsl does; in task_exit mode that is a line per pass (a pass per task when they finish
+    // one at a time, fewer when they finish together).
+    const passUnlocked: Effect.Effect<void, CheckpointError> =
       Effect.tracerWith((tracer) => {
         const run = (span: SpanLike) =>
           Effect.suspend(() => {
@@ -367,7 +368,7 @@ export const make = (
                 const message = batch.count > 0
                   ? `Done checkpointing ${batch.count} tasks`
                   : "No tasks checkpointed in this pass"
-                return quiet ? Effect.logDebug(message) : Effect.logInfo(message)
+                return Effect.logInfo(message)
               }
             })
           })
@@ -406,14 +407,14 @@ export const make = (
         passWaiters.push({ seq, wake: () => resume(next()) })
       })
     // Runs a pass once no other is under way, unless queue number `seq` is written by then.
-    const exclusivePass = (seq: number, quiet: boolean): Effect.Effect<void, CheckpointError> =>
+    const exclusivePass = (seq: number): Effect.Effect<void, CheckpointError> =>
       Effect.suspend(() => {
         if (written >= seq) return Effect.void
-        if (passing) return afterPass(seq, () => exclusivePass(seq, quiet))
+        if (passing) return afterPass(seq, () => exclusivePass(seq))
         passing = true
-        return Effect.ensuring(passUnlocked(quiet), passEnded)
+        return Effect.ensuring(passUnlocked, passEnded)
       })
-    const pass = Effect.uninterruptible(exclusivePass(Infinity, false))
+    const pass = Effect.uninterruptible(exclusivePass(Infinity))
 
     // task_exit: goes on with `then()` once the entry with queue number `seq` is written (by
     // the pass under way, or by a pass of its own after it), or once writing it failed, which
@@ -423,7 +424,7 @@ export const make = (
       if (written >= seq) return then()
       if (passing) return afterPass(seq, () => afterWrite(seq, then))
       passing = true
-      return Effect.matchCauseEffect(passUnlocked(true), {
+      return Effect.matchCauseEffect(passUnlocked, {
         onFailure: (cause) => {
           endPass()
           return Effect.zipRight(
