@@ -1,0 +1,1692 @@
+/**
+ * DESIGN.md sections 2 to 4 (public API, semantics, checkpoint file format) checked from
+ * outside, through the public API: only what `effect-dfk` (mod.ts) exports, the files the
+ * kernel writes and the lines it logs. The memo keys are recomputed here with an RFC 8785
+ * serializer and sha256 of this file's own, independent of the library's canonical JSON.
+ * The last block pins the behaviour we chose where DESIGN.md is silent.
+ */
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as PlatformPath from "@effect/platform/Path"
+import { assert, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
+import * as Context from "effect/Context"
+import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as ParseResult from "effect/ParseResult"
+import * as Schema from "effect/Schema"
+import * as TestClock from "effect/TestClock"
+import * as crypto from "node:crypto"
+import * as fs from "node:fs"
+import * as path from "node:path"
+import {
+  App,
+  AppCacheError,
+  BadCheckpoint,
+  CheckpointError,
+  CheckpointFiles,
+  CheckpointStore,
+  ConfigurationError,
+  Dfk,
+  getAllCheckpoints,
+  getLastCheckpoint
+} from "effect-dfk"
+import type { CheckpointEntry, CheckpointStoreService, DfkConfig, DfkError, DfkStats } from "effect-dfk"
+import { captureLogs, checkpointEntries, eventually, exists, platform, tmpDir, withKernel } from "./util.ts"
+
+// ---------------------------------------------------------------------------------------------
+// An independent RFC 8785 (JCS) serializer and the memo key it gives
+// ---------------------------------------------------------------------------------------------
+
+const jcsString = (s: string): string => {
+  let out = "\""
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    const ch = s[i]!
+    if (ch === "\"") out += "\\\""
+    else if (ch === "\\") out += "\\\\"
+    else if (c === 0x08) out += "\\b"
+    else if (c === 0x09) out += "\\t"
+    else if (c === 0x0a) out += "\\n"
+    else if (c === 0x0c) out += "\\f"
+    else if (c === 0x0d) out += "\\r"
+    else if (c < 0x20) out += "\\u" + c.toString(16).padStart(4, "0")
+    else out += ch
+  }
+  return out + "\""
+}
+
+const utf16Compare = (a: string, b: string): number => {
+  const n = Math.min(a.length, b.length)
+  for (let i = 0; i < n; i++) {
+    const d = a.charCodeAt(i) - b.charCodeAt(i)
+    if (d !== 0) return d
+  }
+  return a.length - b.length
+}
+
+const jcs = (v: unknown): string => {
+  if (v === null) return "null"
+  if (typeof v === "boolean") return v ? "true" : "false"
+  if (typeof v === "number") {
+    if (!Number.isFinite(v)) throw new Error("not JSON")
+    return Object.is(v, -0) ? "0" : String(v)
+  }
+  if (typeof v === "string") return jcsString(v)
+  if (Array.isArray(v)) return "[" + v.map(jcs).join(",") + "]"
+  if (typeof v === "object") {
+    const o = v as Record<string, unknown>
+    const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort(utf16Compare)
+    return "{" + keys.map((k) => jcsString(k) + ":" + jcs(o[k])).join(",") + "}"
+  }
+  throw new Error("not JSON")
+}
+
+const sha256 = (text: string) => crypto.createHash("sha256").update(text, "utf8").digest("hex")
+
+/** DESIGN §3: `sha256(canonicalJson([name, version ?? null, encodedInput minus ignoreForCache keys]))`. */
+const expectedKey = (name: string, version: string | null, encodedInput: unknown) =>
+  sha256(jcs([name, version, encodedInput]))
+
+// ---------------------------------------------------------------------------------------------
+// Kernels, checkpoint files, apps
+// ---------------------------------------------------------------------------------------------
+
+type Files = Layer.Layer<CheckpointFiles, never, FileSystem.FileSystem | PlatformPath.Path>
+
+/** A kernel layer; with `files` undefined no `CheckpointFiles` is in the context (default resume). */
+const kernel = (config: DfkConfig, files?: Files) =>
+  (files === undefined ? Dfk.layer(config) : Dfk.layer(config).pipe(Layer.provide(files))).pipe(
+    Layer.provide(platform)
+  )
+
+/** The error of a kernel on `<root>/r` that loads `dirs`. */
+const loadError = (root: string, dirs: ReadonlyArray<string>, config: DfkConfig = {}) =>
+  Effect.flip(Dfk.runDir.pipe(Effect.provide(kernel({ runDir: path.join(root, "r"), ...config }, CheckpointFiles.layer(dirs)))))
+
+const tasksFile = (runDir: string) => path.join(runDir, "checkpoint", "tasks.jsonl")
+const rawLines = (runDir: string): Array<string> =>
+  fs.readFileSync(tasksFile(runDir), "utf8").split("\n").filter((l) => l !== "")
+
+/** Writes a checkpoint dir by hand, as another tool would. */
+const writeCheckpoint = (dir: string, lines: ReadonlyArray<string>) => {
+  fs.mkdirSync(dir, { recursive: true })
+  fs.writeFileSync(path.join(dir, "tasks.jsonl"), lines.map((l) => l + "\n").join(""))
+}
+const entryLine = (app: string, version: string | null, input: unknown, result: unknown) =>
+  JSON.stringify({ v: 1, hash: expectedKey(app, version, input), app, version, input, result, time: new Date(0).toISOString() })
+
+const stats = (tasks: number, hits: number, misses: number, checkpointed: number, pending: number): DfkStats => ({
+  tasks,
+  hits,
+  misses,
+  checkpointed,
+  pending
+})
+
+/**
+ * Polls `Dfk.stats`, letting the other fibers run in between, until `done` holds (or 10,000
+ * polls have passed: the caller's assertion then fails). For calls forked into the kernel.
+ */
+const statsWhen = (done: (s: DfkStats) => boolean): Effect.Effect<DfkStats, never, Dfk> => {
+  const poll: Effect.Effect<DfkStats, never, Dfk> = Effect.zipLeft(Dfk.stats, Effect.yieldNow())
+  return Effect.repeat(poll, { until: done, times: 10_000 })
+}
+
+/** A cached `x * 2` app that counts its body's runs in `c.n`. */
+const makeDouble = (c: { n: number }, name = "double", version?: string) =>
+  App.make(
+    { name, input: Schema.Number, output: Schema.Number, cache: true, ...(version === undefined ? {} : { version }) },
+    (x) => Effect.sync(() => (c.n++, x * 2))
+  )
+
+const makePlain = (c: { n: number }) =>
+  App.make({ name: "plain", input: Schema.Number, output: Schema.Number }, (x) => Effect.sync(() => (c.n++, x)))
+
+class Boom extends Schema.TaggedError<Boom>()("Boom", { n: Schema.Number }) {}
+
+const modes = ["task_exit", "periodic", "dfk_exit", "manual"] as const
+
+// ---------------------------------------------------------------------------------------------
+// §2 Public API
+// ---------------------------------------------------------------------------------------------
+
+describe("§2 public API", () => {
+  it("exports every name of the contract", () => {
+    assert.isFunction(App.make)
+    assert.isTrue(Context.isTag(Dfk))
+    assert.isFunction(Dfk.layer)
+    assert.isTrue(Effect.isEffect(Dfk.checkpoint))
+    assert.isTrue(Effect.isEffect(Dfk.runDir))
+    assert.isTrue(Effect.isEffect(Dfk.stats))
+    assert.isTrue(Context.isTag(CheckpointFiles))
+    assert.isFunction(CheckpointFiles.layer)
+    assert.isFunction(CheckpointFiles.all)
+    assert.isFunction(CheckpointFiles.last)
+    assert.isTrue(Layer.isLayer(CheckpointFiles.none))
+    assert.isFunction(getAllCheckpoints)
+    assert.isFunction(getLastCheckpoint)
+    assert.isTrue(Context.isTag(CheckpointStore))
+  })
+
+  it("the names have the contract's types (checked by tsc) and are effects and layers", () => {
+    const app = App.make(
+      { name: "t", input: Schema.Struct({ x: Schema.Number }), output: Schema.String },
+      ({ x }) => x > 0 ? Effect.succeed(String(x)) : Effect.fail(new Boom({ n: x }))
+    )
+    const call: Effect.Effect<string, Boom | AppCacheError, Dfk> = app({ x: 1 })
+    const layer: Layer.Layer<Dfk, DfkError, FileSystem.FileSystem | PlatformPath.Path> = Dfk.layer({})
+    const checkpoint: Effect.Effect<string, CheckpointError, Dfk> = Dfk.checkpoint
+    const runDir: Effect.Effect<string, never, Dfk> = Dfk.runDir
+    const counters: Effect.Effect<
+      { tasks: number; hits: number; misses: number; checkpointed: number; pending: number },
+      never,
+      Dfk
+    > = Dfk.stats
+    const all: Effect.Effect<ReadonlyArray<string>, unknown, FileSystem.FileSystem | PlatformPath.Path> =
+      getAllCheckpoints()
+    const last: Effect.Effect<ReadonlyArray<string>, unknown, FileSystem.FileSystem | PlatformPath.Path> =
+      getLastCheckpoint("x")
+    const listed: Layer.Layer<CheckpointFiles> = CheckpointFiles.layer(["a", "b"])
+    const none: Layer.Layer<CheckpointFiles> = CheckpointFiles.none
+    for (const e of [call, checkpoint, runDir, counters, all, last]) assert.isTrue(Effect.isEffect(e))
+    for (const l of [layer, listed, none]) assert.isTrue(Layer.isLayer(l))
+  })
+
+  it("errors are Schema.TaggedError classes with the named fields", () => {
+    const bc = new BadCheckpoint({ path: "/p", line: 3, reason: "bad" })
+    assert.strictEqual(bc._tag, "BadCheckpoint")
+    assert.strictEqual(bc.path, "/p")
+    assert.strictEqual(bc.line, 3)
+    assert.strictEqual(bc.reason, "bad")
+    assert.instanceOf(bc, Error)
+    const decoded = Schema.decodeUnknownSync(BadCheckpoint)({ _tag: "BadCheckpoint", path: "/q", line: 0, reason: "r" })
+    assert.instanceOf(decoded, BadCheckpoint)
+    assert.deepStrictEqual(Schema.encodeSync(BadCheckpoint)(bc), { _tag: "BadCheckpoint", path: "/p", line: 3, reason: "bad" })
+    for (const E of [ConfigurationError, BadCheckpoint, CheckpointError, AppCacheError] as const) {
+      assert.isTrue(Schema.isSchema(E), E.name)
+      assert.property(E.fields, "_tag", E.name)
+    }
+    assert.includeMembers(Object.keys(BadCheckpoint.fields), ["path", "line", "reason"])
+    assert.strictEqual(new ConfigurationError({ field: "f", reason: "r" })._tag, "ConfigurationError")
+    assert.strictEqual(new CheckpointError({ path: "p", reason: "r" })._tag, "CheckpointError")
+    assert.isTrue(Schema.is(AppCacheError)(new AppCacheError({ app: "a", reason: "r" })))
+  })
+
+  it.scoped("DfkConfig: every documented field and period form builds a kernel", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const configs: Array<DfkConfig> = [
+        { memoize: true, checkpointMode: "periodic", checkpointPeriod: "00:00:05", retries: 1, maxConcurrency: 2 },
+        { checkpointMode: "periodic", checkpointPeriod: Duration.seconds(3) },
+        { checkpointMode: "periodic", checkpointPeriod: "3 seconds" },
+        ...["00:00:01", "01:00:00", "100:59:59", "0:0:1"].map((checkpointPeriod): DfkConfig => ({
+          checkpointMode: "periodic",
+          checkpointPeriod
+        })),
+        { checkpointPeriod: "00:00:05" }, // a period with no mode
+        {}
+      ]
+      for (const config of configs) {
+        const built = yield* Effect.either(Dfk.runDir.pipe(Effect.provide(kernel({ ...config, runDir: root }, CheckpointFiles.none))))
+        assert.strictEqual(built._tag, "Right", JSON.stringify(config))
+      }
+    }))
+})
+
+// ---------------------------------------------------------------------------------------------
+// §3 Memo key
+// ---------------------------------------------------------------------------------------------
+
+/** Calls `app` on each input under a manual kernel, checkpoints, returns the raw lines written. */
+const linesFor = <I>(app: (i: I) => Effect.Effect<unknown, unknown, Dfk>, inputs: ReadonlyArray<I>) =>
+  withKernel(
+    { checkpointMode: "manual" },
+    Effect.gen(function*() {
+      for (const i of inputs) yield* app(i)
+      yield* Dfk.checkpoint
+    })
+  ).pipe(Effect.map(({ runDir }) => rawLines(runDir)))
+
+/** The text of a line's `"input"` (the canonical form the key was computed from). */
+const inputText = (line: string): string => {
+  const m = /^\{"v":1,"hash":"[0-9a-f]{64}","app":"[^"]*","version":(?:null|"[^"]*"),"input":(.*),"result":null,"time":"[^"]+"\}$/s
+    .exec(line)
+  if (m === null) throw new Error(`unexpected line ${line}`)
+  return m[1]!
+}
+
+describe("§3 memo key", () => {
+  const jcsApp = App.make(
+    { name: "jcs", input: Schema.Unknown, output: Schema.Null, cache: true },
+    () => Effect.succeed(null)
+  )
+
+  it("the independent serializer agrees with RFC 8785's own examples", () => {
+    assert.strictEqual(
+      jcs([333333333.33333329, 1e30, 4.50, 2e-3, 0.000000000000000000000000001]),
+      "[333333333.3333333,1e+30,4.5,0.002,1e-27]"
+    )
+    assert.strictEqual(
+      jcs({
+        "\u20ac": "Euro Sign",
+        "\r": "Carriage Return",
+        "\ufb33": "Hebrew Letter Dalet With Dagesh",
+        "1": "One",
+        "\ud83d\ude00": "Emoji: Grinning Face",
+        "\u0080": "Control",
+        "\u00f6": "Latin Small Letter O With Diaeresis"
+      }),
+      "{\"\\r\":\"Carriage Return\",\"1\":\"One\",\"\u0080\":\"Control\",\"\u00f6\":\"Latin Small Letter O With Diaeresis\",\"\u20ac\":\"Euro Sign\",\"\ud83d\ude00\":\"Emoji: Grinning Face\",\"\ufb33\":\"Hebrew Letter Dalet With Dagesh\"}"
+    )
+    assert.strictEqual(jcs([1e21, -0, 1.5e-7]), "[1e+21,0,1.5e-7]")
+  })
+
+  const bigObject = (() => {
+    const o: Record<string, unknown> = {}
+    const keys = Array.from({ length: 80 }, (_, i) => `k${(i * 37) % 80}\u00e9`)
+    keys.push("\ud83d\ude00", "\ufb33", "Z", "a", "_", "\u007f")
+    for (const k of keys) o[k] = { n: [1e21, -0, 1.5e-7, k], s: "x\u2028\"" }
+    return o
+  })()
+
+  const vectors: Array<[string, unknown, string]> = [
+    [
+      "numbers",
+      [1e21, -0, 1.5e-7, 1e-7, 0.1, 100, 123e20, 5e-324, 1.7976931348623157e308, -1e-7, 333333333.33333329, 1e30, 4.50, 2e-3, 1e-27, 9007199254740993, -5, 0.000001],
+      "[1e+21,0,1.5e-7,1e-7,0.1,100,1.23e+22,5e-324,1.7976931348623157e+308,-1e-7,333333333.3333333,1e+30,4.5,0.002,1e-27,9007199254740992,-5,0.000001]"
+    ],
+    [
+      "rfc8785 key order",
+      { "\u20ac": 1, "\r": 2, "\ufb33": 3, "1": 4, "\ud83d\ude00": 5, "\u0080": 6, "\u00f6": 7 },
+      "{\"\\r\":2,\"1\":4,\"\u0080\":6,\"\u00f6\":7,\"\u20ac\":1,\"\ud83d\ude00\":5,\"\ufb33\":3}"
+    ],
+    [
+      "escapes",
+      "\u0000\u001f\"\\/\b\f\n\r\t\u007f\u2028\u00e9\ud83d\ude00",
+      "\"\\u0000\\u001f\\\"\\\\/\\b\\f\\n\\r\\t\u007f\u2028\u00e9\ud83d\ude00\""
+    ],
+    ["integer-like keys", { "10": 1, "9": 2, a: 3, B: 4, "-1": 5 }, "{\"-1\":5,\"10\":1,\"9\":2,\"B\":4,\"a\":3}"],
+    ["__proto__ key", JSON.parse("{\"z\":1,\"__proto__\":2,\"a\":3}"), "{\"__proto__\":2,\"a\":3,\"z\":1}"],
+    [
+      "nested",
+      { b: [{ d: 1, c: [true, false, null] }], a: { y: "", x: {} } },
+      "{\"a\":{\"x\":{},\"y\":\"\"},\"b\":[{\"c\":[true,false,null],\"d\":1}]}"
+    ],
+    ["big object", bigObject, jcs(bigObject)],
+    [
+      "big object with integer-like keys",
+      Object.fromEntries(Array.from({ length: 60 }, (_, i) => [String((i * 7) % 60), -0])),
+      jcs(Object.fromEntries(Array.from({ length: 60 }, (_, i) => [String((i * 7) % 60), 0])))
+    ],
+    [
+      "big array",
+      Array.from({ length: 100 }, (_, i) => i % 3 === 0 ? -0 : i * 1e20),
+      jcs(Array.from({ length: 100 }, (_, i) => i % 3 === 0 ? 0 : i * 1e20))
+    ],
+    ["undefined object member omitted", { a: undefined, b: 1 }, "{\"b\":1}"],
+    ["top-level string", "caf\u00e9", "\"caf\u00e9\""],
+    ["empty", [[], {}, ""], "[[],{},\"\"]"]
+  ]
+
+  for (const [label, value, canonical] of vectors) {
+    it.scoped(`key = sha256(JCS([name, null, input])), input written in JCS form: ${label}`, () =>
+      Effect.gen(function*() {
+        assert.strictEqual(jcs(value), canonical, "self-check of the independent serializer")
+        const [line] = yield* linesFor(jcsApp, [value])
+        assert.strictEqual(inputText(line!), canonical)
+        assert.strictEqual(JSON.parse(line!).hash, sha256(`["jcs",null,${canonical}]`))
+      }))
+  }
+
+  it.scoped("README's example: slow_double {x: 1} (sleepMs ignored) has the key 108f567c…", () =>
+    Effect.gen(function*() {
+      const slowDouble = App.make(
+        {
+          name: "slow_double",
+          input: Schema.Struct({ x: Schema.Number, sleepMs: Schema.optional(Schema.Number) }),
+          output: Schema.Number,
+          cache: true,
+          ignoreForCache: ["sleepMs"]
+        },
+        ({ x }) => Effect.succeed(x * 2)
+      )
+      const { runDir } = yield* withKernel({ checkpointMode: "task_exit" }, slowDouble({ x: 1, sleepMs: 5 }))
+      const [e] = checkpointEntries(runDir)
+      assert.strictEqual(e!.hash, expectedKey("slow_double", null, { x: 1 }))
+      assert.strictEqual(e!.hash, "108f567c66d5bb9116ee84dee6a8429e9828b8f4eb1880ca0a6fe51c22420eb2")
+      assert.deepStrictEqual(e!.input, { x: 1 })
+    }))
+
+  it.scoped("name and version enter the key as JCS strings (escaped); another version is another key", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const v1 = makeDouble(c, "n\u00e9\"me", "2\n")
+      const v0 = makeDouble(c, "n\u00e9\"me")
+      const { runDir } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.zipRight(v1(3), v0(3)))
+      assert.strictEqual(c.n, 2)
+      const [a, b] = checkpointEntries(runDir)
+      assert.strictEqual(a!.hash, sha256(jcs(["n\u00e9\"me", "2\n", 3])))
+      assert.strictEqual(a!.version, "2\n")
+      assert.strictEqual(b!.hash, sha256(jcs(["n\u00e9\"me", null, 3])))
+      assert.strictEqual(b!.version, null)
+    }))
+
+  it.scoped("the key uses the *encoded* input, and ignoreForCache names encoded keys", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const app = App.make(
+        {
+          name: "enc",
+          input: Schema.Struct({
+            when: Schema.Date,
+            n: Schema.NumberFromString,
+            sleepMs: Schema.optional(Schema.Number).pipe(Schema.fromKey("sleep_ms"))
+          }),
+          output: Schema.Number,
+          cache: true,
+          ignoreForCache: ["sleep_ms"]
+        },
+        ({ n }) => Effect.sync(() => (c.n++, n))
+      )
+      const when = new Date("2020-01-02T03:04:05.006Z")
+      const { runDir } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        Effect.gen(function*() {
+          yield* app({ when, n: 5, sleepMs: 1 })
+          yield* app({ when: new Date(when.getTime()), n: 5, sleepMs: 99 })
+          yield* app({ when, n: 5 })
+        })
+      )
+      assert.strictEqual(c.n, 1)
+      const [e] = checkpointEntries(runDir)
+      const encoded = { when: "2020-01-02T03:04:05.006Z", n: "5" }
+      assert.deepStrictEqual(e!.input, encoded)
+      assert.strictEqual(e!.hash, expectedKey("enc", null, encoded))
+    }))
+
+  it.scoped("ignoreForCache drops top-level keys only, not nested keys of the same name", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const make = (name: string, ignored: "a" | "b") =>
+        App.make(
+          {
+            name,
+            input: Schema.Struct({ a: Schema.Number, b: Schema.Struct({ a: Schema.Number, b: Schema.Number }) }),
+            output: Schema.Number,
+            cache: true,
+            ignoreForCache: [ignored]
+          },
+          ({ a }) => Effect.sync(() => (c.n++, a))
+        )
+      const ignoresB = make("ign", "b")
+      const ignoresA = make("ign2", "a")
+      const lines = yield* linesFor(
+        (i: number) => Effect.zipRight(ignoresB({ a: 1, b: { a: 7, b: i } }), ignoresA({ a: i, b: { a: 7, b: 7 } })),
+        [1, 2]
+      )
+      assert.strictEqual(c.n, 2, "b ignored for ign; a ignored for ign2")
+      const es = lines.map((l) => JSON.parse(l))
+      assert.deepStrictEqual(es.map((e) => e.input), [{ a: 1 }, { b: { a: 7, b: 7 } }])
+      assert.strictEqual(es[0].hash, expectedKey("ign", null, { a: 1 }))
+      assert.strictEqual(es[1].hash, expectedKey("ign2", null, { b: { a: 7, b: 7 } }))
+    }))
+
+  it.scoped("0 and -0 are the same key; the same value gives the same key in every run", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      const root = yield* tmpDir
+      const hashes: Array<string> = []
+      for (let run = 0; run < 2; run++) {
+        const runDir = yield* Effect.zipRight(Effect.zipRight(d(0), d(-0)), Dfk.runDir).pipe(
+          Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" }, CheckpointFiles.none))
+        )
+        const es = checkpointEntries(runDir)
+        assert.strictEqual(es.length, 1)
+        hashes.push(es[0]!.hash)
+      }
+      assert.strictEqual(c.n, 2)
+      assert.deepStrictEqual(hashes, [expectedKey("double", null, 0), expectedKey("double", null, 0)])
+    }))
+
+  const notJson: Array<[string, unknown]> = (() => {
+    const cyc: any = { a: 1 }
+    cyc.self = cyc
+    const cycArr: any = [1]
+    cycArr.push([cycArr])
+    const bigCyc: any = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, i]))
+    bigCyc.k49 = { inner: bigCyc }
+    const bigNaN: any = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`k${i}`, i]))
+    bigNaN.k25 = [1, 2, { deep: NaN }]
+    return [
+      ["NaN", NaN],
+      ["Infinity", Infinity],
+      ["-Infinity", -Infinity],
+      ["NaN in an object", { a: NaN }],
+      ["undefined in an array", [1, undefined, 2]],
+      ["undefined at the top", undefined],
+      ["a cycle", cyc],
+      ["a cycle through arrays", cycArr],
+      ["a cycle in a big object", bigCyc],
+      ["NaN deep in a big object", bigNaN],
+      ["a bigint", 10n],
+      ["a Date instance", new Date(0)],
+      ["a Map", new Map([[1, 2]])],
+      ["a function", () => 1],
+      ["a symbol", Symbol("s")]
+    ]
+  })()
+
+  for (const [label, value] of notJson) {
+    it.scoped(`an input with no JSON form fails with AppCacheError and the body does not run: ${label}`, () =>
+      Effect.gen(function*() {
+        const c = { n: 0 }
+        const app = App.make(
+          { name: "any", input: Schema.Unknown, output: Schema.Number, cache: true },
+          () => Effect.sync(() => ++c.n)
+        )
+        const { value: e, runDir } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.flip(app(value)))
+        assert.instanceOf(e, AppCacheError)
+        assert.strictEqual(e._tag, "AppCacheError")
+        assert.strictEqual(c.n, 0)
+        assert.deepStrictEqual(checkpointEntries(runDir), [])
+      }))
+  }
+
+  it.scoped("a schema-valid input that encodes to Infinity or -Infinity fails with AppCacheError", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const num = makeDouble(c, "num")
+      const st = App.make(
+        { name: "st", input: Schema.Struct({ x: Schema.Number }), output: Schema.Number, cache: true },
+        ({ x }) => Effect.sync(() => (c.n++, x))
+      )
+      const { value } = yield* withKernel({}, Effect.all([Effect.flip(st({ x: Infinity })), Effect.flip(num(-Infinity))]))
+      assert.deepStrictEqual(value.map((e) => e._tag), ["AppCacheError", "AppCacheError"])
+      assert.strictEqual(c.n, 0)
+    }))
+
+  it.scoped("an input that fails to encode (sync or async transformation, wrong type) fails with AppCacheError", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const refuse = (s: string, ast: any) => ParseResult.fail(new ParseResult.Type(ast, s, "no"))
+      const Picky = Schema.transformOrFail(Schema.String, Schema.String, {
+        strict: true,
+        decode: (s) => ParseResult.succeed(s),
+        encode: (s, _, ast) => s === "bad" ? refuse(s, ast) : ParseResult.succeed(s)
+      })
+      const AsyncPicky = Schema.transformOrFail(Schema.String, Schema.String, {
+        strict: true,
+        decode: (s) => ParseResult.succeed(s),
+        // A promise makes the encoding asynchronous without any timer.
+        encode: (s, _, ast) =>
+          Effect.promise(() => Promise.resolve()).pipe(
+            Effect.zipRight(s === "bad" ? refuse(s, ast) : ParseResult.succeed(s + "!"))
+          )
+      })
+      const a = App.make(
+        { name: "picky", input: Picky, output: Schema.String, cache: true },
+        (s) => Effect.sync(() => (c.n++, s))
+      )
+      const b = App.make(
+        { name: "apicky", input: AsyncPicky, output: Schema.String, cache: true },
+        (s) => Effect.sync(() => (c.n++, s))
+      )
+      const n = makeDouble(c, "n")
+      const { value, runDir } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        Effect.gen(function*() {
+          const errors = [yield* Effect.flip(a("bad")), yield* Effect.flip(b("bad")), yield* Effect.flip(n("seven" as any))]
+          const before = c.n
+          return { errors, before, ok: [yield* b("good"), yield* b("good")] }
+        })
+      )
+      assert.deepStrictEqual(value.errors.map((e) => e._tag), ["AppCacheError", "AppCacheError", "AppCacheError"])
+      assert.strictEqual(value.before, 0)
+      assert.deepStrictEqual(value.ok, ["good", "good"])
+      assert.strictEqual(c.n, 1, "an asynchronously encoded input is memoized")
+      const [e] = checkpointEntries(runDir)
+      assert.strictEqual(e!.input, "good!")
+      assert.strictEqual(e!.hash, expectedKey("apicky", null, "good!"))
+    }))
+})
+
+// ---------------------------------------------------------------------------------------------
+// §3 AppCaching, in-run memo, in-flight dedup, stats
+// ---------------------------------------------------------------------------------------------
+
+describe("§3 AppCaching and in-run memo", () => {
+  it.scoped("cache defaults to false: every call runs the body and is a miss; nothing is pending or written", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const plain = makePlain(c)
+      const { value, runDir } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        Effect.gen(function*() {
+          yield* plain(1)
+          yield* plain(1)
+          const s = yield* Dfk.stats
+          yield* Dfk.checkpoint
+          return s
+        })
+      )
+      assert.strictEqual(c.n, 2)
+      assert.deepStrictEqual(value, stats(2, 0, 2, 0, 0))
+      assert.deepStrictEqual(checkpointEntries(runDir), [])
+    }))
+
+  it.scoped("memoize: false, in every mode: nothing memoized, written or loaded", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      const root = yield* tmpDir
+      // A previous run with d(1) checkpointed, which default resume would load.
+      yield* d(1).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" })))
+      assert.strictEqual(c.n, 1)
+      for (const mode of modes) {
+        const out = yield* Effect.gen(function*() {
+          yield* d(1)
+          yield* d(1)
+          const before = yield* Dfk.stats
+          const dir = yield* Dfk.checkpoint
+          return { before, after: yield* Dfk.stats, dir }
+        }).pipe(Effect.provide(kernel({ runDir: root, memoize: false, checkpointMode: mode, checkpointPeriod: "1 hour" })))
+        assert.deepStrictEqual(out.before, stats(2, 0, 2, 0, 0), mode)
+        assert.deepStrictEqual(out.after, stats(2, 0, 2, 0, 0), mode)
+        const file = path.join(out.dir, "tasks.jsonl")
+        assert.isTrue(!exists(file) || fs.readFileSync(file, "utf8") === "", `${mode}: no entry written`)
+      }
+      assert.strictEqual(c.n, 1 + modes.length * 2)
+    }))
+
+  it.scoped("a failure is memoized in-run (the same error value) and never checkpointed, in every mode and with none", () =>
+    Effect.gen(function*() {
+      for (const mode of [undefined, ...modes]) {
+        const c = { n: 0 }
+        const fails = App.make(
+          { name: "fails", input: Schema.Number, output: Schema.Number, cache: true },
+          (n) => Effect.suspend(() => Effect.fail(new Boom({ n: ++c.n + n })))
+        )
+        const config = { checkpointPeriod: "1 hour", ...(mode === undefined ? {} : { checkpointMode: mode }) }
+        const { value, runDir, root } = yield* withKernel(
+          config,
+          Effect.gen(function*() {
+            const first = yield* Effect.flip(fails(1))
+            const second = yield* Effect.flip(fails(1))
+            const s = yield* Dfk.stats
+            yield* Dfk.checkpoint
+            return { first, second, s }
+          })
+        )
+        assert.strictEqual(value.first, value.second, String(mode))
+        assert.strictEqual(c.n, 1)
+        assert.deepStrictEqual(value.s, stats(2, 1, 1, 0, 0), String(mode))
+        assert.deepStrictEqual(checkpointEntries(runDir), [], String(mode))
+        // A later run (resuming by default) runs the body again.
+        const again = yield* Effect.exit(fails(1)).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" })))
+        assert.isTrue(Exit.isFailure(again))
+        assert.strictEqual(c.n, 2, `${mode}: the body ran again in the next run`)
+      }
+    }))
+
+  it.scoped("an interrupted call (by Fiber.interrupt or a timeout) is not memoized: not in-run, not pending, not written", () =>
+    Effect.gen(function*() {
+      const runs: Record<number, number> = {}
+      const started = yield* Deferred.make<void>()
+      const slow = App.make(
+        { name: "slow", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) =>
+          Effect.suspend(() => {
+            runs[x] = (runs[x] ?? 0) + 1
+            return runs[x] === 1 ? Effect.zipRight(Deferred.succeed(started, undefined), Effect.never) : Effect.succeed(x)
+          })
+      )
+      const { value, runDir } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        Effect.gen(function*() {
+          const interrupted = yield* Effect.fork(slow(5))
+          yield* Deferred.await(started)
+          yield* Fiber.interrupt(interrupted)
+          const timed = yield* Effect.fork(Effect.timeout(slow(6), "1 second"))
+          yield* TestClock.adjust("1 second")
+          const timeout = yield* Fiber.await(timed)
+          const afterInterrupts = yield* Dfk.stats
+          const again = [yield* slow(5), yield* slow(5), yield* slow(6)]
+          return { timeout, afterInterrupts, again, s: yield* Dfk.stats }
+        })
+      )
+      assert.isTrue(Exit.isFailure(value.timeout))
+      assert.deepStrictEqual(value.afterInterrupts, stats(2, 0, 2, 0, 0))
+      assert.deepStrictEqual(value.again, [5, 5, 6])
+      assert.deepStrictEqual(runs, { 5: 2, 6: 2 })
+      assert.deepStrictEqual(value.s, stats(5, 1, 4, 2, 0))
+      assert.deepStrictEqual(checkpointEntries(runDir).map((e) => e.input), [5, 6])
+    }))
+})
+
+describe("§3 in-flight dedup", () => {
+  it.scoped("concurrent calls with the same key share one execution, for a success and for a failure", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const gate = yield* Deferred.make<void>()
+      const app = App.make(
+        { name: "shared", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) =>
+          Effect.suspend(() => (c.n++, Deferred.await(gate))).pipe(
+            Effect.flatMap(() => x < 0 ? Effect.fail(new Boom({ n: x })) : Effect.succeed(x * 10))
+          )
+      )
+      const { value } = yield* withKernel(
+        { checkpointMode: "manual" },
+        Effect.gen(function*() {
+          const calls = yield* Effect.fork(
+            Effect.all([app(1), app(1), app(1), Effect.flip(app(-1)), Effect.flip(app(-1))], { concurrency: "unbounded" })
+          )
+          const mid = yield* statsWhen((s) => s.tasks === 5)
+          const bodiesWhileBlocked = c.n
+          yield* Deferred.succeed(gate, undefined)
+          return { results: yield* Fiber.join(calls), mid, bodiesWhileBlocked, s: yield* Dfk.stats }
+        })
+      )
+      assert.strictEqual(value.mid.tasks, 5)
+      assert.strictEqual(value.bodiesWhileBlocked, 2)
+      assert.strictEqual(c.n, 2)
+      assert.deepStrictEqual(value.results.slice(0, 3), [10, 10, 10])
+      assert.strictEqual(value.results[3], value.results[4], "the same error value")
+      assert.deepStrictEqual(value.s, stats(5, 3, 2, 0, 1))
+    }))
+
+  it.scoped("if the executing call is interrupted, its two waiters are not: one of them runs the body", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const firstStarted = yield* Deferred.make<void>()
+      const app = App.make(
+        { name: "relay", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) =>
+          Effect.suspend(() =>
+            ++c.n === 1 ? Effect.zipRight(Deferred.succeed(firstStarted, undefined), Effect.never) : Effect.succeed(x + 100)
+          )
+      )
+      const { value, runDir } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        Effect.gen(function*() {
+          const runner = yield* Effect.fork(app(1))
+          yield* Deferred.await(firstStarted)
+          const waiters = yield* Effect.fork(Effect.all([app(1), app(1)], { concurrency: "unbounded" }))
+          const mid = yield* statsWhen((s) => s.tasks === 3)
+          yield* Fiber.interrupt(runner)
+          return { mid, results: yield* Fiber.join(waiters), s: yield* Dfk.stats }
+        })
+      )
+      assert.strictEqual(value.mid.tasks, 3)
+      assert.deepStrictEqual(value.results, [101, 101])
+      assert.strictEqual(c.n, 2)
+      assert.deepStrictEqual(value.s, stats(3, 1, 2, 1, 0))
+      assert.strictEqual(checkpointEntries(runDir).length, 1)
+    }))
+
+  it.scoped("an interrupted waiter does not disturb the execution it joined", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const started = yield* Deferred.make<void>()
+      const gate = yield* Deferred.make<void>()
+      const app = App.make(
+        { name: "w", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) =>
+          Effect.suspend(() => (c.n++, Deferred.succeed(started, undefined))).pipe(
+            Effect.zipRight(Deferred.await(gate)),
+            Effect.as(x)
+          )
+      )
+      const { value } = yield* withKernel(
+        {},
+        Effect.gen(function*() {
+          const runner = yield* Effect.fork(app(7))
+          yield* Deferred.await(started)
+          const waiter = yield* Effect.fork(app(7))
+          yield* statsWhen((s) => s.tasks === 2)
+          yield* Fiber.interrupt(waiter)
+          yield* Deferred.succeed(gate, undefined)
+          return { result: yield* Fiber.join(runner), again: yield* app(7) }
+        })
+      )
+      assert.deepStrictEqual(value, { result: 7, again: 7 })
+      assert.strictEqual(c.n, 1)
+    }))
+})
+
+describe("§3 stats", () => {
+  it.scoped("start at zero; hits from the memo and from loaded checkpoints; misses include cache: false", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      const plain = makePlain(c)
+      const root = yield* tmpDir
+      // run 000: d(1), d(2) checkpointed
+      const first = yield* Effect.gen(function*() {
+        const zero = yield* Dfk.stats
+        yield* d(1)
+        yield* d(2)
+        return { zero, s: yield* Dfk.stats }
+      }).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" })))
+      assert.deepStrictEqual(first.zero, stats(0, 0, 0, 0, 0))
+      assert.deepStrictEqual(first.s, stats(2, 0, 2, 2, 0))
+      // run 001 (manual): d(1) from the checkpoint (a hit, pending), d(1) from the memo, d(3) a miss, plain twice
+      const second = yield* Effect.gen(function*() {
+        yield* d(1)
+        const a = yield* Dfk.stats
+        yield* d(1)
+        yield* d(3)
+        yield* plain(1)
+        yield* plain(1)
+        const b = yield* Dfk.stats
+        yield* Dfk.checkpoint
+        return { a, b, after: yield* Dfk.stats }
+      }).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "manual" })))
+      assert.deepStrictEqual(second.a, stats(1, 1, 0, 0, 1))
+      assert.deepStrictEqual(second.b, stats(5, 2, 3, 0, 2))
+      assert.deepStrictEqual(second.after, stats(5, 2, 3, 2, 0))
+      assert.strictEqual(c.n, 2 + 1 + 2)
+    }))
+})
+
+// ---------------------------------------------------------------------------------------------
+// §2 DfkConfig: retries and maxConcurrency
+// ---------------------------------------------------------------------------------------------
+
+describe("retries", () => {
+  it.scoped("a call whose body fails twice then succeeds is one task and one miss; only the success is written", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const flaky = App.make(
+        { name: "flaky", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.suspend(() => ++c.n <= 2 ? Effect.fail(new Boom({ n: c.n })) : Effect.succeed(x))
+      )
+      const { value, runDir } = yield* withKernel(
+        { retries: 2, checkpointMode: "task_exit" },
+        Effect.zip(Effect.zip(flaky(9), flaky(9)), Dfk.stats)
+      )
+      assert.deepStrictEqual(value[0], [9, 9])
+      assert.strictEqual(c.n, 3)
+      assert.deepStrictEqual(value[1], stats(2, 1, 1, 1, 0))
+      assert.deepStrictEqual(checkpointEntries(runDir).map((e) => e.result), [9])
+    }))
+
+  it.scoped("retries exhausted: the last failure is memoized in-run and not written", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const bad = App.make(
+        { name: "bad", input: Schema.Number, output: Schema.Number, cache: true },
+        () => Effect.suspend(() => Effect.fail(new Boom({ n: ++c.n })))
+      )
+      const { value, runDir } = yield* withKernel(
+        { retries: 3, checkpointMode: "task_exit" },
+        Effect.gen(function*() {
+          const e1 = yield* Effect.flip(bad(1))
+          const e2 = yield* Effect.flip(bad(1))
+          yield* Dfk.checkpoint
+          return { e1, e2, s: yield* Dfk.stats }
+        })
+      )
+      assert.strictEqual(c.n, 4)
+      assert.strictEqual((value.e1 as Boom).n, 4, "the final outcome")
+      assert.strictEqual(value.e1, value.e2)
+      assert.deepStrictEqual(value.s, stats(2, 1, 1, 0, 0))
+      assert.deepStrictEqual(checkpointEntries(runDir), [])
+    }))
+
+  it.scoped("retries apply to cache: false apps too; the default is no retry", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const plain = App.make(
+        { name: "p", input: Schema.Number, output: Schema.Number },
+        (x) => Effect.suspend(() => ++c.n % 2 === 1 ? Effect.fail(new Boom({ n: c.n })) : Effect.succeed(x))
+      )
+      const { value } = yield* withKernel({ retries: 1 }, plain(1))
+      assert.strictEqual(value, 1)
+      assert.strictEqual(c.n, 2)
+      const e = yield* withKernel({}, Effect.flip(plain(1)))
+      assert.strictEqual(e.value._tag, "Boom")
+      assert.strictEqual(c.n, 3)
+    }))
+})
+
+describe("maxConcurrency", () => {
+  it.scoped("at most N app bodies run at once, cache: false apps included", () =>
+    Effect.gen(function*() {
+      let running = 0
+      let peak = 0
+      const busy = (name: string, cache: boolean) =>
+        App.make(
+          { name, input: Schema.Number, output: Schema.Number, cache },
+          (x) =>
+            Effect.sync(() => {
+              running++
+              peak = Math.max(peak, running)
+            }).pipe(
+              Effect.zipRight(Effect.sleep("15 millis")),
+              Effect.ensuring(Effect.sync(() => running--)),
+              Effect.as(x)
+            )
+        )
+      const cached = busy("busy", true)
+      const plain = busy("busy2", false)
+      const inputs = Array.from({ length: 12 }, (_, i) => i)
+      const { value } = yield* withKernel(
+        { maxConcurrency: 3 },
+        Effect.gen(function*() {
+          const all = yield* Effect.fork(
+            Effect.forEach(inputs, (i) => i % 2 ? cached(i) : plain(i), { concurrency: "unbounded" })
+          )
+          yield* TestClock.adjust("1 second")
+          return yield* Fiber.join(all)
+        })
+      )
+      assert.deepStrictEqual(value, inputs)
+      assert.strictEqual(peak, 3)
+    }))
+
+  it.scoped("calls served from the memo or from a loaded checkpoint take no slot", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      yield* d(100).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" })))
+      const blocking = yield* Deferred.make<void>()
+      const gate = yield* Deferred.make<void>()
+      const blocker = App.make(
+        { name: "blocker", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.zipRight(Deferred.succeed(blocking, undefined), Effect.as(Deferred.await(gate), x))
+      )
+      const out = yield* Effect.gen(function*() {
+        yield* d(1)
+        const holder = yield* Effect.fork(blocker(0))
+        yield* Deferred.await(blocking) // the only slot is taken
+        // A call that waits for a slot is still waiting when the clock passes its timeout.
+        const hits = yield* Effect.fork(Effect.either(Effect.timeout(Effect.all([d(1), d(100)]), "1 second")))
+        yield* TestClock.adjust("1 second")
+        const served = yield* Fiber.join(hits)
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(holder)
+        return served
+      }).pipe(Effect.provide(kernel({ runDir: root, maxConcurrency: 1, checkpointMode: "manual" })))
+      assert.deepStrictEqual(Either.getOrUndefined(out), [2, 200], "a hit waited for the slot")
+      assert.strictEqual(c.n, 2)
+    }))
+
+  it.scoped("maxConcurrency 1 with an app calling another app does not deadlock", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const inner = makeDouble(c, "inner")
+      const outer = App.make(
+        { name: "outer", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => inner(x).pipe(Effect.map((y) => y + 1))
+      )
+      const { value } = yield* withKernel(
+        { maxConcurrency: 1 },
+        Effect.gen(function*() {
+          const call = yield* Effect.fork(Effect.either(Effect.timeout(outer(2), "1 second")))
+          yield* TestClock.adjust("1 second")
+          return yield* Fiber.join(call)
+        })
+      )
+      assert.strictEqual(Either.getOrUndefined(value), 5, "deadlocked")
+    }))
+})
+
+// ---------------------------------------------------------------------------------------------
+// §3 checkpoint modes
+// ---------------------------------------------------------------------------------------------
+
+describe("§3 checkpoint modes", () => {
+  it.scoped("task_exit: every caller that joined an in-flight call also sees the result only after its entry is written", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const gate = yield* Deferred.make<void>()
+      const app = App.make(
+        { name: "te", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.suspend(() => (c.n++, x === 0 ? Deferred.await(gate) : Effect.void)).pipe(Effect.as(x + 1))
+      )
+      const { value } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        Effect.gen(function*() {
+          const runDir = yield* Dfk.runDir
+          const written = (x: number) => (y: number) =>
+            Effect.sync(() => exists(tasksFile(runDir)) && checkpointEntries(runDir).some((e) => e.input === x && e.result === y))
+          const alone = yield* Effect.forEach([1, 2, 3], (x) => Effect.flatMap(app(x), written(x)), { concurrency: "unbounded" })
+          const joined = yield* Effect.fork(
+            Effect.all([0, 0, 0].map((x) => Effect.flatMap(app(x), written(x))), { concurrency: "unbounded" })
+          )
+          yield* statsWhen((s) => s.tasks === 6)
+          yield* Deferred.succeed(gate, undefined)
+          return { seen: [...alone, ...(yield* Fiber.join(joined))], s: yield* Dfk.stats }
+        })
+      )
+      assert.deepStrictEqual(value.seen, [true, true, true, true, true, true])
+      assert.deepStrictEqual(value.s, stats(6, 2, 4, 4, 0))
+    }))
+
+  it.scoped("task_exit: a result served from a loaded checkpoint is written before the caller sees it", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      const root = yield* tmpDir
+      yield* d(4).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" })))
+      const out = yield* Effect.gen(function*() {
+        const v = yield* d(4)
+        return { v, written: checkpointEntries(yield* Dfk.runDir), s: yield* Dfk.stats }
+      }).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" })))
+      assert.strictEqual(out.v, 8)
+      assert.strictEqual(c.n, 1)
+      assert.deepStrictEqual(out.written.map((e) => [e.input, e.result]), [[4, 8]])
+      assert.deepStrictEqual(out.s, stats(1, 1, 0, 1, 0))
+    }))
+
+  it.scoped("periodic: a Duration, a Duration string and a number of millis are periods (TestClock)", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      const root = yield* tmpDir
+      const periods: Array<Duration.DurationInput> = [Duration.seconds(5), "5 seconds", 5000]
+      for (const [i, checkpointPeriod] of periods.entries()) {
+        const runDir = path.join(root, String(i), "000")
+        const count = () => exists(tasksFile(runDir)) ? checkpointEntries(runDir).length : 0
+        yield* Effect.gen(function*() {
+          yield* d(i)
+          yield* TestClock.adjust("5 seconds")
+          yield* eventually(() => count() === 1, `a periodic write with ${String(checkpointPeriod)}`)
+        }).pipe(
+          Effect.provide(kernel({ runDir: path.join(root, String(i)), checkpointMode: "periodic", checkpointPeriod }, CheckpointFiles.none))
+        )
+        assert.strictEqual(count(), 1)
+      }
+    }))
+
+  it.scoped("a missing or malformed period is a ConfigurationError, in any mode, and no run dir is made", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const fail = (config: DfkConfig) => Effect.flip(Dfk.runDir.pipe(Effect.provide(kernel({ runDir: root, ...config }))))
+      const missing = yield* fail({ checkpointMode: "periodic" })
+      assert.instanceOf(missing, ConfigurationError)
+      const malformed = ["1:2", "00:60:00", "00:00:60", "aa:bb:cc", "12", "-00:00:01", "00:00:00", "1::2", "00:00:1.5", ""]
+      for (const checkpointPeriod of malformed) {
+        const e = yield* fail({ checkpointMode: "periodic", checkpointPeriod })
+        assert.strictEqual(e._tag, "ConfigurationError", `accepted ${JSON.stringify(checkpointPeriod)}`)
+      }
+      const outsidePeriodic = yield* fail({ checkpointMode: "manual", checkpointPeriod: "xx:yy" })
+      assert.strictEqual(outsidePeriodic._tag, "ConfigurationError")
+      assert.deepStrictEqual(fs.readdirSync(root), [])
+    }))
+
+  it.scoped("dfk_exit: entries stay pending until the scope's finalizer, which also runs after a defect", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      const root = yield* tmpDir
+      const config = { runDir: root, checkpointMode: "dfk_exit" } as const
+      const ok = yield* Effect.gen(function*() {
+        yield* d(1)
+        yield* d(2)
+        return { before: exists(tasksFile(yield* Dfk.runDir)), s: yield* Dfk.stats }
+      }).pipe(Effect.provide(kernel(config, CheckpointFiles.none)))
+      assert.isFalse(ok.before)
+      assert.deepStrictEqual(ok.s, stats(2, 0, 2, 0, 2))
+      assert.deepStrictEqual(checkpointEntries(path.join(root, "000")).map((e) => e.result), [2, 4])
+      const died = yield* Effect.exit(Effect.zipRight(d(5), Effect.die("defect"))).pipe(
+        Effect.provide(kernel(config, CheckpointFiles.none))
+      )
+      assert.isTrue(Exit.isFailure(died) && Cause.isDie(died.cause))
+      assert.deepStrictEqual(checkpointEntries(path.join(root, "001")).map((e) => e.result), [10])
+    }))
+
+  it.scoped("manual: each Dfk.checkpoint appends only what is new; what is pending at close is written then", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      const { value, runDir } = yield* withKernel(
+        { checkpointMode: "manual" },
+        Effect.gen(function*() {
+          const file = tasksFile(yield* Dfk.runDir)
+          yield* d(1)
+          yield* d(2)
+          const dirs = [yield* Dfk.checkpoint]
+          const first = fs.readFileSync(file, "utf8")
+          const s1 = yield* Dfk.stats
+          yield* d(3)
+          yield* d(1)
+          dirs.push(yield* Dfk.checkpoint)
+          const second = fs.readFileSync(file, "utf8")
+          dirs.push(yield* Dfk.checkpoint)
+          const third = fs.readFileSync(file, "utf8")
+          yield* d(4)
+          return { dirs, first, second, third, s1, s: yield* Dfk.stats }
+        })
+      )
+      assert.deepStrictEqual(value.dirs, [1, 2, 3].map(() => path.join(runDir, "checkpoint")))
+      assert.strictEqual(value.first.split("\n").length - 1, 2)
+      assert.isTrue(value.second.startsWith(value.first), "appended, not rewritten")
+      assert.strictEqual(value.second.split("\n").length - 1, 3)
+      assert.strictEqual(value.third, value.second)
+      assert.deepStrictEqual(value.s1, stats(2, 0, 2, 2, 0))
+      assert.deepStrictEqual(value.s, stats(5, 1, 4, 3, 1))
+      assert.deepStrictEqual(checkpointEntries(runDir).map((e) => e.input), [1, 2, 3, 4], "the pending entry is written at close")
+    }))
+
+  it.scoped("Dfk.checkpoint works in every mode and with none, and nothing is written twice at close", () =>
+    Effect.gen(function*() {
+      for (const mode of [...modes, undefined]) {
+        const d = makeDouble({ n: 0 })
+        const config = { checkpointPeriod: "10 hours", ...(mode === undefined ? {} : { checkpointMode: mode }) }
+        const { value, runDir } = yield* withKernel(
+          config,
+          Effect.gen(function*() {
+            yield* d(1)
+            const dir = yield* Dfk.checkpoint
+            return { dir, lines: checkpointEntries(path.dirname(dir)).length, s: yield* Dfk.stats }
+          })
+        )
+        assert.strictEqual(value.dir, path.join(runDir, "checkpoint"), String(mode))
+        assert.strictEqual(value.lines, 1, String(mode))
+        assert.deepStrictEqual(value.s, stats(1, 0, 1, 1, 0), String(mode))
+        assert.strictEqual(checkpointEntries(runDir).length, 1, `${mode}: no duplicate at close`)
+      }
+    }))
+
+  it.scoped("no mode: each Dfk.checkpoint writes every result not yet written; nothing is written at close", () =>
+    Effect.gen(function*() {
+      const d = makeDouble({ n: 0 })
+      const { value, runDir } = yield* withKernel(
+        {},
+        Effect.gen(function*() {
+          yield* d(1)
+          yield* d(2)
+          yield* Dfk.checkpoint
+          yield* d(3)
+          yield* Dfk.checkpoint
+          yield* d(4)
+          return yield* Dfk.stats
+        })
+      )
+      assert.deepStrictEqual(value, stats(4, 0, 4, 3, 1))
+      assert.deepStrictEqual(checkpointEntries(runDir).map((e) => e.input), [1, 2, 3])
+    }))
+
+  it.scoped("an empty pass's tasks.jsonl can be loaded and is listed by getAllCheckpoints", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const dir = yield* Dfk.checkpoint.pipe(Effect.provide(kernel({ runDir: root }, CheckpointFiles.none)))
+      assert.strictEqual(fs.readFileSync(path.join(dir, "tasks.jsonl"), "utf8"), "")
+      const loaded = yield* Effect.either(Dfk.runDir.pipe(Effect.provide(kernel({ runDir: root }, CheckpointFiles.layer([dir])))))
+      assert.strictEqual(loaded._tag, "Right")
+      assert.deepStrictEqual(yield* getAllCheckpoints(root).pipe(Effect.provide(platform)), [dir])
+    }))
+
+  it.scoped("manual and dfk_exit passes log `Done checkpointing N tasks` / `No tasks checkpointed in this pass`", () =>
+    Effect.gen(function*() {
+      const d = makeDouble({ n: 0 })
+      const root = yield* tmpDir
+      const manual = captureLogs()
+      yield* Effect.gen(function*() {
+        yield* d(1)
+        yield* d(2)
+        yield* Dfk.checkpoint
+        yield* Dfk.checkpoint
+        yield* d(3)
+      }).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "manual" }, CheckpointFiles.none)), Effect.provide(manual.layer))
+      const passes = (logs: ReturnType<typeof captureLogs>) =>
+        logs.lines.map((l) => l.message).filter((m) => m.startsWith("Done checkpointing") || m.startsWith("No tasks checkpointed"))
+      assert.deepStrictEqual(passes(manual), [
+        "Done checkpointing 2 tasks",
+        "No tasks checkpointed in this pass",
+        "Done checkpointing 1 tasks" // the pass at scope close
+      ])
+      const dfkExit = captureLogs()
+      yield* d(9).pipe(
+        Effect.provide(kernel({ runDir: root, checkpointMode: "dfk_exit" }, CheckpointFiles.none)),
+        Effect.provide(dfkExit.layer)
+      )
+      assert.deepStrictEqual(passes(dfkExit), ["Done checkpointing 1 tasks"])
+    }))
+})
+
+// ---------------------------------------------------------------------------------------------
+// §3 carried forward, loading, default resume
+// ---------------------------------------------------------------------------------------------
+
+describe("§3 carried forward", () => {
+  it.scoped("a result served from a loaded checkpoint is written again, same hash, app and version; last() alone then suffices", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      const root = yield* tmpDir
+      const config = { runDir: root, checkpointMode: "dfk_exit" } as const
+      const last = CheckpointFiles.last(root)
+      const r0 = yield* Effect.zipRight(Effect.all([d(1), d(2)]), Dfk.runDir).pipe(Effect.provide(kernel(config, last)))
+      const r1 = yield* Effect.gen(function*() {
+        const v = yield* d(1)
+        yield* d(3)
+        return { v, runDir: yield* Dfk.runDir, s: yield* Dfk.stats }
+      }).pipe(Effect.provide(kernel(config, last)))
+      assert.strictEqual(r1.v, 2)
+      assert.strictEqual(c.n, 3)
+      assert.deepStrictEqual(r1.s, stats(2, 1, 1, 0, 2))
+      const [old] = checkpointEntries(r0)
+      const carried = checkpointEntries(r1.runDir)
+      assert.deepStrictEqual(carried.map((e) => [e.input, e.result]), [[1, 2], [3, 6]])
+      assert.deepInclude(carried[0]!, { hash: old!.hash, app: "double", version: null })
+      const r2 = yield* Effect.all([d(1), d(3)]).pipe(Effect.provide(kernel(config, last)))
+      assert.deepStrictEqual(r2, [2, 6])
+      assert.strictEqual(c.n, 3)
+    }))
+})
+
+describe("§3 loading", () => {
+  it.scoped("all entries of all listed dirs load, in list order; for a repeated key the last entry read wins", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const a = path.join(root, "a")
+      const b = path.join(root, "b")
+      writeCheckpoint(a, [entryLine("double", null, 1, 100), entryLine("double", null, 2, 200), entryLine("double", null, 1, 111)])
+      writeCheckpoint(b, [entryLine("double", null, 1, 300), entryLine("double", null, 3, 600)])
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      const call = (dirs: ReadonlyArray<string>) =>
+        Effect.all([d(1), d(2), d(3)]).pipe(Effect.provide(kernel({ runDir: path.join(root, "r") }, CheckpointFiles.layer(dirs))))
+      assert.deepStrictEqual(yield* call([a, b]), [300, 200, 600])
+      assert.deepStrictEqual(yield* call([b, a]), [111, 200, 600])
+      assert.deepStrictEqual(yield* call([a]), [111, 200, 6])
+      assert.strictEqual(c.n, 1)
+    }))
+
+  it.scoped("a listed dir that does not exist fails the layer with BadCheckpoint naming the path", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const missing = path.join(root, "nope", "checkpoint")
+      const e = yield* loadError(root, [missing])
+      assert.instanceOf(e, BadCheckpoint)
+      assert.include((e as BadCheckpoint).path, missing)
+      assert.isString((e as BadCheckpoint).reason)
+    }))
+
+  const notCheckpoints: Array<[string, string | Uint8Array, number]> = [
+    ["plain text lines", "hello\nworld\n", 1],
+    ["a JSON object that is not an entry", "{\"foo\":1}\n", 1],
+    ["an array", "[1,2]\n", 1],
+    ["an entry with v:2", entryLine("double", null, 1, 2).replace("\"v\":1", "\"v\":2") + "\n", 1],
+    ["an entry without hash", JSON.stringify({ v: 1, app: "double", version: null, input: 1, result: 2, time: "t" }) + "\n", 1],
+    ["a bad line in the middle", entryLine("double", null, 1, 2) + "\n{oops\n" + entryLine("double", null, 2, 4) + "\n", 2],
+    ["a bad last line that is terminated", entryLine("double", null, 1, 2) + "\n{\"v\":1,\"hash\n", 2],
+    ["binary bytes with a newline", new Uint8Array([0x80, 0x00, 0xff, 0x10, 0x0a, 0x01, 0x02]), 1]
+  ]
+  for (const [label, content, line] of notCheckpoints) {
+    it.scoped(`a file that is not a checkpoint fails with BadCheckpoint (path, line, reason): ${label}`, () =>
+      Effect.gen(function*() {
+        const root = yield* tmpDir
+        const dir = path.join(root, "cp")
+        fs.mkdirSync(dir)
+        fs.writeFileSync(path.join(dir, "tasks.jsonl"), content)
+        const e = yield* loadError(root, [dir], { checkpointMode: "manual" })
+        assert.instanceOf(e, BadCheckpoint)
+        const bc = e as BadCheckpoint
+        assert.include(bc.path, dir)
+        assert.strictEqual(bc.line, line)
+        assert.isAbove(bc.reason.length, 0)
+      }))
+  }
+
+  it.scoped("an entry that no longer decodes is a miss with a warning; the fresh result is written", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const dir = path.join(root, "cp")
+      writeCheckpoint(dir, [entryLine("double", null, 1, "not a number"), entryLine("double", null, 2, 4)])
+      const logs = captureLogs()
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      const { value, runDir } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        Effect.zip(Effect.all([d(1), d(2)]), Dfk.stats),
+        CheckpointFiles.layer([dir])
+      ).pipe(Effect.provide(logs.layer))
+      assert.deepStrictEqual(value, [[2, 4], stats(2, 1, 1, 2, 0)])
+      assert.strictEqual(c.n, 1)
+      assert.isTrue(logs.lines.some((l) => l.level === "WARN"))
+      assert.deepStrictEqual(checkpointEntries(runDir).map((e) => [e.input, e.result]), [[1, 2], [2, 4]])
+    }))
+
+  it.scoped("entries are decoded with the output schema (a transformation) when the app is called", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const c = { n: 0 }
+      const app = App.make(
+        {
+          name: "dated",
+          input: Schema.Number,
+          output: Schema.Struct({ at: Schema.Date, n: Schema.NumberFromString }),
+          cache: true
+        },
+        (x) => Effect.sync(() => (c.n++, { at: new Date(x), n: x }))
+      )
+      const config = { runDir: root, checkpointMode: "task_exit" } as const
+      const r0 = yield* Effect.zipRight(app(1000), Dfk.runDir).pipe(Effect.provide(kernel(config)))
+      assert.deepStrictEqual(checkpointEntries(r0)[0]!.result, { at: new Date(1000).toISOString(), n: "1000" })
+      const v = yield* app(1000).pipe(Effect.provide(kernel(config)))
+      assert.instanceOf(v.at, Date)
+      assert.strictEqual(v.at.getTime(), 1000)
+      assert.strictEqual(v.n, 1000)
+      assert.strictEqual(c.n, 1)
+    }))
+})
+
+describe("§3 default resume", () => {
+  it.scoped("in every mode with no CheckpointFiles, every checkpoint under runDir loads; other entries are ignored", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      yield* d(1).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" }, CheckpointFiles.none)))
+      yield* d(2).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "manual" }, CheckpointFiles.none)))
+      fs.mkdirSync(path.join(root, "notes"))
+      fs.mkdirSync(path.join(root, "007")) // a run dir without a checkpoint
+      assert.strictEqual(c.n, 2)
+      for (const mode of modes) {
+        const v = yield* Effect.all([d(1), d(2)]).pipe(
+          Effect.provide(kernel({ runDir: root, checkpointMode: mode, checkpointPeriod: "1 hour" }))
+        )
+        assert.deepStrictEqual(v, [2, 4])
+        assert.strictEqual(c.n, 2, mode)
+      }
+    }))
+
+  it.scoped("run dirs load in numeric order, so the numerically newest entry wins (9 before 010)", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      writeCheckpoint(path.join(root, "010", "checkpoint"), [entryLine("double", null, 1, 1010)])
+      writeCheckpoint(path.join(root, "9", "checkpoint"), [entryLine("double", null, 1, 99)])
+      writeCheckpoint(path.join(root, "000", "checkpoint"), [entryLine("double", null, 1, 0)])
+      writeCheckpoint(path.join(root, "notnumeric", "checkpoint"), [entryLine("double", null, 1, -1)])
+      const [value, runDir] = yield* Effect.zip(makeDouble({ n: 0 })(1), Dfk.runDir).pipe(
+        Effect.provide(kernel({ runDir: root, checkpointMode: "manual" }))
+      )
+      assert.strictEqual(value, 1010)
+      assert.strictEqual(runDir, path.join(root, "011"))
+      const all = yield* getAllCheckpoints(root).pipe(Effect.provide(platform))
+      assert.deepStrictEqual(all, ["000", "9", "010", "011"].map((n) => path.join(root, n, "checkpoint")))
+    }))
+
+  it.scoped("CheckpointFiles.all() and .last() load with no mode set", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      yield* d(1).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" })))
+      yield* d(1).pipe(Effect.provide(kernel({ runDir: root }, CheckpointFiles.all(root))))
+      yield* d(1).pipe(Effect.provide(kernel({ runDir: root }, CheckpointFiles.last(root))))
+      assert.strictEqual(c.n, 1)
+    }))
+})
+
+// ---------------------------------------------------------------------------------------------
+// §3 run dirs and checkpoint listing
+// ---------------------------------------------------------------------------------------------
+
+describe("§3 run dirs", () => {
+  it.scoped("the next run dir follows the highest numeric name; names that are not plain numbers are ignored", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const next = () => Dfk.runDir.pipe(Effect.provide(kernel({ runDir: root })))
+      assert.strictEqual(yield* next(), path.join(root, "000"))
+      for (const n of ["abc", "1a", "x999", "5000x", "1e5", "-7", "0x10"]) fs.mkdirSync(path.join(root, n))
+      fs.writeFileSync(path.join(root, "zz"), "")
+      assert.strictEqual(yield* next(), path.join(root, "001"))
+      fs.mkdirSync(path.join(root, "010"))
+      assert.strictEqual(yield* next(), path.join(root, "011"))
+    }))
+
+  it.scoped("a runDir that does not exist is created", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const deep = path.join(root, "a", "b", "c")
+      assert.strictEqual(yield* Dfk.runDir.pipe(Effect.provide(kernel({ runDir: deep }))), path.join(deep, "000"))
+      assert.isTrue(fs.statSync(path.join(deep, "000")).isDirectory())
+    }))
+
+  it.scoped("getAll/LastCheckpoint list only dirs holding a tasks.jsonl file; CheckpointFiles.all/.last list the same", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const make = (name: string, file: "file" | "dir" | "none") => {
+        const cp = path.join(root, name, "checkpoint")
+        fs.mkdirSync(cp, { recursive: true })
+        if (file === "file") fs.writeFileSync(path.join(cp, "tasks.jsonl"), "")
+        if (file === "dir") fs.mkdirSync(path.join(cp, "tasks.jsonl"))
+      }
+      make("000", "file")
+      make("001", "none")
+      make("002", "dir")
+      make("1000", "file")
+      make("999", "file")
+      make("010", "file")
+      make("abc", "file")
+      make("12x", "file")
+      fs.mkdirSync(path.join(root, "005"))
+      const run = <A>(e: Effect.Effect<A, never, FileSystem.FileSystem | PlatformPath.Path>) => Effect.provide(e, platform)
+      const all = yield* run(getAllCheckpoints(root))
+      const last = yield* run(getLastCheckpoint(root))
+      assert.deepStrictEqual(all, ["000", "010", "999", "1000"].map((n) => path.join(root, n, "checkpoint")))
+      assert.deepStrictEqual(last, [path.join(root, "1000", "checkpoint")])
+      assert.deepStrictEqual(yield* run(getAllCheckpoints(path.join(root, "abc"))), [])
+      assert.deepStrictEqual(yield* run(getLastCheckpoint(path.join(root, "abc"))), [])
+      assert.deepStrictEqual([...yield* run(Effect.provide(CheckpointFiles, CheckpointFiles.all(root)))], all)
+      assert.deepStrictEqual([...yield* run(Effect.provide(CheckpointFiles, CheckpointFiles.last(root)))], last)
+    }))
+
+  it.scoped("the default runDir is \"runinfo\", relative to the working directory, for Dfk.layer and the listings", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const cwd = process.cwd()
+      yield* Effect.acquireRelease(Effect.sync(() => process.chdir(root)), () => Effect.sync(() => process.chdir(cwd)))
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      const runDir = yield* Effect.zipRight(d(1), Dfk.runDir).pipe(
+        Effect.provide(Dfk.layer({ checkpointMode: "task_exit" })),
+        Effect.provide(platform)
+      )
+      assert.strictEqual(path.normalize(runDir), path.join("runinfo", "000"))
+      assert.isTrue(exists(path.join(root, "runinfo", "000", "checkpoint", "tasks.jsonl")))
+      const expected = [path.join("runinfo", "000", "checkpoint")]
+      const all = yield* getAllCheckpoints().pipe(Effect.provide(platform))
+      const last = yield* getLastCheckpoint().pipe(Effect.provide(platform))
+      assert.deepStrictEqual(all.map((p) => path.normalize(p)), expected)
+      assert.deepStrictEqual(last.map((p) => path.normalize(p)), expected)
+      yield* d(1).pipe(Effect.provide(Dfk.layer({})), Effect.provide(CheckpointFiles.last()), Effect.provide(platform))
+      assert.strictEqual(c.n, 1)
+    }))
+})
+
+// ---------------------------------------------------------------------------------------------
+// §4 file format and CheckpointStore
+// ---------------------------------------------------------------------------------------------
+
+describe("§4 checkpoint file format", () => {
+  it.scoped("each line is exactly {v, hash, app, version, input, result, time} in that order, UTF-8, newline-terminated", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const app = App.make(
+        {
+          name: "fmt",
+          input: Schema.Struct({ b: Schema.String, a: Schema.Number, skip: Schema.optional(Schema.Number) }),
+          output: Schema.Struct({ z: Schema.Number, y: Schema.Array(Schema.String) }),
+          cache: true,
+          ignoreForCache: ["skip"]
+        },
+        ({ a, b }) => Effect.sync(() => (c.n++, { z: a, y: [b, "\u00e9"] }))
+      )
+      const v7 = makeDouble(c, "fmt2", "7")
+      const { runDir } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        Effect.zipRight(app({ b: "caf\u00e9 \ud83d\ude00", a: 1.5e-7, skip: 3 }), v7(1))
+      )
+      const bytes = fs.readFileSync(tasksFile(runDir))
+      const text = bytes.toString("utf8")
+      assert.isTrue(text.endsWith("\n"))
+      assert.isTrue(bytes.includes(Buffer.from("caf\u00e9 \ud83d\ude00", "utf8")), "non-ASCII stored as UTF-8, not escaped")
+      const [l1, l2] = text.split("\n")
+      const iso = "\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z"
+      const h1 = expectedKey("fmt", null, { a: 1.5e-7, b: "caf\u00e9 \ud83d\ude00" })
+      assert.match(
+        l1!,
+        new RegExp(
+          `^\\{"v":1,"hash":"${h1}","app":"fmt","version":null,"input":\\{"a":1\\.5e-7,"b":"caf\u00e9 \ud83d\ude00"\\},"result":\\{"y":\\["caf\u00e9 \ud83d\ude00","\u00e9"\\],"z":1\\.5e-7\\},"time":"${iso}"\\}$`,
+          "u"
+        )
+      )
+      const h2 = expectedKey("fmt2", "7", 1)
+      assert.match(l2!, new RegExp(`^\\{"v":1,"hash":"${h2}","app":"fmt2","version":"7","input":1,"result":2,"time":"${iso}"\\}$`))
+      for (const e of checkpointEntries(runDir)) assert.strictEqual(new Date(e.time).toISOString(), e.time)
+    }))
+
+  it.scopedLive("the time field is the wall-clock time of the run (not a fixed or simulated time)", () =>
+    Effect.gen(function*() {
+      const before = Date.now()
+      const { runDir } = yield* withKernel({ checkpointMode: "task_exit" }, makeDouble({ n: 0 })(1)).pipe(
+        Effect.provide(captureLogs().layer) // the live logger would print the passes
+      )
+      const after = Date.now()
+      const t = Date.parse(checkpointEntries(runDir)[0]!.time)
+      // A bracket, not a duration: a second of slack either side for clocks read differently.
+      assert.isAtLeast(t, before - 1000)
+      assert.isAtMost(t, after + 1000)
+    }))
+
+  it.scoped("lines written by another tool (any key order, extra whitespace) load", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const dir = path.join(root, "cp")
+      const hash = expectedKey("double", null, 5)
+      writeCheckpoint(dir, [
+        `{ "time": "2020-01-01T00:00:00.000Z", "result": 77, "input": 5, "version": null, "app": "double", "hash": "${hash}", "v": 1 }`
+      ])
+      const c = { n: 0 }
+      const { value } = yield* withKernel({}, makeDouble(c)(5), CheckpointFiles.layer([dir]))
+      assert.strictEqual(value, 77)
+      assert.strictEqual(c.n, 0)
+    }))
+})
+
+describe("§4 CheckpointStore service", () => {
+  /** A store that keeps a JSON copy of each entry it is handed, as a database would. */
+  const recordingStore = () => {
+    const dirs = new Map<string, Array<CheckpointEntry>>()
+    const service: CheckpointStoreService = {
+      append: (dir, entries) =>
+        Effect.sync(() => {
+          dirs.set(dir, [...(dirs.get(dir) ?? []), ...entries.map((e) => JSON.parse(JSON.stringify(e)))])
+        }),
+      load: (dir, onEntry) =>
+        Effect.suspend(() => {
+          const list = dirs.get(dir)
+          if (list === undefined) return Effect.fail(new BadCheckpoint({ path: dir, line: 0, reason: "none" }))
+          list.forEach(onEntry)
+          return Effect.void
+        }),
+      exists: (dir) => Effect.sync(() => dirs.has(dir))
+    }
+    return { dirs, service, layer: Layer.succeed(CheckpointStore, service) }
+  }
+
+  it.scoped("a provided store receives plain entries (hash, app, version, input, result, time) and serves resumes", () =>
+    Effect.gen(function*() {
+      const store = recordingStore()
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      const root = yield* tmpDir
+      const r0 = yield* Effect.zipRight(Effect.zip(d(1), d(2)), Dfk.runDir).pipe(
+        Effect.provide(kernel({ runDir: root, checkpointMode: "dfk_exit" }, CheckpointFiles.none)),
+        Effect.provide(store.layer)
+      )
+      assert.isFalse(exists(tasksFile(r0)), "nothing written to the file system")
+      const stored = store.dirs.get(path.join(r0, "checkpoint"))!
+      assert.deepStrictEqual(
+        stored.map(({ time, ...rest }): Record<string, unknown> => ({ ...rest, time: typeof time })),
+        [1, 2].map((x) => ({ hash: expectedKey("double", null, x), app: "double", version: null, input: x, result: x * 2, time: "string" }))
+      )
+      // Default resume goes through the store too.
+      const v = yield* Effect.all([d(1), d(2)]).pipe(
+        Effect.provide(kernel({ runDir: root, checkpointMode: "manual" })),
+        Effect.provide(store.layer)
+      )
+      assert.deepStrictEqual(v, [2, 4])
+      assert.strictEqual(c.n, 2)
+    }))
+
+  it.scoped("a failing store: Dfk.checkpoint fails with CheckpointError and the entries stay pending", () =>
+    Effect.gen(function*() {
+      let fail = true
+      const good = recordingStore()
+      const service: CheckpointStoreService = {
+        ...good.service,
+        append: (dir, entries) =>
+          fail ? Effect.fail(new CheckpointError({ path: dir, reason: "disk full" })) : good.service.append(dir, entries)
+      }
+      const root = yield* tmpDir
+      const out = yield* Effect.gen(function*() {
+        yield* makeDouble({ n: 0 })(1)
+        const e = yield* Effect.flip(Dfk.checkpoint)
+        const s1 = yield* Dfk.stats
+        fail = false
+        yield* Dfk.checkpoint
+        return { e, s1, s2: yield* Dfk.stats }
+      }).pipe(
+        Effect.provide(kernel({ runDir: root, checkpointMode: "manual" }, CheckpointFiles.none)),
+        Effect.provide(Layer.succeed(CheckpointStore, service))
+      )
+      assert.instanceOf(out.e, CheckpointError)
+      assert.deepStrictEqual(out.s1, stats(1, 0, 1, 0, 1))
+      assert.deepStrictEqual(out.s2, stats(1, 0, 1, 1, 0))
+    }))
+})
+
+describe("§1 wiring", () => {
+  it.scoped("CheckpointFiles provided outside Effect.provide(Dfk.layer(...)) is read, as in DESIGN's example", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      const run = (files: Layer.Layer<CheckpointFiles, never, FileSystem.FileSystem | PlatformPath.Path>) =>
+        d(1).pipe(
+          Effect.provide(Dfk.layer({ runDir: root, checkpointMode: "dfk_exit" })),
+          Effect.provide(files),
+          Effect.provide(platform)
+        )
+      yield* run(CheckpointFiles.last(root))
+      yield* run(CheckpointFiles.last(root))
+      assert.strictEqual(c.n, 1)
+      yield* run(CheckpointFiles.none)
+      assert.strictEqual(c.n, 2)
+    }))
+})
+
+// ---------------------------------------------------------------------------------------------
+// Where DESIGN.md is silent: each test pins the behaviour we chose
+// ---------------------------------------------------------------------------------------------
+
+describe("where DESIGN.md is silent: behaviour we chose", () => {
+  it.scoped("a call rejected with AppCacheError counts as a task, but neither as a hit nor as a miss", () =>
+    Effect.gen(function*() {
+      const { value } = yield* withKernel({}, Effect.zipRight(Effect.flip(makeDouble({ n: 0 })(NaN)), Dfk.stats))
+      assert.deepStrictEqual(value, stats(1, 0, 0, 0, 0))
+    }))
+
+  it.scoped("with cache: false or memoize: false no key is computed, so an input with no JSON form runs the body", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const plain = yield* withKernel({}, Effect.exit(makePlain(c)(NaN)))
+      const unmemoized = yield* withKernel({ memoize: false }, Effect.exit(makeDouble(c)(NaN)))
+      assert.isTrue(Exit.isSuccess(plain.value))
+      assert.isTrue(Exit.isSuccess(unmemoized.value))
+      assert.strictEqual(c.n, 2)
+    }))
+
+  it.scoped("memoize: false with a checkpoint mode still makes an empty tasks.jsonl when the scope closes", () =>
+    Effect.gen(function*() {
+      const { runDir } = yield* withKernel({ memoize: false, checkpointMode: "task_exit" }, makeDouble({ n: 0 })(1))
+      assert.strictEqual(fs.readFileSync(tasksFile(runDir), "utf8"), "")
+    }))
+
+  it.scoped("memoize: false loads nothing, so a listed dir that does not exist is no BadCheckpoint", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const listed = CheckpointFiles.layer([path.join(root, "missing")])
+      const runDir = yield* Dfk.runDir.pipe(Effect.provide(kernel({ runDir: root, memoize: false }, listed)))
+      assert.strictEqual(runDir, path.join(root, "000"))
+    }))
+
+  it.scoped("a defect (Effect.die) is memoized in-run like a failure: the same defect comes back, nothing is written", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const dies = App.make(
+        { name: "dies", input: Schema.Number, output: Schema.Number, cache: true },
+        () => Effect.suspend(() => Effect.die(new Error(`defect ${++c.n}`)))
+      )
+      const { value, runDir } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        Effect.all([Effect.exit(dies(1)), Effect.exit(dies(1))])
+      )
+      assert.strictEqual(c.n, 1)
+      const [a, b] = value
+      assert.isTrue(Exit.isFailure(a) && Cause.isDie(a.cause) && Exit.isFailure(b) && Cause.isDie(b.cause))
+      if (Exit.isFailure(a) && Exit.isFailure(b)) assert.strictEqual(Cause.squash(a.cause), Cause.squash(b.cause))
+      assert.deepStrictEqual(checkpointEntries(runDir), [])
+    }))
+
+  it.scoped("only loaded entries that a call asks for are carried forward: a later last() resume has lost the others", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      const config = { runDir: root, checkpointMode: "dfk_exit" } as const
+      const last = CheckpointFiles.last(root)
+      yield* Effect.all([d(1), d(2)]).pipe(Effect.provide(kernel(config, last)))
+      const r1 = yield* Effect.zipRight(d(1), Dfk.runDir).pipe(Effect.provide(kernel(config, last)))
+      assert.deepStrictEqual(checkpointEntries(r1).map((e) => e.input), [1])
+      yield* d(2).pipe(Effect.provide(kernel(config, last)))
+      assert.strictEqual(c.n, 3, "d(2) ran again: run 000's result was not in the last checkpoint")
+    }))
+
+  it.scoped("a carried-forward entry keeps the time it was first computed", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const dir = path.join(root, "cp")
+      writeCheckpoint(dir, [entryLine("double", null, 1, 2)])
+      const { runDir } = yield* withKernel({ checkpointMode: "task_exit" }, makeDouble({ n: 0 })(1), CheckpointFiles.layer([dir]))
+      assert.strictEqual(checkpointEntries(runDir)[0]!.time, new Date(0).toISOString())
+    }))
+
+  it.scoped("a lone surrogate in an input is accepted, and written and hashed as a \\udXXX escape", () =>
+    Effect.gen(function*() {
+      const app = App.make({ name: "s", input: Schema.String, output: Schema.Null, cache: true }, () => Effect.succeed(null))
+      const { runDir } = yield* withKernel({ checkpointMode: "task_exit" }, app("a\ud800b"))
+      const [line] = rawLines(runDir)
+      assert.include(line!, "\"input\":\"a\\ud800b\"")
+      assert.strictEqual(JSON.parse(line!).hash, sha256("[\"s\",null,\"a\\ud800b\"]"))
+    }))
+
+  it.scoped("periodic: the first pass runs one period after the kernel starts, not when it starts", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const logs = captureLogs()
+      const passes = () =>
+        logs.lines.map((l) => l.message).filter((m) => m.startsWith("Done checkpointing") || m.startsWith("No tasks checkpointed"))
+      const seen = yield* Effect.gen(function*() {
+        yield* TestClock.adjust("10 seconds")
+        yield* eventually(() => passes().length >= 1, "the first periodic pass")
+        // The passes run one after another on one fiber: one at the start would be logged by now.
+        return passes()
+      }).pipe(
+        Effect.provide(kernel({ runDir: root, checkpointMode: "periodic", checkpointPeriod: "00:00:10" }, CheckpointFiles.none)),
+        Effect.provide(logs.layer)
+      )
+      assert.deepStrictEqual(seen, ["No tasks checkpointed in this pass"])
+    }))
+
+  it.scoped("BadCheckpoint for a listed dir that does not exist names <dir>/tasks.jsonl, at line 0", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const missing = path.join(root, "nope")
+      const e = (yield* loadError(root, [missing])) as BadCheckpoint
+      assert.strictEqual(e.path, path.join(missing, "tasks.jsonl"))
+      assert.strictEqual(e.line, 0)
+    }))
+
+  it.scoped("two apps with the same name and version share memo entries: the key holds no app identity", () =>
+    Effect.gen(function*() {
+      const a = App.make({ name: "same", input: Schema.Number, output: Schema.Number, cache: true }, (x) => Effect.succeed(x + 1))
+      const b = App.make({ name: "same", input: Schema.Number, output: Schema.Number, cache: true }, (x) => Effect.succeed(x + 1000))
+      const { value } = yield* withKernel({}, Effect.all([a(1), b(1)]))
+      assert.deepStrictEqual(value, [2, 2])
+    }))
+})
