@@ -23,6 +23,7 @@ import * as path from "node:path"
 import { afterAll, beforeAll } from "vitest"
 import { App, BadCheckpoint, CheckpointFiles, CheckpointStore, Dfk, Memo } from "../mod.ts"
 import type { CheckpointEntry, DfkError } from "../mod.ts"
+import { mayBeTorn } from "../src/internal/fileLoad.ts"
 
 // ---------------------------------------------------------------------------------------
 // One runtime for every case, with a logger that keeps what was logged.
@@ -314,6 +315,15 @@ const hostileObjectArb: fc.Arbitrary<string> = fc.tuple(
 // ---------------------------------------------------------------------------------------
 
 describe("hostile checkpoint files", () => {
+  it("an unterminated last line is a torn write only if it can start an entry", () => {
+    for (const line of ["{", "{\"v\":1,\"ha", "  {\"v\"", "\t\r{", "\ufeff{\"v\":1"]) {
+      assert.isTrue(mayBeTorn(line), JSON.stringify(line))
+    }
+    for (const line of ["", " ", "this is not a checkpoint", "[1,2", "\u0080\u0000", "x{", " \ufeff{", "\n{"]) {
+      assert.isFalse(mayBeTorn(line), JSON.stringify(line))
+    }
+  })
+
   it("random bytes: a BadCheckpoint with path and line, or a load; never a defect or a hang", async () => {
     const fragment = fc.oneof(
       fc.uint8Array({ maxLength: 64 }),
@@ -395,7 +405,7 @@ describe("hostile checkpoint files", () => {
           const badLine = before.length + 1
           const loaded = await (viaKernel ? loadWithKernel(text) : loadWithStore(text))
           const error = badCheckpointOf(loaded, badLine)
-          if (last && !terminated && !parses(bad) && bad.startsWith("{")) {
+          if (last && !terminated && !parses(bad) && bad.replace(/^[ \t\r]*/, "").startsWith("{")) {
             // A torn last line (the start of an entry): skipped with a warning. Unterminated
             // text that cannot start an entry is a file that is not a checkpoint: an error.
             assert.isUndefined(error, `an unparsable unterminated last line is a torn write: ${error?.message}`)

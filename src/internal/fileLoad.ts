@@ -78,12 +78,18 @@ export class LineSplitter {
 
 /**
  * Whether an unterminated, unparsable last line can be a torn write: what a write cut short
- * leaves is the start of an entry, which starts with "{" (after a byte order mark, if any).
- * Any other such line (a text or binary file that is not a checkpoint) is an error.
+ * leaves is the start of an entry, which starts with "{" (after a byte order mark or JSON
+ * whitespace, if any). Any other such line (a text or binary file that is not a checkpoint)
+ * is an error.
  */
 export const mayBeTorn = (line: string): boolean => {
-  const c = line.charCodeAt(0)
-  return c === 123 || (c === 0xfeff && line.charCodeAt(1) === 123)
+  for (let i = 0; i < line.length; i++) {
+    const c = line.charCodeAt(i)
+    if (c === 123) return true
+    // A byte order mark at the start, or JSON whitespace: space, tab, carriage return.
+    if (!((c === 0xfeff && i === 0) || c === 32 || c === 9 || c === 13)) return false
+  }
+  return false
 }
 
 class Stop {
