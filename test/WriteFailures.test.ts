@@ -41,6 +41,8 @@ interface Faults {
   gate?: Effect.Latch | undefined
   /** How many writes are waiting at the gate now. */
   waiting: number
+  /** `stat` of the paths it accepts fails with EACCES (permission denied). */
+  statDenied?: ((path: string) => boolean) | undefined
 }
 
 const DESCRIPTIONS: Record<WriteFault, { reason: SystemErrorReason; description: string }> = {
@@ -113,6 +115,18 @@ const failingFileSystem = (faults: Faults): Layer.Layer<FileSystem.FileSystem> =
                   : Reflect.get(target, key)
             }))
         }),
+      stat: (file) =>
+        faults.statDenied?.(file) === true
+          ? Effect.fail(
+            new SystemError({
+              module: "FileSystem",
+              method: "stat",
+              pathOrDescriptor: file,
+              reason: "PermissionDenied",
+              description: "EACCES: permission denied"
+            })
+          )
+          : real.stat(file),
       makeDirectory: (dir, options) =>
         faults.makeDirectory
           ? Effect.fail(systemError("EROFS", "makeDirectory", dir))
@@ -209,6 +223,27 @@ const inputsOf = (file: string) => entriesIn(file).map((e) => e.input).sort((a, 
 // ---------------------------------------------------------------------------------------
 
 describe("write failures", () => {
+  it.live("default resume: a checkpoint that cannot be read (EACCES) is a BadCheckpoint saying so, not a run skipped", () => {
+    const first = setup("dfk_exit")
+    return Effect.gen(function*() {
+      yield* first.run(triple(1))
+      const faults: Faults = { write: undefined, makeDirectory: false, failed: 0, waiting: 0 }
+      faults.statDenied = (file) => file.startsWith(path.join(first.runDir, "000"))
+      const before = bodies
+      const error = yield* Effect.flip(triple(1).pipe(
+        Effect.provide(Dfk.layer({ runDir: first.runDir, checkpointMode: "dfk_exit" })),
+        Effect.provide(Layer.merge(failingFileSystem(faults), NodePath.layer))
+      ))
+      assert.strictEqual(error._tag, "BadCheckpoint")
+      if (error._tag === "BadCheckpoint") {
+        assert.strictEqual(error.path, first.file)
+        assert.include(error.reason, "Cannot read")
+        assert.include(error.reason, "EACCES")
+      }
+      assert.strictEqual(bodies, before)
+    })
+  })
+
   for (const fault of ["EROFS", "ENOSPC"] as const) {
     it.live(`${fault}: Dfk.checkpoint fails with a CheckpointError naming the file and the cause; the entries stay pending`, () => {
       const { faults, file, run } = setup("manual")

@@ -1,6 +1,7 @@
 /**
  * Loading a JSON Lines checkpoint file: line splitting, parsing and validation.
  */
+import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -38,11 +39,22 @@ export const invalidEntry = (value: unknown): string | undefined => {
   const o = value as Record<string, unknown>
   if (!Object.hasOwn(o, "v")) return "the entry has no \"v\" field"
   if (o.v !== 1) return `unsupported entry format version ${JSON.stringify(o.v) ?? String(o.v)}`
+  return invalidFields(o)
+}
+
+/**
+ * Checks the fields of an entry (a parsed line less its "v", or an entry a store hands over).
+ * Returns the reason when they are not those of a checkpoint entry.
+ */
+export const invalidFields = (value: unknown): string | undefined => {
+  if (typeof value !== "object" || value === null) return "the entry is not an object"
+  const o = value as Record<string, unknown>
   if (typeof o.hash !== "string" || !isHex64(o.hash)) return "\"hash\" is not 64 lowercase hex digits"
   if (typeof o.app !== "string") return "\"app\" is not a string"
   if (o.version !== null && typeof o.version !== "string") return "\"version\" is neither a string nor null"
-  if (!Object.hasOwn(o, "input")) return "the entry has no \"input\" field"
-  if (!Object.hasOwn(o, "result")) return "the entry has no \"result\" field"
+  // Own fields of a parsed line; a store's entry may also offer them as getters.
+  if (!Object.hasOwn(o, "input") && o.input === undefined) return "the entry has no \"input\" field"
+  if (!Object.hasOwn(o, "result") && o.result === undefined) return "the entry has no \"result\" field"
   if (typeof o.time !== "string") return "\"time\" is not a string"
   return undefined
 }
@@ -210,6 +222,13 @@ class ByteLines {
   }
 }
 
+/**
+ * Whether a file system error means that the path is not there (no such file, or a part of
+ * it is not a directory), rather than that it cannot be read.
+ */
+export const isAbsent = (error: PlatformError): boolean =>
+  error._tag === "SystemError" && (error.reason === "NotFound" || error.reason === "BadResource")
+
 /** Runs one step of the splitter; a bad line becomes the failure it carries. */
 const step = (f: () => void): BadCheckpoint | undefined => {
   try {
@@ -229,7 +248,12 @@ export const loadFile = (
   onEntry: (entry: CheckpointEntry) => void
 ): Effect.Effect<void, BadCheckpoint> =>
   Effect.gen(function*() {
-    const info = yield* fs.stat(file).pipe(Effect.option)
+    const stat = yield* Effect.either(fs.stat(file))
+    if (stat._tag === "Left" && !isAbsent(stat.left)) {
+      // Not "there is none" but "it cannot be read" (permissions, I/O): say so.
+      return yield* new BadCheckpoint({ path: file, line: 0, reason: `Cannot read: ${reasonOf(stat.left)}` })
+    }
+    const info = Option.getRight(stat)
     if (Option.isNone(info) || info.value.type !== "File") {
       const dirInfo = yield* fs.stat(dir).pipe(Effect.option)
       return yield* new BadCheckpoint({

@@ -12,7 +12,7 @@ import type { AppendOptions, CheckpointEntry, CheckpointStoreService } from "../
 import type { BadCheckpoint } from "../errors.ts"
 import { CheckpointError } from "../errors.ts"
 import { entryLine, PieceEncoder, TASKS_FILE, utf8 } from "./entry.ts"
-import { loadFile, reasonOf } from "./fileLoad.ts"
+import { isAbsent, loadFile, reasonOf } from "./fileLoad.ts"
 import { AppendEncoded } from "./pending.ts"
 import type { AppendEncodedFn } from "./pending.ts"
 
@@ -176,10 +176,13 @@ export const make = Effect.gen(function*() {
   const load = (dir: string, onEntry: (entry: CheckpointEntry) => void): Effect.Effect<void, BadCheckpoint> =>
     loadFile(fs, path.join(dir, TASKS_FILE), dir, onEntry)
 
+  // A checkpoint file that cannot be stat'ed for another reason than its absence (permissions,
+  // I/O) counts as there, so that loading it reports why it cannot be read instead of the run
+  // being skipped in silence.
   const exists = (dir: string): Effect.Effect<boolean> =>
     fs.stat(path.join(dir, TASKS_FILE)).pipe(
       Effect.map((info) => info.type === "File"),
-      Effect.orElseSucceed(() => false)
+      Effect.catchAll((error) => Effect.succeed(!isAbsent(error)))
     )
 
   const store: CheckpointStoreService & { readonly [AppendEncoded]: AppendEncodedFn } = {
