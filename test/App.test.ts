@@ -224,6 +224,61 @@ describe("App", () => {
       assert.strictEqual(value.stats.tasks, 3)
     }))
 
+  it.scoped("an interrupted call whose finalizer dies is not memoized either; its waiters run the body", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const started = yield* Deferred.make<void>()
+      const fragile = App.make(
+        { name: "fragile", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) =>
+          Effect.suspend(() => {
+            runs.inc()
+            // The first run hangs until interrupted, and its cleanup then dies.
+            return runs.count === 1
+              ? Deferred.succeed(started, undefined).pipe(
+                Effect.zipRight(Effect.never),
+                Effect.ensuring(Effect.die(new Error("cleanup failed")))
+              )
+              : Effect.succeed(x + 1)
+          })
+      )
+      const { value } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
+        const executor = yield* Effect.fork(fragile(1))
+        yield* Deferred.await(started)
+        const waiters = yield* Effect.fork(Effect.all([fragile(1), fragile(1)], { concurrency: "unbounded" }))
+        while ((yield* Dfk.stats).tasks < 3) yield* Effect.yieldNow()
+        const interrupted = yield* Fiber.interrupt(executor)
+        const fromWaiters = yield* Fiber.join(waiters)
+        const again = yield* fragile(1)
+        return { interrupted, fromWaiters, again }
+      }))
+      assert.isTrue(Exit.isFailure(value.interrupted) && Cause.isInterrupted(value.interrupted.cause))
+      assert.deepStrictEqual(value.fromWaiters, [2, 2])
+      assert.strictEqual(value.again, 2)
+      assert.strictEqual(runs.count, 2) // the interrupted one, then one waiter's
+    }))
+
+  for (const config of [{}, { retries: 2 }, { maxConcurrency: 2 }] as const) {
+    it.scoped(`a body that throws leaves no body counted as running (${JSON.stringify(config)}, cached or not)`, () =>
+      Effect.gen(function*() {
+        const make = (cache: boolean) =>
+          App.make(
+            { name: `throws_${cache}`, input: Schema.Number, output: Schema.Number, cache },
+            (n): Effect.Effect<number> => {
+              throw new Error(`bad ${n}`)
+            }
+          )
+        const { value } = yield* withKernel(config, Effect.gen(function*() {
+          const exits = yield* Effect.all([make(false)(1), make(true)(1), make(true)(1)].map(Effect.exit), {
+            concurrency: "unbounded"
+          })
+          return { exits, stats: yield* Dfk.detailedStats }
+        }))
+        for (const exit of value.exits) assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
+        assert.strictEqual(value.stats.running, 0)
+      }))
+  }
+
   it.scoped("an interrupted call is run again by the next call", () =>
     Effect.gen(function*() {
       const runs = counter()

@@ -4,12 +4,14 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as TestClock from "effect/TestClock"
 import * as path from "node:path"
 import { App, BadCheckpoint, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, getLastCheckpoint } from "effect-dfk"
 import type { CheckpointEntry, CheckpointStoreService, DfkConfig } from "effect-dfk"
-import { platform, tmpDir } from "./util.ts"
+import { captureLogs, platform, tmpDir } from "./util.ts"
 
 /**
  * A store that keeps each entry as the JSON text of what it is handed, as a key-value or SQL
@@ -138,3 +140,85 @@ for (const [name, storeLayer] of stores) {
       }).pipe(Effect.provide(storeLayer), Effect.provide(platform)))
   })
 }
+
+describe("a store that misbehaves", () => {
+  const double = App.make(
+    { name: "double", input: Schema.Number, output: Schema.Number, cache: true },
+    (x) => Effect.succeed(x * 2)
+  )
+  const withStore = (config: DfkConfig, store: CheckpointStoreService, files = CheckpointFiles.none) =>
+    Effect.provide(
+      Layer.provide(Dfk.layer(config), Layer.mergeAll(files, Layer.succeed(CheckpointStore, store), platform))
+    )
+
+  /** A memory store whose first append is interrupted inside it (a fiber it joined, say). */
+  const interruptedOnce = (): CheckpointStoreService => {
+    const memory = CheckpointStore.makeMemory()
+    let appends = 0
+    return {
+      ...memory,
+      append: (dir, entries, options) => ++appends === 1 ? Effect.interrupt : memory.append(dir, entries, options)
+    }
+  }
+
+  it.scoped("a malformed entry it loads is a BadCheckpoint naming the dir and the entry, before anything runs", () =>
+    Effect.gen(function*() {
+      const good = entry(1)
+      const store: CheckpointStoreService = {
+        ...CheckpointStore.makeMemory(),
+        load: (_dir, onEntry) =>
+          Effect.sync(() => {
+            onEntry(good)
+            onEntry({ ...good, time: undefined as unknown as string })
+          })
+      }
+      const root = yield* tmpDir
+      const error = yield* Effect.flip(double(1).pipe(withStore({ runDir: root }, store, CheckpointFiles.layer(["elsewhere"]))))
+      assert.strictEqual(error._tag, "BadCheckpoint")
+      const bad = error as BadCheckpoint
+      assert.strictEqual(bad.path, "elsewhere")
+      assert.strictEqual(bad.line, 2)
+      assert.include(bad.reason, "\"time\" is not a string")
+    }))
+
+  it.scoped("an append that is interrupted (inside the store) is a CheckpointError; the entries stay pending", () =>
+    Effect.gen(function*() {
+      const store = interruptedOnce()
+      const root = yield* tmpDir
+      const value = yield* Effect.gen(function*() {
+        yield* double(1)
+        const first = yield* Effect.exit(Dfk.checkpoint)
+        const pending = (yield* Dfk.stats).pending
+        yield* Dfk.checkpoint
+        return { first, pending, stats: yield* Dfk.stats }
+      }).pipe(withStore({ runDir: root, checkpointMode: "manual" }, store))
+      assert.isTrue(Exit.isFailure(value.first))
+      if (Exit.isFailure(value.first)) {
+        const failure = value.first.cause
+        assert.strictEqual(failure._tag, "Fail")
+        assert.strictEqual((failure as { error: { _tag: string } }).error._tag, "CheckpointError")
+      }
+      assert.strictEqual(value.pending, 1)
+      assert.deepStrictEqual({ checkpointed: value.stats.checkpointed, pending: value.stats.pending }, { checkpointed: 1, pending: 0 })
+    }))
+
+  it.scoped("periodic: an interrupted append is logged, and the passes go on", () =>
+    Effect.gen(function*() {
+      const store = interruptedOnce()
+      const logs = captureLogs()
+      const root = yield* tmpDir
+      const stats = yield* Effect.gen(function*() {
+        yield* double(1)
+        yield* TestClock.adjust("1 second") // the first pass: interrupted inside the store
+        yield* double(2)
+        yield* TestClock.adjust("1 second") // the second pass writes both
+        for (let i = 0; i < 100 && (yield* Dfk.stats).checkpointed < 2; i++) yield* Effect.yieldNow()
+        return yield* Dfk.stats
+      }).pipe(
+        withStore({ runDir: root, checkpointMode: "periodic", checkpointPeriod: "1 second" }, store),
+        Effect.provide(logs.layer)
+      )
+      assert.deepStrictEqual({ checkpointed: stats.checkpointed, pending: stats.pending }, { checkpointed: 2, pending: 0 })
+      assert.isTrue(logs.lines.some((l) => l.level === "ERROR" && l.message.includes("Periodic checkpoint failed")))
+    }))
+})

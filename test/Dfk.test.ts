@@ -5,6 +5,7 @@ import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
+import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -113,6 +114,33 @@ describe("checkpoint modes", () => {
         { level: "INFO", message: "Done checkpointing 1 tasks" },
         { level: "INFO", message: "No tasks checkpointed in this pass" } // the pass at scope close
       ])
+    }))
+
+  it.scoped("a call its scope did not wait for: a warning when the kernel closes, another when its result comes", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      const root = yield* tmpDir
+      const started = yield* Deferred.make<void>()
+      const release = yield* Deferred.make<void>()
+      const late = App.make(
+        { name: "late", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Deferred.succeed(started, undefined).pipe(Effect.zipRight(Deferred.await(release)), Effect.as(x * 2))
+      )
+      const value = yield* Effect.gen(function*() {
+        const scope = yield* Scope.make()
+        const kernel = yield* Layer.buildWithScope(kernelLayer({ runDir: root, checkpointMode: "dfk_exit" }), scope)
+        // A daemon: closing the kernel's scope does not interrupt it (as with ManagedRuntime.dispose).
+        const call = yield* Effect.forkDaemon(Effect.provide(late(4), kernel))
+        yield* Deferred.await(started)
+        yield* Scope.close(scope, Exit.void)
+        yield* Deferred.succeed(release, undefined)
+        return yield* Fiber.join(call)
+      }).pipe(Effect.provide(logs.layer))
+      assert.strictEqual(value, 8) // the caller still gets its result
+      const warnings = logs.lines.filter((l) => l.level === "WARN").map((l) => l.message)
+      assert.include(warnings, "1 app body still running as the kernel closes: their results will not be checkpointed")
+      assert.include(warnings, "A result of late came after the kernel closed, so it is not checkpointed")
+      assert.deepStrictEqual(checkpointEntries(path.join(root, "000")), [])
     }))
 
   it.scoped("task_exit: concurrent completions are all on disk when each caller resumes", () =>

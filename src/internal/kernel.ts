@@ -22,7 +22,7 @@ import { CheckpointFiles } from "../CheckpointFiles.ts"
 import { CheckpointStore } from "../CheckpointStore.ts"
 import type { CheckpointStoreService, Durability } from "../CheckpointStore.ts"
 import type { CheckpointMode, DfkConfig, DfkDetailedStats, DfkService, DfkStats } from "../Dfk.ts"
-import { AppCacheError, CheckpointError, ConfigurationError } from "../errors.ts"
+import { AppCacheError, BadCheckpoint, CheckpointError, ConfigurationError } from "../errors.ts"
 import * as Metrics from "../Metrics.ts"
 import type { Outcome } from "../Metrics.ts"
 import type { DfkError } from "../errors.ts"
@@ -30,7 +30,8 @@ import { sha256Hex, tryCanonicalJson, withoutKeys } from "./canonical.ts"
 import { kernelLine } from "./entry.ts"
 import * as fileStore from "./fileStore.ts"
 import { reasonOf } from "./fileStore.ts"
-import { pendingFor } from "./pending.ts"
+import { invalidFields } from "./fileLoad.ts"
+import { appendEncodedOf, pendingFor } from "./pending.ts"
 import * as runDirs from "./runDirs.ts"
 
 /** What the kernel needs to know of an app; built once per app by `App.make`. */
@@ -265,14 +266,27 @@ export const make = (
     // Only what a later call needs of a loaded entry: its result and time (the key already
     // covers app, version and input). About a third less memory for a million entries.
     const loaded = new Map<string, LoadedResult>()
+    // The built-in store checks every line it reads; entries from any other store are checked
+    // here, so that a malformed one is a BadCheckpoint now rather than a corrupt line later.
+    const checkEntries = appendEncodedOf(store) === undefined
     if (cfg.memoize) {
       for (const dir of dirs) {
         const before = loaded.size
         let count = 0
+        let bad: BadCheckpoint | undefined
         yield* store.load(dir, (entry) => {
           count++
+          if (checkEntries) {
+            if (bad !== undefined) return
+            const invalid = invalidFields(entry)
+            if (invalid !== undefined) {
+              bad = new BadCheckpoint({ path: dir, line: count, reason: `Entry ${count} of the store: ${invalid}` })
+              return
+            }
+          }
           loaded.set(entry.hash, new LoadedResult(entry.result, entry.time))
         })
+        if (bad !== undefined) return yield* bad
         yield* Effect.logDebug(`Loaded ${plural(count, "entry", "entries")} from ${dir} (${loaded.size - before} new keys)`)
       }
       if (dirs.length > 0) {
@@ -356,7 +370,13 @@ export const make = (
                 timed()
                 writing = 0
                 queue.putBack(batch)
-                return Effect.failCause(cause)
+                // A pass is uninterruptible, so an interruption here is the store's own (a
+                // fiber it joined, say): a failed write like any other, not the caller's.
+                return Cause.isInterruptedOnly(cause)
+                  ? Effect.fail(
+                    new CheckpointError({ path: checkpointDir, reason: "The store's append was interrupted" })
+                  )
+                  : Effect.failCause(cause)
               },
               onSuccess: () => {
                 timed()
@@ -458,12 +478,13 @@ export const make = (
       let body: Effect.Effect<unknown, unknown, unknown> = Effect.suspend(() => {
         stats.running++
         notify()
-        return Effect.ensuring(app.body(input), bodyEnded)
+        // bodyOf: a body that throws is a defect here too, and `running` still comes back down.
+        return Effect.ensuring(bodyOf(app, input), bodyEnded)
       })
       if (cfg.retries > 0) {
         body = body.pipe(
           Effect.sandbox,
-          Effect.retry({ times: cfg.retries, while: (cause) => !Cause.isInterruptedOnly(cause) }),
+          Effect.retry({ times: cfg.retries, while: (cause) => !Cause.isInterrupted(cause) }),
           Effect.unsandbox
         )
       }
@@ -524,6 +545,23 @@ export const make = (
         ? afterWrite(seq, () => publish(memoKey, exit, flight))
         : publish(memoKey, exit, flight)
 
+    // Queues the entry of an outcome and publishes it (see `published`). An outcome that comes
+    // after the kernel closed (a call its scope did not wait for) is published but not queued:
+    // no pass will come to write it, and the warning says so.
+    const queueAndPublish = (
+      app: AppSpec,
+      line: string,
+      memoKey: string,
+      exit: Exit.Exit<unknown, unknown>,
+      flight: Flight
+    ): Effect.Effect<unknown, unknown, unknown> =>
+      closed && cfg.checkpointMode !== undefined
+        ? Effect.zipRight(
+          Effect.logWarning(`A result of ${app.name} came after the kernel closed, so it is not checkpointed`),
+          Effect.suspend(() => publish(memoKey, exit, flight))
+        )
+        : published(enqueue(line), memoKey, exit, flight)
+
     // Publishes the result of a call that ran and queues its checkpoint entry. In task_exit
     // mode the waiters and the caller see it only once it is written.
     const settle = (
@@ -538,7 +576,7 @@ export const make = (
         if (typeof line !== "string") {
           return Effect.zipRight(Effect.logWarning(line.message), Effect.suspend(() => publish(memoKey, exit, flight)))
         }
-        return published(enqueue(line), memoKey, exit, flight)
+        return queueAndPublish(app, line, memoKey, exit, flight)
       }
       // Whatever goes wrong making the entry (a schema transformation or a getter that throws
       // included), the result is still published: a throw here would leave the call in flight.
@@ -604,7 +642,9 @@ export const make = (
         return Effect.matchCauseEffect(restore(plainBodies ? bodyOf(app, input) : runBody(app, input)), {
           onFailure: (cause) => {
             if (plainBodies) bodyDone()
-            if (Cause.isInterruptedOnly(cause)) {
+            // Interrupted (a finalizer of the body may have failed too): not memoized, and a
+            // waiter runs the body instead.
+            if (Cause.isInterrupted(cause)) {
               memo.delete(memoKey)
               flight.done(undefined)
               return Effect.failCause(cause)
@@ -636,7 +676,7 @@ export const make = (
         }
         record(app, span, "checkpoint")
         const line = kernelLine(hash, app.lineInfix, inputJson, result, JSON.stringify(entry.time))
-        return published(enqueue(line), memoKey, exit, flight)
+        return queueAndPublish(app, line, memoKey, exit, flight)
       })
     }
 
@@ -741,13 +781,22 @@ export const make = (
     if (cfg.checkpointMode !== undefined) {
       yield* Effect.addFinalizer(() =>
         Effect.suspend(() => {
-          const lost = queue.size
-          return pass.pipe(
+          const final = pass.pipe(
             Effect.catchAllCause((cause) =>
-              Effect.logError(
-                `Final checkpoint failed: ${plural(lost, "entry", "entries")} lost: ${causeMessage(cause)}`
+              Effect.suspend(() =>
+                Effect.logError(
+                  `Final checkpoint failed: ${plural(queue.size, "entry", "entries")} lost: ${causeMessage(cause)}`
+                )
               )
             )
+          )
+          // Bodies still running (in fibers the scope did not wait for) finish too late to be
+          // written: say so rather than lose them in silence.
+          return stats.running === 0 ? final : Effect.zipRight(
+            Effect.logWarning(
+              `${plural(stats.running, "app body", "app bodies")} still running as the kernel closes: their results will not be checkpointed`
+            ),
+            final
           )
         })
       )
@@ -759,10 +808,9 @@ export const make = (
     if (cfg.checkpointMode === "periodic" && cfg.checkpointPeriod !== undefined) {
       yield* pass.pipe(
         // A defect (a bug in a store or a FileSystem layer) is logged too, and the passes go on.
+        // (When the scope closes, this fiber is interrupted between passes, never inside one.)
         Effect.catchAllCause((cause) =>
-          Cause.isInterruptedOnly(cause)
-            ? Effect.failCause(cause)
-            : Effect.logError(`Periodic checkpoint failed; entries stay pending: ${causeMessage(cause)}`)
+          Effect.logError(`Periodic checkpoint failed; entries stay pending: ${causeMessage(cause)}`)
         ),
         Effect.schedule(Schedule.spaced(cfg.checkpointPeriod)),
         Effect.interruptible,
