@@ -326,6 +326,25 @@ describe("write failures", () => {
     }))
   })
 
+  it.live("task_exit: when a write fails, the callers waiting on it return at once (not a failing pass each)", () => {
+    const { errors, faults, file, run } = setup("task_exit")
+    const inputs = Array.from({ length: 64 }, (_, i) => 100 + i)
+    return run(Effect.gen(function*() {
+      faults.write = "ENOSPC"
+      const results = yield* Effect.forEach(inputs, (x) => triple(x), { concurrency: "unbounded" })
+      assert.deepStrictEqual(results, inputs.map((x) => x * 3))
+      assert.strictEqual((yield* Dfk.stats).pending, inputs.length)
+      // The first caller's pass (its own entry) fails, then the next one's (all the others):
+      // a handful of failed writes and as many error lines, not one per caller.
+      assert.isAtMost(faults.failed, 4)
+      assert.strictEqual(errors().length, faults.failed)
+      assert.isTrue(errors().some((m) => m.includes("entries stay pending") && m.includes("ENOSPC")), JSON.stringify(errors()))
+      faults.write = undefined
+      yield* Dfk.checkpoint
+      assert.deepStrictEqual(inputsOf(file), inputs)
+    }))
+  })
+
   for (const mode of ["task_exit", "manual", "dfk_exit"] as const) {
     it.live(`${mode}: what failed to be written is written when the scope closes`, () => {
       const { errors, faults, file, run } = setup(mode)

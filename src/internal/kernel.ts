@@ -359,6 +359,7 @@ export const make = (
         const run = (span: SpanLike) =>
           Effect.suspend(() => {
             const batch = queue.take()
+            const through = queued // the batch holds the entries after `written`, up to here
             writing = batch.count
             span.attribute("entries", batch.count)
             const started = performance.now()
@@ -370,6 +371,7 @@ export const make = (
                 timed()
                 writing = 0
                 queue.putBack(batch)
+                failedThrough = Math.max(failedThrough, through)
                 // A pass is uninterruptible, so an interruption here is the store's own (a
                 // fiber it joined, say): a failed write like any other, not the caller's.
                 return Cause.isInterruptedOnly(cause)
@@ -407,12 +409,16 @@ export const make = (
     }
     let passing = false
     let passWaiters: Array<PassWaiter> = []
+    // The highest queue number a failed pass tried to write: task_exit callers up to it stop
+    // waiting (their entries stay pending), so one failure is one failed write and one log,
+    // not one more failing pass per waiting caller.
+    let failedThrough = 0
     const endPass = () => {
       passing = false
       const sleeping: Array<PassWaiter> = []
       let next: PassWaiter | undefined
       for (const waiter of passWaiters) {
-        if (waiter.seq <= written) waiter.wake()
+        if (waiter.seq <= written || waiter.seq <= failedThrough) waiter.wake()
         else if (next === undefined) next = waiter
         else sleeping.push(waiter)
       }
@@ -441,14 +447,18 @@ export const make = (
     // is logged (the entry stays pending). Runs uninterruptibly (inside the call's mask), so
     // `endPass` always runs; the waiter is resumed straight into what comes next.
     const afterWrite = <A, E, R>(seq: number, then: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
-      if (written >= seq) return then()
+      // Written, or tried by a pass that failed (which logged it).
+      if (written >= seq || failedThrough >= seq) return then()
       if (passing) return afterPass(seq, () => afterWrite(seq, then))
       passing = true
       return Effect.matchCauseEffect(passUnlocked, {
         onFailure: (cause) => {
           endPass()
+          const pending = queue.size
           return Effect.zipRight(
-            Effect.logError(`Checkpoint write failed; the entry stays pending: ${causeMessage(cause)}`),
+            Effect.logError(
+              `Checkpoint write failed; ${plural(pending, "entry stays", "entries stay")} pending: ${causeMessage(cause)}`
+            ),
             Effect.suspend(then)
           )
         },
