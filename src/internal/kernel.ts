@@ -274,7 +274,10 @@ export const make = (
         const before = loaded.size
         let count = 0
         let bad: BadCheckpoint | undefined
+        let open = true
         yield* store.load(dir, (entry) => {
+          // An entry handed over after `load` returned is outside the store contract: ignored.
+          if (!open) return
           count++
           if (checkEntries) {
             if (bad !== undefined) return
@@ -286,6 +289,7 @@ export const make = (
           }
           loaded.set(entry.hash, new LoadedResult(entry.result, entry.time))
         })
+        open = false
         if (bad !== undefined) return yield* bad
         yield* Effect.logDebug(`Loaded ${plural(count, "entry", "entries")} from ${dir} (${loaded.size - before} new keys)`)
       }
