@@ -181,6 +181,27 @@ describe("a store that misbehaves", () => {
       assert.include(bad.reason, "\"time\" is not a string")
     }))
 
+  it.scoped("a store that gives back only hash, result and time (what resuming needs) is served from", () =>
+    Effect.gen(function*() {
+      const rows: Array<CheckpointEntry> = []
+      const store: CheckpointStoreService = {
+        append: (_dir, entries) => Effect.sync(() => void rows.push(...entries)),
+        load: (_dir, onEntry) =>
+          Effect.sync(() => {
+            for (const e of rows) onEntry({ hash: e.hash, result: e.result, time: e.time } as CheckpointEntry)
+          }),
+        exists: () => Effect.succeed(rows.length > 0)
+      }
+      const root = yield* tmpDir
+      yield* double(21).pipe(withStore({ runDir: root, checkpointMode: "task_exit" }, store))
+      const value = yield* Effect.zip(double(21), Dfk.stats).pipe(
+        withStore({ runDir: root, checkpointMode: "task_exit" }, store, CheckpointFiles.layer(["anywhere"]))
+      )
+      assert.strictEqual(value[0], 42)
+      assert.strictEqual(value[1].hits, 1)
+      assert.strictEqual(value[1].misses, 0)
+    }))
+
   it.scoped("an append that is interrupted (inside the store) is a CheckpointError; the entries stay pending", () =>
     Effect.gen(function*() {
       const store = interruptedOnce()

@@ -39,22 +39,25 @@ export const invalidEntry = (value: unknown): string | undefined => {
   const o = value as Record<string, unknown>
   if (!Object.hasOwn(o, "v")) return "the entry has no \"v\" field"
   if (o.v !== 1) return `unsupported entry format version ${JSON.stringify(o.v) ?? String(o.v)}`
-  return invalidFields(o)
-}
-
-/**
- * Checks the fields of an entry (a parsed line less its "v", or an entry a store hands over).
- * Returns the reason when they are not those of a checkpoint entry.
- */
-export const invalidFields = (value: unknown): string | undefined => {
-  if (typeof value !== "object" || value === null) return "the entry is not an object"
-  const o = value as Record<string, unknown>
   if (typeof o.hash !== "string" || !isHex64(o.hash)) return "\"hash\" is not 64 lowercase hex digits"
   if (typeof o.app !== "string") return "\"app\" is not a string"
   if (o.version !== null && typeof o.version !== "string") return "\"version\" is neither a string nor null"
-  // Own fields of a parsed line; a store's entry may also offer them as getters.
-  if (!Object.hasOwn(o, "input") && o.input === undefined) return "the entry has no \"input\" field"
-  if (!Object.hasOwn(o, "result") && o.result === undefined) return "the entry has no \"result\" field"
+  if (!Object.hasOwn(o, "input")) return "the entry has no \"input\" field"
+  if (!Object.hasOwn(o, "result")) return "the entry has no \"result\" field"
+  if (typeof o.time !== "string") return "\"time\" is not a string"
+  return undefined
+}
+
+/**
+ * Checks what the kernel needs of an entry handed over by a store other than the built-in
+ * one (which checks its lines whole): a hash to look it up by, a result, and the time it
+ * writes again when it carries the result forward. Returns the reason when one is missing.
+ */
+export const invalidLoaded = (value: unknown): string | undefined => {
+  if (typeof value !== "object" || value === null) return "the entry is not an object"
+  const o = value as Record<string, unknown>
+  if (typeof o.hash !== "string") return "\"hash\" is not a string"
+  if (o.result === undefined) return "the entry has no \"result\""
   if (typeof o.time !== "string") return "\"time\" is not a string"
   return undefined
 }

@@ -30,7 +30,7 @@ import { sha256Hex, tryCanonicalJson, withoutKeys } from "./canonical.ts"
 import { kernelLine } from "./entry.ts"
 import * as fileStore from "./fileStore.ts"
 import { reasonOf } from "./fileStore.ts"
-import { invalidFields } from "./fileLoad.ts"
+import { invalidLoaded } from "./fileLoad.ts"
 import { appendEncodedOf, pendingFor } from "./pending.ts"
 import * as runDirs from "./runDirs.ts"
 
@@ -267,7 +267,8 @@ export const make = (
     // covers app, version and input). About a third less memory for a million entries.
     const loaded = new Map<string, LoadedResult>()
     // The built-in store checks every line it reads; entries from any other store are checked
-    // here, so that a malformed one is a BadCheckpoint now rather than a corrupt line later.
+    // here for what the kernel uses of them, so that a malformed one is a BadCheckpoint now
+    // rather than a corrupt line later.
     const checkEntries = appendEncodedOf(store) === undefined
     if (cfg.memoize) {
       for (const dir of dirs) {
@@ -281,7 +282,7 @@ export const make = (
           count++
           if (checkEntries) {
             if (bad !== undefined) return
-            const invalid = invalidFields(entry)
+            const invalid = invalidLoaded(entry)
             if (invalid !== undefined) {
               bad = new BadCheckpoint({ path: dir, line: count, reason: `Entry ${count} of the store: ${invalid}` })
               return
