@@ -17,7 +17,6 @@
  */
 import { SystemError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
-import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
@@ -37,7 +36,7 @@ import * as path from "node:path"
 import { App, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, Memo } from "effect-dfk"
 import type { CheckpointMode, CheckpointStoreService, DfkConfig } from "effect-dfk"
 import { nodeBin } from "./fixtures/child.ts"
-import { captureLogs, eventually, platform, tmpDir, withKernel } from "./util.ts"
+import { captureLogs, eventually, interceptedFileSystem, platform, tmpDir, withKernel } from "./util.ts"
 
 // ---------------------------------------------------------------------------------------
 // A file system whose writes do what `decide` says.
@@ -107,29 +106,11 @@ const faultyWrite = (
 
 /** `NodeFileSystem` with `writeFile` and the writes and syncs of open files going through `faults`. */
 const faultyFileSystem = (faults: Faults): Layer.Layer<FileSystem.FileSystem> =>
-  Layer.effect(
-    FileSystem.FileSystem,
-    Effect.map(FileSystem.FileSystem, (real): FileSystem.FileSystem => ({
-      ...real,
-      writeFile: (file, data, options) =>
-        faultyWrite(faults, "writeFile", file, data, (bytes) => real.writeFile(file, bytes, options)),
-      open: (file, options) =>
-        Effect.map(real.open(file, options), (handle) =>
-          new Proxy(handle, {
-            get: (target, key) => {
-              if (key === "writeAll") {
-                return (data: Uint8Array) => faultyWrite(faults, "writeAll", file, data, (bytes) => target.writeAll(bytes))
-              }
-              if (key === "sync") {
-                return Effect.suspend(() =>
-                  faults.syncFailures > 0 ? (faults.syncFailures--, Effect.fail(enospc("sync", file))) : target.sync
-                )
-              }
-              return Reflect.get(target, key)
-            }
-          }))
-    }))
-  ).pipe(Layer.provide(NodeFileSystem.layer))
+  interceptedFileSystem({
+    write: (method, file, data, write) => faultyWrite(faults, method, file, data, write),
+    sync: (file, sync) =>
+      Effect.suspend(() => faults.syncFailures > 0 ? (faults.syncFailures--, Effect.fail(enospc("sync", file))) : sync)
+  })
 
 /** Faults, logs and a kernel in a fresh run dir over the faulty file system. */
 const setup = (config: DfkConfig, decide: Faults["decide"] = () => "ok") =>

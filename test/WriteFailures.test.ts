@@ -23,6 +23,7 @@ import * as path from "node:path"
 import { afterAll } from "vitest"
 import { App, CheckpointError, CheckpointFiles, CheckpointStore, Dfk } from "../mod.ts"
 import type { CheckpointMode } from "../mod.ts"
+import { interceptedFileSystem } from "./util.ts"
 
 // ---------------------------------------------------------------------------------------
 // A file system that fails on demand.
@@ -91,30 +92,13 @@ const faultyWrite = (
   })
 
 /**
- * `NodeFileSystem` with `writeFile`, the writes of files opened for writing, and
- * `makeDirectory` failing as `faults` says. (The store keeps its checkpoint file open, so
- * a fault must reach writes through a handle opened before it, too.)
+ * `NodeFileSystem` with `writeFile`, the writes through open files, `makeDirectory` and `stat`
+ * failing as `faults` says (see `interceptedFileSystem`).
  */
 const failingFileSystem = (faults: Faults): Layer.Layer<FileSystem.FileSystem> =>
-  Layer.effect(
-    FileSystem.FileSystem,
-    Effect.map(FileSystem.FileSystem, (real): FileSystem.FileSystem => ({
-      ...real,
-      writeFile: (file, data, options) =>
-        faultyWrite(faults, "writeFile", file, data, (bytes) => real.writeFile(file, bytes, options)),
-      // Opening works (as it does on a full disk); the writes through the handle fail.
-      open: (file, options) =>
-        Effect.suspend(() => {
-          const writing = options?.flag !== undefined && options.flag !== "r"
-          if (!writing) return real.open(file, options)
-          return Effect.map(real.open(file, options), (handle) =>
-            new Proxy(handle, {
-              get: (target, key) =>
-                key === "writeAll"
-                  ? (data: Uint8Array) => faultyWrite(faults, "writeAll", file, data, (bytes) => target.writeAll(bytes))
-                  : Reflect.get(target, key)
-            }))
-        }),
+  interceptedFileSystem({
+    write: (method, file, data, write) => faultyWrite(faults, method, file, data, write),
+    more: (real) => ({
       stat: (file) =>
         faults.statDenied?.(file) === true
           ? Effect.fail(
@@ -131,8 +115,8 @@ const failingFileSystem = (faults: Faults): Layer.Layer<FileSystem.FileSystem> =
         faults.makeDirectory
           ? Effect.fail(systemError("EROFS", "makeDirectory", dir))
           : real.makeDirectory(dir, options)
-    }))
-  ).pipe(Layer.provide(NodeFileSystem.layer))
+    })
+  })
 
 // ---------------------------------------------------------------------------------------
 // Logs, temp dirs, an app.

@@ -1,7 +1,10 @@
 /**
  * Shared helpers for the tests: temporary run dirs, log capture and file reading.
  */
+import type { PlatformError } from "@effect/platform/Error"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as Effect from "effect/Effect"
 import { CheckpointFiles, Dfk } from "effect-dfk"
 import type { DfkConfig } from "effect-dfk"
@@ -73,3 +76,41 @@ export const eventually = (condition: () => boolean, what = "the condition"): Ef
       await new Promise((resolve) => setTimeout(resolve, 2))
     }
   })
+
+/** How a wrapped file system writes some bytes: `write` does the real write. */
+export type WriteHook = (
+  method: "writeFile" | "writeAll",
+  file: string,
+  data: Uint8Array,
+  write: (bytes: Uint8Array) => Effect.Effect<void, any>
+) => Effect.Effect<void, any>
+
+/**
+ * `NodeFileSystem` with `writeFile` and the writes through open files (opened before a fault
+ * too: the store keeps its file open) going through `hooks.write`; `hooks.sync` wraps the
+ * sync of an open file, and `hooks.more` overrides other methods.
+ */
+export const interceptedFileSystem = (hooks: {
+  readonly write: WriteHook
+  readonly sync?: (file: string, sync: Effect.Effect<void, PlatformError>) => Effect.Effect<void, PlatformError>
+  readonly more?: (real: FileSystem.FileSystem) => Partial<FileSystem.FileSystem>
+}): Layer.Layer<FileSystem.FileSystem> =>
+  Layer.effect(
+    FileSystem.FileSystem,
+    Effect.map(FileSystem.FileSystem, (real): FileSystem.FileSystem => ({
+      ...real,
+      writeFile: (file, data, options) => hooks.write("writeFile", file, data, (bytes) => real.writeFile(file, bytes, options)),
+      open: (file, options) =>
+        Effect.map(real.open(file, options), (handle) =>
+          new Proxy(handle, {
+            get: (target, key) => {
+              if (key === "writeAll") {
+                return (data: Uint8Array) => hooks.write("writeAll", file, data, (bytes) => target.writeAll(bytes))
+              }
+              if (key === "sync" && hooks.sync !== undefined) return hooks.sync(file, target.sync)
+              return Reflect.get(target, key)
+            }
+          })),
+      ...hooks.more?.(real)
+    }))
+  ).pipe(Layer.provide(NodeFileSystem.layer))
