@@ -33,6 +33,8 @@ export interface Compiled {
   readonly canonical: CanonicalModule
   /** The compiled `bench/load-child.ts`, run by `node <child> …`. */
   readonly loadChild: string
+  /** The compiled `bench/fanout-child.ts`, run by `node <child> …`. */
+  readonly fanoutChild: string
 }
 
 const transpile = (from: string, to: string) => {
@@ -50,7 +52,7 @@ const transpile = (from: string, to: string) => {
 }
 
 /**
- * Transpiles `srcRoot`'s `mod.ts` and `src/**` (and this repository's load child) into
+ * Transpiles `srcRoot`'s `mod.ts` and `src/**` (and this repository's child scripts) into
  * `bench/.data/js-<name>/`, then imports it.
  */
 export const compileLibrary = async (srcRoot: string = ROOT): Promise<Compiled> => {
@@ -67,11 +69,14 @@ export const compileLibrary = async (srcRoot: string = ROOT): Promise<Compiled> 
     }
   }
   walk("src")
+  transpile(path.join(ROOT, "bench", "child-util.ts"), path.join(outDir, "bench", "child-util.js"))
   const loadChild = path.join(outDir, "bench", "load-child.js")
   transpile(path.join(ROOT, "bench", "load-child.ts"), loadChild)
+  const fanoutChild = path.join(outDir, "bench", "fanout-child.js")
+  transpile(path.join(ROOT, "bench", "fanout-child.ts"), fanoutChild)
   const lib = (await import(pathToFileURL(path.join(outDir, "mod.js")).href)) as Library
   const canonical = (await import(
     pathToFileURL(path.join(outDir, "src", "internal", "canonical.js")).href
   )) as CanonicalModule
-  return { srcRoot: root, outDir, lib, canonical, loadChild }
+  return { srcRoot: root, outDir, lib, canonical, loadChild, fanoutChild }
 }

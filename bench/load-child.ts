@@ -13,7 +13,7 @@
  *
  * @module
  */
-import { createReadStream, mkdtempSync, readFileSync, rmSync } from "node:fs"
+import { createReadStream, mkdtempSync, rmSync } from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import * as NodeContext from "@effect/platform-node/NodeContext"
@@ -22,6 +22,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Schema from "effect/Schema"
+import { mb, peakRss } from "./child-util.ts"
 import { App, CheckpointFiles, Dfk } from "../mod.ts"
 
 const [mode, checkpointDir, nArg, appName] = process.argv.slice(2)
@@ -31,22 +32,6 @@ if ((mode !== "dfk" && mode !== "raw") || checkpointDir === undefined || !Number
   process.exit(2)
 }
 
-const mb = (bytes: number) => Math.round(bytes / 2 ** 20 * 10) / 10
-
-/**
- * Peak RSS of this process, in bytes. On Linux, `VmHWM` of /proc/self/status: the high-water
- * mark of this process image. Not `resourceUsage().maxRSS`: on Linux that survives fork and
- * exec, so a child reports at least its parent's RSS at the time it was spawned.
- */
-const peakRss = (): number => {
-  try {
-    const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync("/proc/self/status", "utf8"))
-    if (m !== null) return Number(m[1]) * 1024
-  } catch {
-    // not Linux
-  }
-  return process.resourceUsage().maxRSS * 1024
-}
 const cpuMs = (since: NodeJS.CpuUsage) => {
   const u = process.cpuUsage(since)
   return (u.user + u.system) / 1000

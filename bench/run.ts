@@ -62,7 +62,10 @@ const sizes = quick
     b5Reps: 1,
     b5CapMs: 5_000,
     b6: [10_000, 100_000],
-    b6Reps: 1
+    b6Reps: 1,
+    b8: [1_000, 10_000],
+    b8Sleep: [1_000],
+    b8Reps: 1
   }
   : {
     b4Entries: 100_000,
@@ -71,7 +74,10 @@ const sizes = quick
     b5Reps: 3,
     b5CapMs: 20_000,
     b6: [10_000, 100_000, 1_000_000],
-    b6Reps: 3
+    b6Reps: 3,
+    b8: [1_000, 10_000, 100_000],
+    b8Sleep: [1_000, 2_000, 4_000],
+    b8Reps: 3
   }
 
 // ---------------------------------------------------------------------------------------
@@ -114,7 +120,7 @@ const log = (text: string) => {
 // ---------------------------------------------------------------------------------------
 // Fixtures
 
-const { lib, canonical, loadChild } = await compileLibrary(srcRoot)
+const { lib, canonical, fanoutChild, loadChild } = await compileLibrary(srcRoot)
 const { App, CheckpointFiles, Dfk, Memo } = lib
 
 const tmpRoot = mkdtempSync(path.join(os.tmpdir(), "effect-dfk-bench-"))
@@ -541,6 +547,130 @@ const benchLoad = async () => {
 }
 
 // ---------------------------------------------------------------------------------------
+// B8: maxConcurrency under a wide fan-out (issue 17), in fresh processes
+
+interface FanoutResult {
+  readonly ms: number
+  readonly cpuMs: number
+  readonly maxRssMB: number
+  readonly startRssMB: number
+}
+
+const count = (n: number) => n.toLocaleString("en-US")
+
+const runFanout = (
+  mode: "dfk" | "floor" | "fanout",
+  n: number,
+  sleepMs: number,
+  memory = false
+): Promise<FanoutResult> =>
+  new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      ["--expose-gc", fanoutChild, mode, String(n), String(sleepMs), ...(memory ? ["memory"] : [])],
+      { cwd: ROOT, maxBuffer: 1 << 20 },
+      (err, stdout, stderr) => {
+        if (err) return reject(new Error(`Fan-out child ${mode} ${n} failed: ${err.message}\n${stderr}`))
+        resolve(JSON.parse(stdout.trim().split("\n").pop()!) as FanoutResult)
+      }
+    )
+  })
+
+const benchFanout = async () => {
+  // 0-ms bodies: the cost of waiting for a slot, against Effect's own unbounded fan-out.
+  const perCall = new Map<number, number>()
+  const rssPerCall = new Map<number, { dfk: number; fanout: number }>()
+  for (const n of sizes.b8) {
+    log(`B8 fan-out of ${count(n)} calls on maxConcurrency 8, 0-ms bodies ...`)
+    const dfk: Array<FanoutResult> = []
+    const fanout: Array<FanoutResult> = []
+    const dfkMemory: Array<FanoutResult> = []
+    const fanoutMemory: Array<FanoutResult> = []
+    for (let r = 0; r < sizes.b8Reps; r++) {
+      dfk.push(await runFanout("dfk", n, 0))
+      fanout.push(await runFanout("fanout", n, 0))
+      dfkMemory.push(await runFanout("dfk", n, 0, true))
+      fanoutMemory.push(await runFanout("fanout", n, 0, true))
+    }
+    const ms = median(dfk.map((x) => x.ms))
+    const baseMs = median(fanout.map((x) => x.ms))
+    const rss = median(dfkMemory.map((x) => x.maxRssMB - x.startRssMB))
+    const baseRss = median(fanoutMemory.map((x) => x.maxRssMB - x.startRssMB))
+    perCall.set(n, ms / n)
+    rssPerCall.set(n, { dfk: rss / n, fanout: baseRss / n })
+    rows.push({
+      id: "B8",
+      name: `${count(n)} calls waiting on 8 slots: time per call`,
+      value: ms / n * 1000,
+      unit: "us",
+      clock: "wall",
+      baseline: { name: "us: Effect.forEach unbounded over the bare body (no kernel, no slots)", value: baseMs / n * 1000 },
+      ratio: baseMs / ms,
+      extra: { ms, baseMs, dfk, fanout }
+    })
+    rows.push({
+      id: "B8",
+      name: `${count(n)} calls waiting on 8 slots: peak RSS growth (cold process)`,
+      value: rss,
+      unit: "MB",
+      baseline: { name: "MB: same, Effect.forEach unbounded over the bare body", value: baseRss },
+      ratio: baseRss / rss,
+      extra: { kbPerCall: rss / n * 1024, baseKbPerCall: baseRss / n * 1024, dfkMemory, fanoutMemory }
+    })
+  }
+  const ns = [...perCall.keys()].sort((a, b) => a - b)
+  if (ns.length > 1) {
+    const times = ns.map((n) => perCall.get(n)!)
+    const spread = Math.max(...times) / Math.min(...times)
+    target(
+      "B8",
+      `time per call flat within 1.5x (${ns.map(count).join(", ")})`,
+      `${ns.map((n) => `${(perCall.get(n)! * 1000).toFixed(1)} us`).join(", ")}: ${spread.toFixed(2)}x`,
+      spread <= 1.5
+    )
+    // Memory: peak RSS growth per call at each tenfold step (the first step's small run is
+    // mostly the heap V8 starts with, so the steps are judged from 10,000 up).
+    const kb = (n: number) => rssPerCall.get(n)!.dfk * 1024
+    const from = ns.filter((n) => n >= 10_000)
+    const steps = from.slice(1).map((n, i) => kb(n) / kb(from[i]!))
+    target(
+      "B8",
+      "peak RSS linear in N (growth per call within 1.5x per tenfold step, from 10,000)",
+      `${ns.map((n) => `${kb(n).toFixed(2)}`).join(", ")} KB/call` +
+        ` (Effect's own fan-out: ${ns.map((n) => (rssPerCall.get(n)!.fanout * 1024).toFixed(2)).join(", ")})`,
+      steps.length === 0 ? undefined : steps.every((g) => g <= 1.5)
+    )
+  }
+  // 1-ms bodies, as issue 17 measured it: against the ideal (N / 8 x 1.1 ms) and against the
+  // same bodies run 8 at a time by a bounded forEach (nobody waiting).
+  for (const n of sizes.b8Sleep) {
+    log(`B8 fan-out of ${count(n)} calls on maxConcurrency 8, 1-ms bodies ...`)
+    const dfk: Array<FanoutResult> = []
+    const floor: Array<FanoutResult> = []
+    for (let r = 0; r < sizes.b8Reps; r++) {
+      dfk.push(await runFanout("dfk", n, 1))
+      floor.push(await runFanout("floor", n, 1))
+    }
+    const ms = median(dfk.map((x) => x.ms))
+    const floorMs = median(floor.map((x) => x.ms))
+    const ideal = n / 8 * 1.1
+    rows.push({
+      id: "B8",
+      name: `${count(n)} calls of 1-ms bodies on 8 slots: wall time`,
+      value: ms,
+      unit: "ms",
+      clock: "wall",
+      baseline: { name: "ms: Effect.forEach at concurrency 8 over the bare body", value: floorMs },
+      ratio: floorMs / ms,
+      extra: { ideal, vsIdeal: ms / ideal, maxRssMB: median(dfk.map((x) => x.maxRssMB)), dfk, floor }
+    })
+    if (n === 4_000) {
+      target("B8", "4,000 calls of 1-ms bodies within 2x of the ideal (550 ms)", `${fmt(ms)} ms: ${(ms / ideal).toFixed(2)}x`, ms / ideal <= 2)
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // Main
 
 const main = async () => {
@@ -556,6 +686,7 @@ const main = async () => {
     if (enabled("B4")) await benchPass()
     if (enabled("B5")) await benchTaskExit()
     if (enabled("B6")) await benchLoad()
+    if (enabled("B8")) await benchFanout()
   } finally {
     rmSync(tmpRoot, { recursive: true, force: true })
   }
@@ -583,7 +714,7 @@ const main = async () => {
     "",
     table([["id", "benchmark", "value", "unit", "clock", "ratio", "baseline"], ...cells], "llrllrl"),
     "",
-    "Targets of issue 5 (goals on 2-core machines, not assertions):",
+    "Targets (issue 5; B8: issue 17; goals on 2-core machines, not assertions):",
     table([["id", "target", "actual", "status"], ...targets.map((x) => [x.id, x.target, x.actual, x.status])], "lllr"),
     "",
     `Finished in ${seconds.toFixed(0)} s; results in ${path.relative(process.cwd(), outFile)}`

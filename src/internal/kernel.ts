@@ -33,6 +33,7 @@ import { reasonOf } from "./fileStore.ts"
 import { invalidLoaded } from "./fileLoad.ts"
 import { appendEncodedOf, pendingFor } from "./pending.ts"
 import * as runDirs from "./runDirs.ts"
+import { Slots } from "./slots.ts"
 
 /** What the kernel needs to know of an app; built once per app by `App.make`. */
 export interface AppSpec {
@@ -175,23 +176,26 @@ const slotOf = (exit: Exit.Exit<unknown, unknown>): Slot =>
 const outcomeOf = (slot: unknown): Exit.Exit<unknown, unknown> =>
   slot instanceof Failed ? slot.exit : Exit.succeed(slot === Undefined ? undefined : slot)
 
-/** An execution in flight and the callers waiting for it (none, usually: then it costs nothing). */
+/**
+ * An execution in flight and the callers waiting for it (none, usually: then it costs nothing).
+ * Waiters are a `Set`, so that one interrupted among many leaves in O(1), and are served in
+ * the order they came.
+ */
 class Flight {
-  private waiters: Array<(outcome: Exit.Exit<unknown, unknown> | undefined) => void> | undefined
+  private waiters: Set<(outcome: Exit.Exit<unknown, unknown> | undefined) => void> | undefined
   /** Hands the outcome (or `undefined`: the execution was interrupted) to every waiter. */
   done(outcome: Exit.Exit<unknown, unknown> | undefined): void {
     const waiters = this.waiters
     this.waiters = undefined
     if (waiters !== undefined) for (const w of waiters) w(outcome)
   }
-  /** Waits for the outcome; an interrupted waiter leaves the list. */
+  /** Waits for the outcome; an interrupted waiter leaves the set. */
   wait(): Effect.Effect<Exit.Exit<unknown, unknown> | undefined> {
     return Effect.async((resume) => {
       const waiter = (outcome: Exit.Exit<unknown, unknown> | undefined) => resume(Effect.succeed(outcome))
-      ;(this.waiters ??= []).push(waiter)
+      ;(this.waiters ??= new Set()).add(waiter)
       return Effect.sync(() => {
-        const i = this.waiters?.indexOf(waiter) ?? -1
-        if (i >= 0) this.waiters!.splice(i, 1)
+        this.waiters?.delete(waiter)
       })
     })
   }
@@ -351,7 +355,7 @@ export const make = (
     let queued = 0 // entries ever queued
     let written = 0 // entries ever written (a prefix of the queue, in order)
     let writing = 0 // entries of the pass under way: still pending until written
-    const slots = cfg.maxConcurrency === undefined ? undefined : yield* Effect.makeSemaphore(cfg.maxConcurrency)
+    const slots = cfg.maxConcurrency === undefined ? undefined : new Slots(cfg.maxConcurrency)
 
     // One checkpoint pass: takes every pending entry and appends it. On failure the entries
     // go back to the front of the queue, so the next pass writes them. Uninterruptible, so
@@ -504,18 +508,26 @@ export const make = (
         )
       }
       if (slots === undefined) return body
-      return Effect.locally(slots.withPermits(1)(body), currentLending, { nested: 0 })
+      // A call made from inside a running body (a nested app) is served before top-level calls.
+      // (withFiberRuntime leaves no frame on the stack of a call that waits for its slot.)
+      return Effect.withFiberRuntime((fiber) =>
+        slots.with(Effect.locally(body, currentLending, { nested: 0 }), fiber.getFiberRef(currentLending) !== null)
+      )
     }
 
     // With maxConcurrency, an app body that calls other apps lends its slot while they run,
     // as Parsl's join apps hold no worker slot while they wait.
     const lendSlot = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      slots === undefined ? effect : Effect.flatMap(FiberRef.get(currentLending), (lending) =>
-        lending === null ? effect : Effect.acquireUseRelease(
-          Effect.suspend(() => lending.nested++ === 0 ? slots.release(1) : Effect.void),
+      slots === undefined ? effect : Effect.withFiberRuntime((fiber) => {
+        const lending = fiber.getFiberRef(currentLending)
+        return lending === null ? effect : Effect.acquireUseRelease(
+          Effect.sync(() => {
+            if (lending.nested++ === 0) slots.release()
+          }),
           () => effect,
-          () => Effect.suspend(() => --lending.nested === 0 ? slots.take(1) : Effect.void)
-        ))
+          () => Effect.suspend(() => --lending.nested === 0 ? slots.takeBack : Effect.void)
+        )
+      })
 
     const encodeOutputSlow = (app: AppSpec, value: unknown) =>
       app.encodeOutput(value).pipe(Effect.either) as Effect.Effect<Either.Either<unknown, ParseResult.ParseError>>

@@ -1,0 +1,131 @@
+/**
+ * Execution slots (`maxConcurrency`): a counter and two FIFO wait lists, so that taking and
+ * giving back a slot costs O(1) however many calls wait. (Effect 3's `Semaphore` wakes every
+ * waiter on each release, which makes a wide fan-out quadratic in time and memory.)
+ *
+ * Two lanes: calls made from inside a running app body (nested apps, and a body taking back
+ * the slot it lent them) are served before top-level calls, so work that has started finishes
+ * first; within a lane, first come, first served.
+ */
+import * as Effect from "effect/Effect"
+
+/** A caller waiting for a slot: a node of a doubly linked list, so that leaving costs O(1). */
+class Waiter {
+  prev: Waiter | undefined = undefined
+  next: Waiter | undefined = undefined
+  /** The list it is on, while it waits. */
+  lane: Lane | undefined = undefined
+  /** Set when a releasing caller hands it a slot. */
+  granted = false
+  /** Resumes its fiber, once the fiber has suspended. */
+  resume: ((effect: Effect.Effect<void>) => void) | undefined = undefined
+}
+
+/** A FIFO list of waiters. */
+class Lane {
+  head: Waiter | undefined = undefined
+  tail: Waiter | undefined = undefined
+  push(w: Waiter): void {
+    w.lane = this
+    w.prev = this.tail
+    if (this.tail === undefined) this.head = w
+    else this.tail.next = w
+    this.tail = w
+  }
+  remove(w: Waiter): void {
+    if (w.prev === undefined) this.head = w.next
+    else w.prev.next = w.next
+    if (w.next === undefined) this.tail = w.prev
+    else w.next.prev = w.prev
+    w.prev = w.next = w.lane = undefined
+  }
+  shift(): Waiter | undefined {
+    const w = this.head
+    if (w !== undefined) this.remove(w)
+    return w
+  }
+}
+
+/** A fixed number of slots. */
+export class Slots {
+  private free: number
+  private readonly first = new Lane()
+  private readonly rest = new Lane()
+  /** Waiters on both lanes. */
+  waiting = 0
+
+  constructor(readonly size: number) {
+    this.free = size
+  }
+
+  /** Gives a slot back: to the first waiter (which resumes), or to the free count. */
+  release(): void {
+    const w = this.first.shift() ?? this.rest.shift()
+    if (w === undefined) {
+      this.free++
+      return
+    }
+    this.waiting--
+    w.granted = true
+    // A waiter whose fiber has not suspended yet finds `granted` set when it does.
+    if (w.resume !== undefined) w.resume(Effect.void)
+  }
+
+  /** Queues a waiter; `resume` is called (at once, if it was granted meanwhile) once it has a slot. */
+  private enqueue(priority: boolean): Waiter {
+    const w = new Waiter()
+    ;(priority ? this.first : this.rest).push(w)
+    this.waiting++
+    return w
+  }
+
+  /** Suspends until `w` is granted a slot. */
+  private static granted(w: Waiter): Effect.Effect<void> {
+    return Effect.async<void>((resume) => {
+      if (w.granted) resume(Effect.void)
+      else w.resume = resume
+    })
+  }
+
+  /**
+   * Runs `effect` holding a slot, first waiting for one if none is free; the wait is
+   * interruptible. An interrupted waiter leaves its list and takes no slot (one handed to it
+   * as it was interrupted goes on to the next waiter). One frame on the stack while it waits.
+   */
+  with<A, E, R>(effect: Effect.Effect<A, E, R>, priority: boolean): Effect.Effect<A, E, R> {
+    // (The mask calls its function when it runs.)
+    return Effect.uninterruptibleMask((restore) => {
+      if (this.free > 0) {
+        this.free--
+        return Effect.ensuring(restore(effect), this.released)
+      }
+      const w = this.enqueue(priority)
+      return Effect.matchCauseEffect(restore(Slots.granted(w)), {
+        // Only an interruption ends the wait early.
+        onFailure: (cause) => {
+          if (w.granted) this.release()
+          else if (w.lane !== undefined) {
+            w.lane.remove(w)
+            this.waiting--
+          }
+          return Effect.failCause(cause)
+        },
+        onSuccess: () => Effect.ensuring(restore(effect), this.released)
+      })
+    })
+  }
+
+  /**
+   * Takes a slot back, uninterruptibly, ahead of top-level callers: for a body whose nested
+   * calls, which borrowed its slot, have ended.
+   */
+  readonly takeBack: Effect.Effect<void> = Effect.uninterruptible(Effect.suspend(() => {
+    if (this.free > 0) {
+      this.free--
+      return Effect.void
+    }
+    return Slots.granted(this.enqueue(true))
+  }))
+
+  private readonly released: Effect.Effect<void> = Effect.sync(() => this.release())
+}
