@@ -60,8 +60,14 @@ export interface App<I, A, E, R> {
   readonly options: AppOptions<Schema.Schema<I, any, any>, Schema.Schema<A, any, any>>
 }
 
+const describe = (value: unknown): string =>
+  typeof value === "string" ? JSON.stringify(value) : value === null ? "null" : typeof value
+
 /**
- * Makes an app from its options and its body.
+ * Makes an app from its options and its body. Names (with versions) must be unique among the
+ * apps called in one kernel: a call of a second app with the name and version of one already
+ * called fails with `AppCacheError`. An empty name, or an `input` or `output` that is not a
+ * `Schema`, is a programming error: `App.make` throws a `TypeError` naming the option.
  *
  * @example A memoized app
  * ```ts
@@ -104,8 +110,14 @@ export const make = <In extends Schema.Schema.Any, Out extends Schema.Schema.Any
   E,
   R | Schema.Schema.Context<In> | Schema.Schema.Context<Out>
 > => {
+  // Programming errors, so a throw (at definition time), naming the option.
   if (typeof options.name !== "string" || options.name === "") {
-    throw new TypeError("App.make needs a non-empty name")
+    throw new TypeError(`App.make: the "name" option must be a non-empty string (got ${describe(options.name)})`)
+  }
+  for (const field of ["input", "output"] as const) {
+    if (!Schema.isSchema(options[field])) {
+      throw new TypeError(`App.make: the "${field}" option of app ${options.name} must be a Schema (got ${describe(options[field])})`)
+    }
   }
   const input = options.input as unknown as Schema.Schema<unknown, unknown, never>
   const output = options.output as unknown as Schema.Schema<unknown, unknown, never>

@@ -8,6 +8,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import { AppCacheError } from "./errors.ts"
 import * as internal from "./internal/canonical.ts"
 
@@ -75,3 +76,43 @@ export const key = (options: KeyInput): Effect.Effect<string, AppCacheError> =>
     }
     return Effect.succeed(internal.keyFromJson(options.name, options.version ?? null, json.right))
   })
+
+/**
+ * What the integrity rule needs of a checkpoint entry: its hash and what the hash must be the
+ * memo key of.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface KeyedEntry {
+  /** The hash the entry claims: the key it is looked up by. */
+  readonly hash: string
+  /** The app's name. */
+  readonly app: string
+  /** The app's version, or `null`. */
+  readonly version: string | null
+  /** The encoded input that went into the key. */
+  readonly input: unknown
+}
+
+/**
+ * The integrity rule, as the kernel applies it before it serves a loaded entry and as
+ * `dfk verify`, `dfk compact` and `dfk repair` apply it: an entry's `hash` must be the memo
+ * key of its own `app`, `version` and `input`. Returns `Some` with the reason when it is not
+ * (a hand-edited or damaged line); such an entry is never served.
+ *
+ * @example An edited hash is caught
+ * ```ts
+ * import { Effect, Option } from "effect"
+ * import { Memo } from "effect-dfk"
+ *
+ * const hash = Effect.runSync(Memo.key({ name: "sq", input: { x: 3 } }))
+ * console.assert(Option.isNone(Memo.checkEntry({ hash, app: "sq", version: null, input: { x: 3 } })))
+ * console.assert(Option.isSome(Memo.checkEntry({ hash, app: "sq", version: null, input: { x: 4 } })))
+ * ```
+ *
+ * @since 0.2.0
+ * @category hashing
+ */
+export const checkEntry = (entry: KeyedEntry): Option.Option<string> =>
+  Option.fromNullable(internal.entryKeyProblem(entry))

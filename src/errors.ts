@@ -96,7 +96,13 @@ export class CheckpointError extends Schema.TaggedError<CheckpointError>()("Chec
   /** What went wrong, in a sentence. */
   reason: Schema.String,
   /** The underlying error, when there is one. */
-  cause: Schema.optional(Schema.Defect)
+  cause: Schema.optional(Schema.Defect),
+  /**
+   * How many of the append's entries, the first ones, are stored all the same (a write cut
+   * short by a full disk keeps the complete lines before the cut). Absent: none; a store that
+   * cannot tell leaves it out, and those entries are written again by a later pass.
+   */
+  written: Schema.optional(Schema.Number)
 }) {
   /** @since 0.1.0 */
   override get message(): string {

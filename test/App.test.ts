@@ -269,7 +269,8 @@ describe("App", () => {
             }
           )
         const { value } = yield* withKernel(config, Effect.gen(function*() {
-          const exits = yield* Effect.all([make(false)(1), make(true)(1), make(true)(1)].map(Effect.exit), {
+          const cached = make(true)
+          const exits = yield* Effect.all([make(false)(1), cached(1), cached(1)].map(Effect.exit), {
             concurrency: "unbounded"
           })
           return { exits, stats: yield* Dfk.detailedStats }
@@ -431,4 +432,50 @@ describe("App", () => {
       assert.deepStrictEqual(checkpointEntries(runDir), [])
       assert.isTrue(exists(path.join(runDir, "checkpoint", "tasks.jsonl")))
     }))
+
+  it.scoped("names are unique per kernel: a second app with the name and version of one already called fails with AppCacheError", () =>
+    Effect.gen(function*() {
+      const asNumber = App.make(
+        { name: "process", input: Schema.Struct({ x: Schema.Number }), output: Schema.Number, cache: true },
+        ({ x }) => Effect.succeed(x * 10)
+      )
+      const asString = App.make(
+        { name: "process", input: Schema.Struct({ x: Schema.Number }), output: Schema.String, cache: true },
+        ({ x }) => Effect.succeed(`x=${x}`)
+      )
+      const otherVersion = App.make(
+        { name: "process", version: "2", input: Schema.Struct({ x: Schema.Number }), output: Schema.String, cache: true },
+        ({ x }) => Effect.succeed(`v2 x=${x}`)
+      )
+      const { value } = yield* withKernel({}, Effect.gen(function*() {
+        const a = yield* asNumber({ x: 1 })
+        const again = yield* asNumber({ x: 1 })
+        const b = yield* Effect.flip(asString({ x: 1 }))
+        const c = yield* otherVersion({ x: 1 })
+        const d = yield* asNumber({ x: 2 })
+        return { a, again, b, c, d, stats: yield* Dfk.stats }
+      }))
+      assert.strictEqual(value.a, 10)
+      assert.strictEqual(value.again, 10, "the same definition called twice is fine")
+      assert.strictEqual(value.b._tag, "AppCacheError")
+      assert.strictEqual(value.b.app, "process")
+      assert.include(value.b.reason, "Another app named process (version null) was already called in this run")
+      assert.strictEqual(value.c, "v2 x=1", "another version is another app")
+      assert.strictEqual(value.d, 20)
+      assert.strictEqual(value.stats.tasks, 4, "the refused call is not a task")
+    }))
+
+  it("App.make throws a TypeError naming the option for an empty name or a missing schema", () => {
+    const body = (x: number) => Effect.succeed(x)
+    assert.throws(
+      () => App.make({ name: "", input: Schema.Number, output: Schema.Number }, body),
+      TypeError,
+      'App.make: the "name" option must be a non-empty string (got "")'
+    )
+    assert.throws(
+      () => App.make({ name: "n", input: undefined as unknown as typeof Schema.Number, output: Schema.Number }, body),
+      TypeError,
+      'App.make: the "input" option of app n must be a Schema (got undefined)'
+    )
+  })
 })

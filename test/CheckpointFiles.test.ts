@@ -181,4 +181,28 @@ describe("CheckpointFiles", () => {
       assert.deepStrictEqual(result, { value: 100, bodies: 1 })
       assert.isTrue(logs.lines.some((l) => l.level === "WARN" && l.message.includes("no longer decodes")))
     }))
+
+  it.scoped("integrity: an entry whose hash was edited to another call's key is never served, nor written again", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const [, dir0] = yield* run({ runDir: root, checkpointMode: "task_exit" }, Effect.all([square(3), square(4)]))
+      // Give the entry of square(4) = 16 the hash of square(3), and drop the real one.
+      const file = path.join(dir0, "checkpoint", "tasks.jsonl")
+      const entries = checkpointEntries(dir0)
+      const three = entries.find((e) => e.input === 3)!
+      const four = entries.find((e) => e.input === 4)!
+      fs.writeFileSync(file, JSON.stringify({ ...four, hash: three.hash }) + "\n")
+      const logs = captureLogs()
+      const [second, dir1] = yield* run({ runDir: root, checkpointMode: "task_exit" }, counting(square(3))).pipe(
+        Effect.provide(logs.layer)
+      )
+      assert.deepStrictEqual(second, { value: 9, bodies: 1 }, "square(3) runs; 16 is not served")
+      const warning = logs.lines.find((l) => l.level === "WARN" && l.message.includes("is not served"))
+      assert.isDefined(warning)
+      assert.include(warning!.message, "square")
+      assert.include(warning!.message, "the hash is not the memo key")
+      assert.isFalse(warning!.message.includes("\n"), "one line")
+      // This run's checkpoint holds the true entry only.
+      assert.deepStrictEqual(checkpointEntries(dir1).map((e) => [e.hash, e.input, e.result]), [[three.hash, 3, 9]])
+    }))
 })

@@ -181,7 +181,7 @@ describe("a store that misbehaves", () => {
       assert.include(bad.reason, "\"time\" is not a string")
     }))
 
-  it.scoped("a store that gives back only hash, result and time (what resuming needs) is served from", () =>
+  it.scoped("a store that gives back only hash, result and time is a BadCheckpoint: the integrity rule needs app, version and input", () =>
     Effect.gen(function*() {
       const rows: Array<CheckpointEntry> = []
       const store: CheckpointStoreService = {
@@ -194,12 +194,37 @@ describe("a store that misbehaves", () => {
       }
       const root = yield* tmpDir
       yield* double(21).pipe(withStore({ runDir: root, checkpointMode: "task_exit" }, store))
-      const value = yield* Effect.zip(double(21), Dfk.stats).pipe(
+      const error = yield* Effect.flip(double(21).pipe(
         withStore({ runDir: root, checkpointMode: "task_exit" }, store, CheckpointFiles.layer(["anywhere"]))
+      ))
+      assert.strictEqual(error._tag, "BadCheckpoint")
+      assert.include((error as BadCheckpoint).reason, "\"app\" is not a string")
+    }))
+
+  it.scoped("an entry from a store whose hash is not the key of its own app, version and input is not served", () =>
+    Effect.gen(function*() {
+      const rows: Array<CheckpointEntry> = []
+      const store: CheckpointStoreService = {
+        append: (_dir, entries) => Effect.sync(() => void rows.push(...entries)),
+        // The store mixes up its rows: the entry of double(4) comes back under the hash of double(3).
+        load: (_dir, onEntry) =>
+          Effect.sync(() => {
+            const three = rows.find((e) => e.input === 3)!
+            const four = rows.find((e) => e.input === 4)!
+            onEntry({ ...four, hash: three.hash })
+          }),
+        exists: () => Effect.succeed(rows.length > 0)
+      }
+      const root = yield* tmpDir
+      yield* Effect.all([double(3), double(4)]).pipe(withStore({ runDir: root, checkpointMode: "task_exit" }, store))
+      const logs = captureLogs()
+      const value = yield* Effect.zip(double(3), Dfk.stats).pipe(
+        withStore({ runDir: root, checkpointMode: "task_exit" }, store, CheckpointFiles.layer(["anywhere"])),
+        Effect.provide(logs.layer)
       )
-      assert.strictEqual(value[0], 42)
-      assert.strictEqual(value[1].hits, 1)
-      assert.strictEqual(value[1].misses, 0)
+      assert.strictEqual(value[0], 6, "the body ran: 8 (the result of double(4)) is not served for double(3)")
+      assert.strictEqual(value[1].misses, 1)
+      assert.isTrue(logs.lines.some((l) => l.level === "WARN" && l.message.includes("is not served")))
     }))
 
   it.scoped("an append that is interrupted (inside the store) is a CheckpointError; the entries stay pending", () =>

@@ -971,20 +971,41 @@ describe("§3 checkpoint modes", () => {
       assert.deepStrictEqual(value.s, stats(6, 2, 4, 4, 0))
     }))
 
-  it.scoped("task_exit: a result served from a loaded checkpoint is written before the caller sees it", () =>
+  it.scoped("task_exit: a fresh result is on disk before its caller sees it; one served from a loaded checkpoint is not waited for, and is in this run's checkpoint after the close", () =>
     Effect.gen(function*() {
       const c = { n: 0 }
       const d = makeDouble(c)
       const root = yield* tmpDir
       yield* d(4).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" })))
+      const onDisk = (runDir: string) => exists(tasksFile(runDir)) ? checkpointEntries(runDir).map((e) => [e.input, e.result]) : []
       const out = yield* Effect.gen(function*() {
-        const v = yield* d(4)
-        return { v, written: checkpointEntries(yield* Dfk.runDir), s: yield* Dfk.stats }
+        const runDir = yield* Dfk.runDir
+        const carried = yield* d(4)
+        const afterCarried = { disk: onDisk(runDir), s: yield* Dfk.stats }
+        const fresh = yield* d(5)
+        const afterFresh = { disk: onDisk(runDir), s: yield* Dfk.stats }
+        return { carried, afterCarried, fresh, afterFresh, runDir }
       }).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" })))
-      assert.strictEqual(out.v, 8)
+      assert.strictEqual(out.carried, 8)
+      assert.strictEqual(out.fresh, 10)
+      assert.strictEqual(c.n, 2)
+      // The carried-forward entry waits in the queue; the caller did not wait for it.
+      assert.deepStrictEqual(out.afterCarried.disk, [])
+      assert.deepStrictEqual(out.afterCarried.s, stats(1, 1, 0, 0, 1))
+      // The fresh result's pass wrote it, with the carried one queued before it.
+      assert.deepStrictEqual(out.afterFresh.disk, [[4, 8], [5, 10]])
+      assert.deepStrictEqual(out.afterFresh.s, stats(2, 1, 1, 2, 0))
+    }))
+
+  it.scoped("task_exit: a carried-forward result no fresh pass writes is written at the close", () =>
+    Effect.gen(function*() {
+      const c = { n: 0 }
+      const d = makeDouble(c)
+      const root = yield* tmpDir
+      yield* d(4).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" })))
+      const runDir = yield* Effect.zipLeft(Dfk.runDir, d(4)).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" })))
       assert.strictEqual(c.n, 1)
-      assert.deepStrictEqual(out.written.map((e) => [e.input, e.result]), [[4, 8]])
-      assert.deepStrictEqual(out.s, stats(1, 1, 0, 1, 0))
+      assert.deepStrictEqual(checkpointEntries(runDir).map((e) => [e.input, e.result]), [[4, 8]])
     }))
 
   it.scoped("periodic: a Duration, a Duration string and a number of millis are periods (TestClock)", () =>
@@ -1252,7 +1273,9 @@ describe("§3 loading", () => {
         Effect.zip(Effect.all([d(1), d(2)]), Dfk.stats),
         CheckpointFiles.layer([dir])
       ).pipe(Effect.provide(logs.layer))
-      assert.deepStrictEqual(value, [[2, 4], stats(2, 1, 1, 2, 0)])
+      // d(1) ran (its entry is written before it returns); d(2)'s carried-forward entry is
+      // not waited for: pending until a pass or the close.
+      assert.deepStrictEqual(value, [[2, 4], stats(2, 1, 1, 1, 1)])
       assert.strictEqual(c.n, 1)
       assert.isTrue(logs.lines.some((l) => l.level === "WARN"))
       assert.deepStrictEqual(checkpointEntries(runDir).map((e) => [e.input, e.result]), [[1, 2], [2, 4]])
@@ -1682,11 +1705,13 @@ describe("where DESIGN.md is silent: behaviour we chose", () => {
       assert.strictEqual(e.line, 0)
     }))
 
-  it.scoped("two apps with the same name and version share memo entries: the key holds no app identity", () =>
+  it.scoped("§3 names are unique per kernel: a second app with the same name and version is refused, not served the first's entries", () =>
     Effect.gen(function*() {
       const a = App.make({ name: "same", input: Schema.Number, output: Schema.Number, cache: true }, (x) => Effect.succeed(x + 1))
       const b = App.make({ name: "same", input: Schema.Number, output: Schema.Number, cache: true }, (x) => Effect.succeed(x + 1000))
-      const { value } = yield* withKernel({}, Effect.all([a(1), b(1)]))
-      assert.deepStrictEqual(value, [2, 2])
+      const { value } = yield* withKernel({}, Effect.all([a(1), Effect.flip(b(1)), a(1)]))
+      assert.strictEqual(value[0], 2)
+      assert.strictEqual(value[1]._tag, "AppCacheError")
+      assert.strictEqual(value[2], 2)
     }))
 })

@@ -4,6 +4,8 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as TestClock from "effect/TestClock"
@@ -102,17 +104,38 @@ describe("checkpoint modes", () => {
       }
     }))
 
-  it.scoped("task_exit: each pass logs Done checkpointing N tasks at info level, as Parsl does", () =>
+  it.scoped("task_exit: pass lines are debug level (a line per task would flood the console); one info summary at the close", () =>
     Effect.gen(function*() {
-      const logs = captureLogs()
-      yield* withKernel({ checkpointMode: "task_exit" }, Effect.forEach([1, 2], double)).pipe(Effect.provide(logs.layer))
-      const passes = logs.lines.filter((l) =>
+      const atInfo = captureLogs()
+      yield* withKernel({ checkpointMode: "task_exit" }, Effect.forEach([1, 2], double)).pipe(Effect.provide(atInfo.layer))
+      assert.deepStrictEqual(atInfo.lines.filter((l) => l.level !== "DEBUG"), [
+        { level: "INFO", message: "Checkpointed 2 tasks in this run (0 from checkpoint, 0 failed, not checkpointed)" }
+      ])
+      const atDebug = captureLogs()
+      yield* withKernel({ checkpointMode: "task_exit" }, Effect.forEach([1, 2], double)).pipe(
+        Effect.provide(atDebug.layer),
+        Logger.withMinimumLogLevel(LogLevel.Debug)
+      )
+      const passes = atDebug.lines.filter((l) =>
         l.message.startsWith("Done checkpointing") || l.message === "No tasks checkpointed in this pass"
       )
       assert.deepStrictEqual(passes, [
-        { level: "INFO", message: "Done checkpointing 1 tasks" },
-        { level: "INFO", message: "Done checkpointing 1 tasks" },
-        { level: "INFO", message: "No tasks checkpointed in this pass" } // the pass at scope close
+        { level: "DEBUG", message: "Done checkpointing 1 tasks" },
+        { level: "DEBUG", message: "Done checkpointing 1 tasks" },
+        { level: "DEBUG", message: "No tasks checkpointed in this pass" } // the pass at scope close
+      ])
+    }))
+
+  it.scoped("other modes: each pass logs Done checkpointing N tasks at info level, as Parsl does, then the summary", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      yield* withKernel({ checkpointMode: "manual" }, Effect.zipRight(Effect.forEach([1, 2], double), Dfk.checkpoint)).pipe(
+        Effect.provide(logs.layer)
+      )
+      assert.deepStrictEqual(logs.lines, [
+        { level: "INFO", message: "Done checkpointing 2 tasks" },
+        { level: "INFO", message: "No tasks checkpointed in this pass" },
+        { level: "INFO", message: "Checkpointed 2 tasks in this run (0 from checkpoint, 0 failed, not checkpointed)" }
       ])
     }))
 

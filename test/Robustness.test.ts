@@ -34,7 +34,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { App, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, Memo } from "effect-dfk"
-import type { CheckpointMode, CheckpointStoreService, DfkConfig } from "effect-dfk"
+import type { CheckpointError, CheckpointMode, CheckpointStoreService, DfkConfig, DfkStats } from "effect-dfk"
 import { nodeBin } from "./fixtures/child.ts"
 import { captureLogs, eventually, interceptedFileSystem, platform, tmpDir, withKernel } from "./util.ts"
 
@@ -420,15 +420,19 @@ describe("odd run dirs", () => {
       assert.strictEqual(value, 6)
     }))
 
-  it.scoped("a file where the run's checkpoint dir goes: the pass fails with a CheckpointError, the entry stays pending, its loss is logged", () =>
+  it.scoped("a file where the run's checkpoint dir goes: the pass fails with a CheckpointError, the entry stays pending, its loss is logged and fails the run", () =>
     Effect.gen(function*() {
       const { errors, run } = yield* setup({ checkpointMode: "task_exit" })
-      const value = yield* run(Effect.gen(function*() {
+      let seen: { result: number; error: CheckpointError; stats: DfkStats } | undefined
+      const closed = yield* Effect.flip(run(Effect.gen(function*() {
         fs.writeFileSync(path.join(yield* Dfk.runDir, "checkpoint"), "x")
         const result = yield* triple(5)
         const error = yield* Effect.flip(Dfk.checkpoint)
-        return { result, error, stats: yield* Dfk.stats }
-      }))
+        seen = { result, error, stats: yield* Dfk.stats }
+      })))
+      assert.strictEqual((closed as CheckpointError)._tag, "CheckpointError")
+      assert.include((closed as CheckpointError).reason, "1 entry not written")
+      const value = seen!
       assert.strictEqual(value.result, 15)
       assert.strictEqual(value.error._tag, "CheckpointError")
       assert.strictEqual(value.stats.pending, 1)

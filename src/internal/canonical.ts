@@ -261,3 +261,24 @@ export const memoKey = (
   encodedInput: unknown,
   ignore: ReadonlyArray<string>
 ): string => keyFromJson(name, version, canonicalJson(withoutKeys(encodedInput, ignore)))
+
+/**
+ * The integrity rule of DESIGN §3, one function for the kernel (when it first serves a loaded
+ * entry), `dfk verify`, `dfk compact` and `dfk repair`: an entry's `hash` must be the memo
+ * key of its own `app`, `version` and `input`. Returns why it is not, or `undefined`.
+ */
+export const entryKeyProblem = (entry: {
+  readonly hash: unknown
+  readonly app: unknown
+  readonly version: unknown
+  readonly input: unknown
+}): string | undefined => {
+  if (typeof entry.app !== "string") return "the entry has no app name"
+  if (entry.version !== null && typeof entry.version !== "string") return "the entry's version is neither a string nor null"
+  if (entry.input === undefined) return "the entry has no input"
+  const json = tryCanonicalJson(entry.input)
+  if (typeof json !== "string") return `the entry's input has no JSON form (${json.error})`
+  return keyFromJson(entry.app, entry.version, json) === entry.hash
+    ? undefined
+    : "the hash is not the memo key of the entry's app, version and input (the line was edited or damaged)"
+}

@@ -21,6 +21,24 @@ export const utf8: (text: string) => Uint8Array = NodeBuffer !== undefined
   ? (text) => NodeBuffer.from(text, "utf8")
   : (text) => encoder.encode(text)
 
+/** The length of a string in UTF-8 bytes. */
+export const utf8ByteLength = (text: string): number => {
+  let n = 0
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 0x80) n += 1
+    else if (c < 0x800) n += 2
+    else if (c >= 0xd800 && c < 0xdc00 && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1)
+      if (d >= 0xdc00 && d < 0xe000) {
+        n += 4
+        i++
+      } else n += 3
+    } else n += 3
+  }
+  return n
+}
+
 /** A byte array of `size` bytes, not zeroed where the runtime allows it. */
 export const allocBytes = (size: number): Uint8Array =>
   NodeBuffer !== undefined ? NodeBuffer.allocUnsafe(size) : new Uint8Array(size)

@@ -11,7 +11,7 @@ import * as Scope from "effect/Scope"
 import type { AppendOptions, CheckpointEntry, CheckpointStoreService } from "../CheckpointStore.ts"
 import type { BadCheckpoint } from "../errors.ts"
 import { CheckpointError } from "../errors.ts"
-import { entryLine, PieceEncoder, TASKS_FILE, utf8 } from "./entry.ts"
+import { entryLine, PieceEncoder, TASKS_FILE, utf8, utf8ByteLength } from "./entry.ts"
 import { isAbsent, loadFile, reasonOf } from "./fileLoad.ts"
 import { AppendEncoded } from "./pending.ts"
 import type { AppendEncodedFn } from "./pending.ts"
@@ -102,26 +102,59 @@ export const make = Effect.gen(function*() {
     })
 
   // Appends to `dir`'s file what `write` writes to its handle (returning the byte count).
+  // `linesIn(n)` says how many complete lines the first `n` bytes of the append hold, and
+  // their length in bytes: after a write cut short (a full disk), the complete lines that
+  // landed are kept (and counted as written), the torn rest is cut off.
   const appendWith = (
     dir: string,
     options: AppendOptions | undefined,
-    write: (handle: FileSystem.File) => Effect.Effect<number, PlatformError>
+    write: (handle: FileSystem.File) => Effect.Effect<number, PlatformError>,
+    linesIn: (bytes: number) => { readonly lines: number; readonly bytes: number }
   ): Effect.Effect<void, CheckpointError> =>
     Effect.suspend(() => {
       const file = path.join(dir, TASKS_FILE)
-      const fail = (cause: unknown) => new CheckpointError({ path: file, reason: reasonOf(cause), cause })
+      const fail = (cause: unknown, written?: number) =>
+        new CheckpointError({
+          path: file,
+          reason: reasonOf(cause),
+          cause,
+          ...(written !== undefined && written > 0 ? { written } : {})
+        })
       const fsync = options?.durability === "fsync"
       const written = Effect.flatMap(handleFor(file), (handle) =>
         fsync ? write(handle).pipe(Effect.tap(handle.sync), Effect.tap(syncDir(dir))) : write(handle)).pipe(
           // A failed handle is closed; the next append opens the file again.
           Effect.onError(() => dropHandle(file))
         )
+      // After a failed write from `size` on: keeps the complete lines that landed, cuts off
+      // the rest, and fails saying how many landed. When the file cannot be looked at, it
+      // stays marked damaged, and the next append cuts it back to `size` first.
+      const salvage = (size: number, cause: unknown): Effect.Effect<never, CheckpointError> =>
+        Effect.flatMap(
+          fs.stat(file).pipe(Effect.map((info) => Number(info.size)), Effect.option),
+          (now) => {
+            if (now._tag === "None" || now.value < size) return Effect.fail(fail(cause))
+            const kept = linesIn(now.value - size)
+            const end = size + kept.bytes
+            const cut = now.value > end ? fs.truncate(file, end) : Effect.void
+            return cut.pipe(
+              Effect.matchEffect({
+                onFailure: () => Effect.fail(fail(cause)),
+                onSuccess: () => {
+                  damaged.delete(file)
+                  goodSize.set(file, end)
+                  return Effect.fail(fail(cause, kept.lines))
+                }
+              })
+            )
+          }
+        )
       const size = goodSize.get(file)
       // The common case: a file this store has written before, intact.
       if (size !== undefined && !damaged.has(file)) {
         damaged.add(file)
         return Effect.matchEffect(written, {
-          onFailure: (cause) => Effect.fail(fail(cause)),
+          onFailure: (cause) => salvage(size, cause),
           onSuccess: (length) => {
             damaged.delete(file)
             goodSize.set(file, size + length)
@@ -146,11 +179,53 @@ export const make = Effect.gen(function*() {
           damaged.delete(file)
         }
         damaged.add(file)
-        const length = yield* written
-        damaged.delete(file)
-        goodSize.set(file, size + length)
-      }).pipe(Effect.mapError(fail))
+        return size
+      }).pipe(
+        Effect.mapError((cause) => fail(cause)),
+        Effect.flatMap((size) =>
+          Effect.matchEffect(written, {
+            onFailure: (cause) => salvage(size, cause),
+            onSuccess: (length) => {
+              damaged.delete(file)
+              goodSize.set(file, size + length)
+              return Effect.void
+            }
+          })
+        )
+      )
     })
+
+  /** Complete lines among the first `bytes` bytes of `lines` (strings, each ending in "\n"). */
+  const linesOfText = (lines: ReadonlyArray<string>) => (bytes: number) => {
+    let at = 0
+    let count = 0
+    for (const line of lines) {
+      const next = at + utf8ByteLength(line)
+      if (next > bytes) break
+      at = next
+      count++
+    }
+    return { lines: count, bytes: at }
+  }
+
+  /** Complete lines among the first `bytes` bytes of `pieces` (which hold whole lines). */
+  const linesOfPieces = (pieces: ReadonlyArray<Uint8Array>) => (bytes: number) => {
+    let seen = 0
+    let count = 0
+    let end = 0
+    for (const piece of pieces) {
+      const upTo = Math.min(piece.length, bytes - seen)
+      for (let i = 0; i < upTo; i++) {
+        if (piece[i] === 10) {
+          count++
+          end = seen + i + 1
+        }
+      }
+      seen += piece.length
+      if (seen >= bytes) break
+    }
+    return { lines: count, bytes: end }
+  }
 
   const append = (
     dir: string,
@@ -166,12 +241,12 @@ export const make = Effect.gen(function*() {
         const file = path.join(dir, TASKS_FILE)
         return Effect.fail(new CheckpointError({ path: file, reason: `An entry has no JSON form: ${reasonOf(cause)}`, cause }))
       }
-      return appendWith(dir, options, (handle) => writeLines(handle, lines))
+      return appendWith(dir, options, (handle) => writeLines(handle, lines), linesOfText(lines))
     })
 
   // The kernel's pending lines, encoded when they were queued (see ByteQueue).
   const appendEncoded: AppendEncodedFn = (dir, pieces, options) =>
-    appendWith(dir, options, (handle) => writePieces(handle, pieces))
+    appendWith(dir, options, (handle) => writePieces(handle, pieces), linesOfPieces(pieces))
 
   const load = (dir: string, onEntry: (entry: CheckpointEntry) => void): Effect.Effect<void, BadCheckpoint> =>
     loadFile(fs, path.join(dir, TASKS_FILE), dir, onEntry)

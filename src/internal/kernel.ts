@@ -13,7 +13,7 @@ import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
 import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
-import type * as ParseResult from "effect/ParseResult"
+import * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
@@ -26,7 +26,7 @@ import { AppCacheError, BadCheckpoint, CheckpointError, ConfigurationError } fro
 import * as Metrics from "../Metrics.ts"
 import type { Outcome } from "../Metrics.ts"
 import type { DfkError } from "../errors.ts"
-import { sha256Hex, tryCanonicalJson, withoutKeys } from "./canonical.ts"
+import { entryKeyProblem, sha256Hex, tryCanonicalJson, withoutKeys } from "./canonical.ts"
 import { kernelLine } from "./entry.ts"
 import * as fileStore from "./fileStore.ts"
 import { reasonOf } from "./fileStore.ts"
@@ -218,9 +218,34 @@ const noSpan: SpanLike = { attribute: () => {} }
 const nativeTracer = Effect.runSync(Effect.tracer)
 
 
-/** The message of a failed pass: the error's, or the whole cause for a defect. */
+/** Text on one line: line breaks (and the indentation after them) become " | ". */
+const oneLine = (text: string): string => text.trim().replace(/\s*[\r\n]+\s*/g, " | ")
+
+/** The message of a failed pass, on one line: the error's, or the whole cause for a defect. */
 const causeMessage = (cause: Cause.Cause<{ readonly message: string }>): string =>
-  Option.match(Cause.failureOption(cause), { onNone: () => Cause.pretty(cause), onSome: (e) => e.message })
+  oneLine(Option.match(Cause.failureOption(cause), { onNone: () => Cause.pretty(cause), onSome: (e) => e.message }))
+
+/** How many entries of a failed append the store says it kept (`CheckpointError.written`). */
+const keptOf = (cause: Cause.Cause<unknown>): number =>
+  Option.match(Cause.failureOption(cause), {
+    onNone: () => 0,
+    onSome: (e) =>
+      e instanceof CheckpointError && typeof e.written === "number" && Number.isInteger(e.written) && e.written > 0
+        ? e.written
+        : 0
+  })
+
+/** Why an encoded value does not decode, on one line: each issue as `path: message`. */
+const parseMessage = (cause: Cause.Cause<unknown>): string =>
+  Option.match(Cause.failureOption(cause), {
+    onNone: () => oneLine(Cause.pretty(cause)),
+    onSome: (e) =>
+      ParseResult.isParseError(e)
+        ? ParseResult.ArrayFormatter.formatErrorSync(e)
+          .map((issue) => (issue.path.length > 0 ? `at ${issue.path.map(String).join(".")}: ` : "") + oneLine(issue.message))
+          .join("; ")
+        : oneLine(String((e as { message?: unknown })?.message ?? e))
+  })
 
 // The current time as a JSON string of ISO-8601, formatted at most once per millisecond.
 let lastMillis = -1
@@ -242,9 +267,34 @@ class Warning {
 // Memo keys: the hashed text itself up to this length, else its sha256.
 const SHORT_KEY = 128
 
-/** A loaded checkpoint entry, as the kernel keeps it. */
+/**
+ * A loaded checkpoint entry, as the kernel keeps it: its result and time, and what its hash
+ * must be the key of (app, version, input), checked when it is first served.
+ */
 class LoadedResult {
-  constructor(readonly result: unknown, readonly time: string) {}
+  constructor(
+    readonly hash: string,
+    readonly result: unknown,
+    readonly time: string,
+    readonly app: string,
+    readonly version: string | null,
+    readonly input: unknown
+  ) {}
+}
+
+/**
+ * One string per distinct app name and version among loaded entries, rather than one per
+ * entry (JSON.parse makes a new string for each value).
+ */
+class Interned {
+  private readonly strings = new Map<string, string>()
+  of<S extends string | null>(s: S): S {
+    if (s === null) return s
+    const known = this.strings.get(s)
+    if (known !== undefined) return known as S
+    this.strings.set(s, s)
+    return s
+  }
 }
 
 const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
@@ -270,6 +320,7 @@ export const make = (
     // Only what a later call needs of a loaded entry: its result and time (the key already
     // covers app, version and input). About a third less memory for a million entries.
     const loaded = new Map<string, LoadedResult>()
+    const interned = new Interned()
     // The built-in store checks every line it reads; entries from any other store are checked
     // here for what the kernel uses of them, so that a malformed one is a BadCheckpoint now
     // rather than a corrupt line later.
@@ -292,7 +343,17 @@ export const make = (
               return
             }
           }
-          loaded.set(entry.hash, new LoadedResult(entry.result, entry.time))
+          loaded.set(
+            entry.hash,
+            new LoadedResult(
+              entry.hash,
+              entry.result,
+              entry.time,
+              interned.of(entry.app),
+              interned.of(entry.version),
+              entry.input
+            )
+          )
         })
         open = false
         if (bad !== undefined) return yield* bad
@@ -311,6 +372,10 @@ export const make = (
     const checkpointDir = path.join(runDir, "checkpoint")
 
     const stats = { tasks: 0, hits: 0, misses: 0, fromCheckpoint: 0, running: 0, checkpointed: 0 }
+    // For the summary at the close: calls of cached apps whose body failed, and the queue
+    // numbers of carried-forward entries (to count those written).
+    let failedCalls = 0
+    const carriedSeqs: Array<number> = []
 
     // Progress: waiters of the next change of the counters. Notifying costs one check when
     // nobody listens.
@@ -357,12 +422,38 @@ export const make = (
     let writing = 0 // entries of the pass under way: still pending until written
     const slots = cfg.maxConcurrency === undefined ? undefined : new Slots(cfg.maxConcurrency)
 
+    // Failed writes come in bursts (a full disk fails every pass until space is freed): the
+    // first failure of a burst is logged with its reason, the others are counted, and the
+    // count is logged once the burst ends (a pass succeeds, or the kernel closes).
+    let inBurst = false
+    let suppressed = 0
+    let lastReason = ""
+    const failureLogged = (message: string, reason: string): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        lastReason = reason
+        if (!inBurst) {
+          inBurst = true
+          return Effect.logError(`${message}: ${reason}`)
+        }
+        suppressed++
+        return Effect.void
+      })
+    const burstEnded = (): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        inBurst = false
+        if (suppressed === 0) return Effect.void
+        const n = suppressed
+        suppressed = 0
+        return Effect.logError(`${plural(n, "more failed checkpoint write", "more failed checkpoint writes")} (the last: ${lastReason})`)
+      })
+
     // One checkpoint pass: takes every pending entry and appends it. On failure the entries
-    // go back to the front of the queue, so the next pass writes them. Uninterruptible, so
-    // a pass that has started always ends with its entries either written or pending.
-    // Every pass logs `Done checkpointing N tasks` (or that it wrote none) at info level, as
-    // Parsl does; in task_exit mode that is a line per pass (a pass per task when they finish
-    // one at a time, fewer when they finish together).
+    // go back to the front of the queue (less those the store says it kept), so the next pass
+    // writes them. Uninterruptible, so a pass that has started always ends with its entries
+    // either written or pending. A pass logs `Done checkpointing N tasks` (or that it wrote
+    // none) at info level, as Parsl does, except in task_exit mode (debug: a line per task
+    // would flood the console).
+    const passLog = cfg.checkpointMode === "task_exit" ? Effect.logDebug : Effect.logInfo
     const passUnlocked: Effect.Effect<void, CheckpointError> =
       Effect.tracerWith((tracer) => {
         const run = (span: SpanLike) =>
@@ -374,12 +465,20 @@ export const make = (
             const started = performance.now()
             const timed = () =>
               Metrics.checkpointPassDuration.unsafeUpdate(Duration.millis(performance.now() - started), [])
+            const wrote = (count: number) => {
+              written += count
+              stats.checkpointed += count
+              Metrics.entriesCheckpointed.unsafeUpdate(count, [])
+              notify()
+            }
             return Effect.matchCauseEffect(pending.write(batch), {
               // On a failure, and on a defect of the store too, the batch goes back to the queue.
               onFailure: (cause) => {
                 timed()
                 writing = 0
-                queue.putBack(batch)
+                const kept = Math.min(batch.count, keptOf(cause))
+                queue.putBack(batch, kept)
+                if (kept > 0) wrote(kept)
                 failedThrough = Math.max(failedThrough, through)
                 // A pass is uninterruptible, so an interruption here is the store's own (a
                 // fiber it joined, say): a failed write like any other, not the caller's.
@@ -392,14 +491,11 @@ export const make = (
               onSuccess: () => {
                 timed()
                 writing = 0
-                written += batch.count
-                stats.checkpointed += batch.count
-                Metrics.entriesCheckpointed.unsafeUpdate(batch.count, [])
-                notify()
+                wrote(batch.count)
                 const message = batch.count > 0
                   ? `Done checkpointing ${batch.count} tasks`
                   : "No tasks checkpointed in this pass"
-                return Effect.logInfo(message)
+                return inBurst ? Effect.zipRight(burstEnded(), passLog(message)) : passLog(message)
               }
             })
           })
@@ -465,8 +561,9 @@ export const make = (
           endPass()
           const pending = queue.size
           return Effect.zipRight(
-            Effect.logError(
-              `Checkpoint write failed; ${plural(pending, "entry stays", "entries stay")} pending: ${causeMessage(cause)}`
+            failureLogged(
+              `Checkpoint write failed; ${plural(pending, "entry stays", "entries stay")} pending`,
+              causeMessage(cause)
             ),
             Effect.suspend(then)
           )
@@ -541,7 +638,9 @@ export const make = (
     ): string | Warning => {
       if (Either.isLeft(encoded)) {
         return new Warning(
-          `The result of ${app.name} cannot be checkpointed: it does not encode with the output schema: ${encoded.left.message}`
+          `The result of ${app.name} cannot be checkpointed: it does not encode with the output schema: ${
+            parseMessage(Cause.fail(encoded.left))
+          }`
         )
       }
       const json = tryCanonicalJson(encoded.right)
@@ -626,7 +725,7 @@ export const make = (
           withEntry(
             Exit.isSuccess(e)
               ? lineOf(e.value)
-              : new Warning(`The result of ${app.name} cannot be checkpointed: encoding it failed: ${Cause.pretty(e.cause)}`)
+              : new Warning(`The result of ${app.name} cannot be checkpointed: encoding it failed: ${parseMessage(e.cause)}`)
           ))
     }
 
@@ -639,7 +738,7 @@ export const make = (
           Effect.as(
             Effect.logWarning(
               `A checkpointed result of ${app.name} (${hash.slice(0, 12)}) no longer decodes with its output schema, so the app runs again: ${
-                Cause.pretty(cause)
+                parseMessage(cause)
               }`
             ),
             undefined
@@ -676,6 +775,7 @@ export const make = (
               flight.done(undefined)
               return Effect.failCause(cause)
             }
+            failedCalls++
             return publish(memoKey, Exit.failCause(cause), flight)
           },
           onSuccess: (value) => {
@@ -687,6 +787,17 @@ export const make = (
       const entry = loaded.get(hash)
       if (entry === undefined) return run()
       loaded.delete(hash)
+      // Integrity (DESIGN §3): an entry whose hash is not the key of its own app, version and
+      // input (edited by hand, damaged, or written by a buggy tool) is never served.
+      const problem = entryKeyProblem(entry)
+      if (problem !== undefined) {
+        return Effect.zipRight(
+          Effect.logWarning(
+            `A checkpointed entry of ${app.name} (${hash.slice(0, 12)}) is not served, so the app runs again: ${problem}`
+          ),
+          Effect.suspend(run)
+        )
+      }
       return Effect.flatMap(fromCheckpoint(app, hash, entry), (exit) => {
         if (exit === undefined) return run()
         // Carried forward: written to this run's checkpoint like a fresh result, with the
@@ -703,7 +814,12 @@ export const make = (
         }
         record(app, span, "checkpoint")
         const line = kernelLine(hash, app.lineInfix, inputJson, result, JSON.stringify(entry.time))
-        return queueAndPublish(app, line, memoKey, exit, flight)
+        // Already durable in the checkpoint it came from: the caller never waits for this
+        // copy, in any mode (task_exit included); it goes with the next pass, at the close
+        // at the latest.
+        if (closed && cfg.checkpointMode !== undefined) return queueAndPublish(app, line, memoKey, exit, flight)
+        carriedSeqs.push(enqueue(line))
+        return publish(memoKey, exit, flight)
       })
     }
 
@@ -761,8 +877,31 @@ export const make = (
     const encodeFailed = (app: AppSpec, e: ParseResult.ParseError) =>
       new AppCacheError({ app: app.name, reason: `The input does not encode with the input schema: ${e.message}` })
 
+    // Names (with versions) are unique per kernel: a second app definition under the name and
+    // version of one already called would be served the other's entries, typed as its own.
+    // The app of the last call is remembered, so a run of calls of one app costs one compare.
+    const appsByKey = new Map<string, AppSpec>()
+    let lastApp: AppSpec | undefined
+    const nameTaken = (app: AppSpec): AppCacheError | undefined => {
+      const known = appsByKey.get(app.keyPrefix)
+      if (known === undefined) appsByKey.set(app.keyPrefix, app)
+      else if (known !== app) {
+        return new AppCacheError({
+          app: app.name,
+          reason: `Another app named ${app.name} (version ${app.version ?? "null"}) was already called in this run; ` +
+            "app names (with versions) must be unique"
+        })
+      }
+      lastApp = app
+      return undefined
+    }
+
     // Runs when the call's effect runs (from `run`, inside the fiber), so no suspend is needed.
     const callWith = (app: AppSpec, input: unknown, span: SpanLike): Effect.Effect<unknown, unknown, unknown> => {
+      if (app !== lastApp) {
+        const taken = nameTaken(app)
+        if (taken !== undefined) return Effect.fail(taken)
+      }
       stats.tasks++
       if (!app.cache || !cfg.memoize) {
         record(app, span, "miss")
@@ -803,20 +942,54 @@ export const make = (
         )
       )
 
+    // The one info line at the close: what this run wrote, how much of it was carried forward
+    // from loaded checkpoints, and how many calls failed (failures are never checkpointed).
+    const summary = (): Effect.Effect<void> =>
+      Effect.suspend(() => {
+        let carriedWritten = 0
+        for (const seq of carriedSeqs) if (seq <= written) carriedWritten++
+        return Effect.logInfo(
+          `Checkpointed ${plural(stats.checkpointed, "task")} in this run (${carriedWritten} from checkpoint, ` +
+            `${failedCalls} failed, not checkpointed)`
+        )
+      })
+
     // Every mode writes what is pending when the scope closes (after the periodic fiber,
     // forked below, has been stopped: finalizers run in reverse order).
     if (cfg.checkpointMode !== undefined) {
       yield* Effect.addFinalizer(() =>
         Effect.suspend(() => {
-          const final = pass.pipe(
-            Effect.catchAllCause((cause) =>
-              Effect.suspend(() =>
-                Effect.logError(
-                  `Final checkpoint failed: ${plural(queue.size, "entry", "entries")} lost: ${causeMessage(cause)}`
-                )
-              )
-            )
-          )
+          // A failed final pass is logged with the number of entries really not written (a
+          // write cut short keeps what landed) and fails the kernel's scope, so that the
+          // program ends in failure (`runMain` exits non-zero) and nobody takes the run for a
+          // complete one. (A finalizer's type has no error channel; the failure is a
+          // CheckpointError, which every program that provides `Dfk.layer` may fail with.)
+          const final = Effect.matchCauseEffect(pass, {
+            onFailure: (cause) =>
+              Effect.suspend(() => {
+                const lost = queue.size
+                const reason = causeMessage(cause)
+                return burstEnded().pipe(
+                  Effect.zipRight(
+                    Effect.logError(`Final checkpoint failed: ${plural(lost, "entry", "entries")} lost (not written): ${reason}`)
+                  ),
+                  Effect.zipRight(summary()),
+                  Effect.zipRight(Effect.suspend(() => {
+                    const failure = Option.getOrUndefined(Cause.failureOption(cause))
+                    const inner = failure instanceof CheckpointError ? failure : undefined
+                    return Effect.fail(
+                      new CheckpointError({
+                        path: inner?.path ?? checkpointDir,
+                        reason: `The final checkpoint failed, ${plural(lost, "entry", "entries")} not written: ${
+                          inner === undefined ? reason : oneLine(inner.reason)
+                        }`
+                      })
+                    )
+                  }))
+                ) as Effect.Effect<void, unknown> as Effect.Effect<void>
+              }),
+            onSuccess: () => Effect.zipRight(burstEnded(), summary())
+          })
           // Bodies still running (in fibers the scope did not wait for) finish too late to be
           // written: say so rather than lose them in silence.
           return stats.running === 0 ? final : Effect.zipRight(
@@ -837,7 +1010,7 @@ export const make = (
         // A defect (a bug in a store or a FileSystem layer) is logged too, and the passes go on.
         // (When the scope closes, this fiber is interrupted between passes, never inside one.)
         Effect.catchAllCause((cause) =>
-          Effect.logError(`Periodic checkpoint failed; entries stay pending: ${causeMessage(cause)}`)
+          failureLogged("Periodic checkpoint failed; entries stay pending", causeMessage(cause))
         ),
         Effect.schedule(Schedule.spaced(cfg.checkpointPeriod)),
         Effect.interruptible,

@@ -37,8 +37,11 @@ export interface PendingQueue<B extends Batch> {
   push(line: string): void
   /** Takes every queued entry. */
   take(): B
-  /** Puts a batch back in front of whatever was queued since it was taken. */
-  putBack(batch: B): void
+  /**
+   * Puts a batch back in front of whatever was queued since it was taken, less its first
+   * `written` entries (which a failed append stored all the same).
+   */
+  putBack(batch: B, written: number): void
 }
 
 /** A batch of entries for a store that takes entry objects: the lines, and plain entries made of them. */
@@ -67,8 +70,8 @@ export class EntryQueue implements PendingQueue<EntryBatch> {
     this.lines = []
     return batch
   }
-  putBack(batch: EntryBatch): void {
-    this.lines = batch.lines.concat(this.lines)
+  putBack(batch: EntryBatch, written: number): void {
+    this.lines = (written > 0 ? batch.lines.slice(written) : batch.lines).concat(this.lines)
   }
 }
 
@@ -119,10 +122,10 @@ export class ByteQueue implements PendingQueue<ByteBatch> {
     this.count = 0
     return batch
   }
-  putBack(batch: ByteBatch): void {
+  putBack(batch: ByteBatch, written: number): void {
     this.seal()
-    this.sealed = batch.pieces.concat(this.sealed)
-    this.count += batch.count
+    this.sealed = (written > 0 ? skipLines(batch.pieces, written) : batch.pieces).concat(this.sealed)
+    this.count += batch.count - Math.min(written, batch.count)
   }
   // Moves the filled part of the current slab to the sealed pieces.
   private seal(): void {
@@ -131,6 +134,26 @@ export class ByteQueue implements PendingQueue<ByteBatch> {
       this.start = this.offset
     }
   }
+}
+
+/** The pieces after the first `n` lines of `pieces` (which hold whole lines). */
+const skipLines = (pieces: ReadonlyArray<Uint8Array>, n: number): Array<Uint8Array> => {
+  let left = n
+  for (let p = 0; p < pieces.length; p++) {
+    const piece = pieces[p]!
+    let i = 0
+    while (left > 0) {
+      const nl = piece.indexOf(10, i)
+      if (nl === -1) break
+      left--
+      i = nl + 1
+    }
+    if (left === 0) {
+      const rest = pieces.slice(p + 1)
+      return i < piece.length ? [piece.subarray(i), ...rest] : rest
+    }
+  }
+  return []
 }
 
 /** A queue and the way to write its batches to a store's checkpoint directory. */
