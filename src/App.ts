@@ -7,6 +7,7 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
+import * as SchemaAST from "effect/SchemaAST"
 import { Dfk } from "./Dfk.ts"
 import type { AppCacheError } from "./errors.ts"
 import { keyPrefix } from "./internal/canonical.ts"
@@ -43,6 +44,13 @@ export interface AppOptions<In extends Schema.Schema.Any, Out extends Schema.Sch
   readonly ignoreForCache?: ReadonlyArray<EncodedKeys<In>> | undefined
   /** Part of the memo key: bump it when the body changes; default none (`null` in the key). */
   readonly version?: string | undefined
+  /**
+   * How many more times a failed body runs for this app (Parsl's `retries`); default the
+   * kernel's `retries`. Only the final outcome is memoized. A retried body that calls other
+   * apps gets their memoized outcomes: a child's failure comes back at once, it does not run
+   * again, so give the children the retries (or none to the parent).
+   */
+  readonly retries?: number | undefined
 }
 
 /**
@@ -58,6 +66,46 @@ export interface App<I, A, E, R> {
   readonly appName: string
   /** The options it was made with. */
   readonly options: AppOptions<Schema.Schema<I, any, any>, Schema.Schema<A, any, any>>
+}
+
+/**
+ * What is wrong with `ignoreForCache` for an input schema, judged from the schema's encoded
+ * side: a key no encoded input can have, or keys given for an input that is not an object.
+ * `undefined` when nothing is, or when the schema does not tell (then the call checks that
+ * the encoded input is an object).
+ */
+const ignoreProblemOf = (input: Schema.Schema.Any, ignore: ReadonlyArray<string>): string | undefined => {
+  if (ignore.length === 0) return undefined
+  const keys = new Set<string>()
+  const visit = (ast: SchemaAST.AST): "object" | "other" | "unknown" => {
+    switch (ast._tag) {
+      case "TypeLiteral":
+        if (ast.indexSignatures.length > 0) return "unknown"
+        for (const p of ast.propertySignatures) if (typeof p.name === "string") keys.add(p.name)
+        return "object"
+      case "Union": {
+        const kinds = ast.types.map(visit)
+        return kinds.includes("unknown") ? "unknown" : kinds.includes("object") ? "object" : "other"
+      }
+      case "Suspend":
+      case "Declaration":
+      case "Transformation":
+      case "Refinement":
+      case "AnyKeyword":
+      case "UnknownKeyword":
+      case "ObjectKeyword":
+        return "unknown"
+      default:
+        return "other"
+    }
+  }
+  const kind = visit(SchemaAST.encodedAST(input.ast))
+  if (kind === "unknown") return undefined
+  if (kind === "other") return `ignoreForCache names ${ignore.map((k) => JSON.stringify(k)).join(", ")}, but the encoded input is not an object`
+  const missing = ignore.filter((k) => !keys.has(k))
+  return missing.length === 0
+    ? undefined
+    : `ignoreForCache names ${missing.map((k) => JSON.stringify(k)).join(", ")}, which the encoded input does not have`
 }
 
 const describe = (value: unknown): string =>
@@ -114,6 +162,10 @@ export const make = <In extends Schema.Schema.Any, Out extends Schema.Schema.Any
   if (typeof options.name !== "string" || options.name === "") {
     throw new TypeError(`App.make: the "name" option must be a non-empty string (got ${describe(options.name)})`)
   }
+  const retries = options.retries
+  if (retries !== undefined && (!Number.isInteger(retries) || retries < 0)) {
+    throw new TypeError(`App.make: the "retries" option of app ${options.name} must be a whole number, zero or more (got ${retries})`)
+  }
   for (const field of ["input", "output"] as const) {
     if (!Schema.isSchema(options[field])) {
       throw new TypeError(`App.make: the "${field}" option of app ${options.name} must be a Schema (got ${describe(options[field])})`)
@@ -134,7 +186,9 @@ export const make = <In extends Schema.Schema.Any, Out extends Schema.Schema.Any
     body,
     metricTags: metricTagsOf(options.name),
     lineInfix: lineInfix(options.name, options.version ?? null),
-    keyPrefix: keyPrefix(options.name, options.version ?? null)
+    keyPrefix: keyPrefix(options.name, options.version ?? null),
+    ignoreProblem: ignoreProblemOf(options.input, options.ignoreForCache ?? []),
+    retries: options.retries
   }
   // One step: the kernel and the tracer are read off the running fiber (a service lookup
   // through Effect.flatMap(Dfk, ...) costs as much as the rest of a memo hit).

@@ -67,9 +67,13 @@ export class BadCheckpoint extends Schema.TaggedError<BadCheckpoint>()("BadCheck
 }) {
   /** @since 0.1.0 */
   override get message(): string {
-    return this.line > 0
-      ? `Bad checkpoint ${this.path} at line ${this.line}: ${this.reason}`
-      : `Bad checkpoint ${this.path}: ${this.reason}`
+    if (this.line === 0) return `Bad checkpoint ${this.path}: ${this.reason}`
+    const text = `Bad checkpoint ${this.path} at line ${this.line}: ${this.reason}`
+    // A line of a checkpoint file: say how to get going again (nothing is dropped silently).
+    const m = /^(.*)[\\/]tasks\.jsonl$/.exec(this.path)
+    if (m === null) return text
+    const dir = m[1]!
+    return `${text}. To go on: dfk verify ${dir} lists every bad line; dfk repair ${dir} moves them to tasks.jsonl.bad`
   }
 }
 

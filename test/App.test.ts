@@ -478,4 +478,74 @@ describe("App", () => {
       'App.make: the "input" option of app n must be a Schema (got undefined)'
     )
   })
+
+  it.scoped("ignoreForCache naming a key the encoded input cannot have, or given for an input that is no object, fails the call", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const typo = App.make(
+        { name: "typo", input: Schema.Struct({ x: Schema.Number, sleepMs: Schema.optional(Schema.Number) }), output: Schema.Number, cache: true, ignoreForCache: ["sleep_ms" as "sleepMs"] },
+        ({ x }) => Effect.sync(() => (runs.inc(), x))
+      )
+      const scalar = App.make(
+        { name: "scalar", input: Schema.Number, output: Schema.Number, cache: true, ignoreForCache: ["x"] as never },
+        (x) => Effect.sync(() => (runs.inc(), x))
+      )
+      // A key that is optional in the schema is fine when a call leaves it out.
+      const optional = App.make(
+        { name: "optional", input: Schema.Struct({ x: Schema.Number, sleepMs: Schema.optional(Schema.Number) }), output: Schema.Number, cache: true, ignoreForCache: ["sleepMs"] },
+        ({ x }) => Effect.sync(() => (runs.inc(), x))
+      )
+      // A schema whose encoded side the kernel cannot read ahead: checked on the value.
+      const opaque = App.make(
+        { name: "opaque", input: Schema.Unknown, output: Schema.Unknown, cache: true, ignoreForCache: ["x"] as never },
+        (x) => Effect.sync(() => (runs.inc(), x))
+      )
+      const { value } = yield* withKernel({}, Effect.gen(function*() {
+        return {
+          typo: yield* Effect.flip(typo({ x: 1 })),
+          typoAgain: yield* Effect.flip(typo({ x: 1 })),
+          scalar: yield* Effect.flip(scalar(1)),
+          optional: [yield* optional({ x: 1 }), yield* optional({ x: 1, sleepMs: 5 })],
+          opaqueObject: yield* opaque({ x: 1, y: 2 }),
+          opaqueNumber: yield* Effect.flip(opaque(3))
+        }
+      }))
+      assert.strictEqual(value.typo._tag, "AppCacheError")
+      assert.include(value.typo.reason, "ignoreForCache names \"sleep_ms\", which the encoded input does not have")
+      assert.strictEqual(value.typoAgain._tag, "AppCacheError")
+      assert.include(value.scalar.reason, "the encoded input is not an object")
+      assert.deepStrictEqual(value.optional, [1, 1])
+      assert.deepStrictEqual(value.opaqueObject, { x: 1, y: 2 })
+      assert.include(value.opaqueNumber.reason, "the encoded input is not an object")
+      assert.strictEqual(runs.count, 2, "only optional (once: same key) and opaque with an object ran")
+    }))
+
+  it.scoped("per-app retries override the kernel's, both ways; only the final outcome is memoized", () =>
+    Effect.gen(function*() {
+      const attempts = { more: 0, fewer: 0 }
+      const flaky = (name: "more" | "fewer", retries: number) =>
+        App.make(
+          { name: `flaky_${name}`, input: Schema.Number, output: Schema.Number, cache: true, retries },
+          (x) => Effect.suspend(() => ++attempts[name] <= 2 ? Effect.fail(new Boom({ n: attempts[name] })) : Effect.succeed(x))
+        )
+      const more = flaky("more", 2)
+      const fewer = flaky("fewer", 0)
+      const { value } = yield* withKernel({ retries: 1 }, Effect.gen(function*() {
+        return {
+          more: yield* more(7),
+          fewer: yield* Effect.flip(fewer(7)),
+          fewerAgain: yield* Effect.flip(fewer(7))
+        }
+      }))
+      assert.strictEqual(value.more, 7, "two retries: the third attempt succeeds (the kernel's one retry would not do)")
+      assert.strictEqual(attempts.more, 3)
+      assert.deepStrictEqual(value.fewer, new Boom({ n: 1 }), "no retries for this app although the kernel has one")
+      assert.deepStrictEqual(value.fewerAgain, new Boom({ n: 1 }), "the memoized failure")
+      assert.strictEqual(attempts.fewer, 1)
+      assert.throws(
+        () => App.make({ name: "bad", input: Schema.Number, output: Schema.Number, retries: -1 }, Effect.succeed),
+        TypeError,
+        'the "retries" option of app bad must be a whole number'
+      )
+    }))
 })

@@ -205,4 +205,16 @@ describe("CheckpointFiles", () => {
       // This run's checkpoint holds the true entry only.
       assert.deepStrictEqual(checkpointEntries(dir1).map((e) => [e.hash, e.input, e.result]), [[three.hash, 3, 9]])
     }))
+
+  it.scoped("a corrupt line stops the run with a BadCheckpoint that says how to go on (dfk verify, dfk repair)", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const [, dir0] = yield* run({ runDir: root, checkpointMode: "task_exit" }, square(2))
+      const cp = path.join(dir0, "checkpoint")
+      fs.appendFileSync(path.join(cp, "tasks.jsonl"), "not json\n")
+      const error = yield* Effect.flip(run({ runDir: root, checkpointMode: "task_exit" }, square(2)))
+      assert.strictEqual(error._tag, "BadCheckpoint")
+      assert.include(error.message, `at line 2: the line is not valid JSON`)
+      assert.include(error.message, `dfk verify ${cp} lists every bad line; dfk repair ${cp} moves them to tasks.jsonl.bad`)
+    }))
 })

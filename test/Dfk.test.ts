@@ -315,4 +315,16 @@ describe("checkpoint modes", () => {
         assert.strictEqual(checkpointEntries(runDir).length, 2, mode)
       }
     }))
+
+  it.scoped("a checkpointPeriod without the periodic mode is ignored with a warning", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      yield* withKernel({ checkpointMode: "dfk_exit", checkpointPeriod: "00:00:05" }, double(1)).pipe(Effect.provide(logs.layer))
+      const warnings = logs.lines.filter((l) => l.level === "WARN")
+      assert.strictEqual(warnings.length, 1, JSON.stringify(logs.lines))
+      assert.include(warnings[0]!.message, "checkpointPeriod is set but checkpointMode is dfk_exit, so it is ignored")
+      const quiet = captureLogs()
+      yield* withKernel({ checkpointMode: "periodic", checkpointPeriod: "00:00:05" }, double(1)).pipe(Effect.provide(quiet.layer))
+      assert.isFalse(quiet.lines.some((l) => l.level === "WARN"))
+    }))
 })

@@ -54,6 +54,10 @@ export interface AppSpec {
   readonly lineInfix: string
   /** `keyPrefix(name, version)`: the fixed start of the text its keys hash. */
   readonly keyPrefix: string
+  /** What is wrong with its `ignoreForCache` for its input schema, if anything (fails its calls). */
+  readonly ignoreProblem: string | undefined
+  /** Its own `retries`, overriding the kernel's. */
+  readonly retries: number | undefined
 }
 
 /** The labels of an app's app-calls metric, by outcome. */
@@ -305,6 +309,12 @@ export const make = (
 ): Effect.Effect<DfkService, DfkError, FileSystem.FileSystem | Path.Path | Scope.Scope> =>
   Effect.gen(function*() {
     const cfg = yield* resolveConfig(config)
+    if (cfg.checkpointPeriod !== undefined && cfg.checkpointMode !== "periodic") {
+      yield* Effect.logWarning(
+        `checkpointPeriod is set but checkpointMode is ${cfg.checkpointMode ?? "not set"}, so it is ignored; ` +
+          `use checkpointMode: "periodic" for passes every period`
+      )
+    }
     const path = yield* Path.Path
     const storeOption = yield* Effect.serviceOption(CheckpointStore)
     const store: CheckpointStoreService = Option.isSome(storeOption) ? storeOption.value : yield* fileStore.make
@@ -581,7 +591,9 @@ export const make = (
       notify()
     }
     const bodyEnded = Effect.sync(bodyDone)
-    const plainBodies = cfg.retries === 0 && slots === undefined
+    // An app's own `retries` overrides the kernel's.
+    const retriesOf = (app: AppSpec): number => app.retries ?? cfg.retries
+    const plainBody = (app: AppSpec): boolean => slots === undefined && retriesOf(app) === 0
     // The body's effect; a body that throws instead of returning one is a defect of the call.
     const bodyOf = (app: AppSpec, input: unknown): Effect.Effect<unknown, unknown, unknown> => {
       try {
@@ -597,10 +609,11 @@ export const make = (
         // bodyOf: a body that throws is a defect here too, and `running` still comes back down.
         return Effect.ensuring(bodyOf(app, input), bodyEnded)
       })
-      if (cfg.retries > 0) {
+      const retries = retriesOf(app)
+      if (retries > 0) {
         body = body.pipe(
           Effect.sandbox,
-          Effect.retry({ times: cfg.retries, while: (cause) => !Cause.isInterrupted(cause) }),
+          Effect.retry({ times: retries, while: (cause) => !Cause.isInterrupted(cause) }),
           Effect.unsandbox
         )
       }
@@ -761,6 +774,7 @@ export const make = (
         record(app, span, "miss")
         // Without retries and slots, the body runs as it is and `running` is kept here
         // (saves an ensuring and a suspend per miss).
+        const plainBodies = plainBody(app)
         if (plainBodies) {
           stats.running++
           notify()
@@ -854,6 +868,13 @@ export const make = (
 
     // A call whose input is encoded: the key, then the memo (a hit is served right here).
     const keyed = (app: AppSpec, span: SpanLike, encoded: unknown, input: unknown): Effect.Effect<unknown, unknown, unknown> => {
+      if (
+        app.ignoreForCache.length > 0 && (typeof encoded !== "object" || encoded === null || Array.isArray(encoded))
+      ) {
+        return Effect.fail(
+          new AppCacheError({ app: app.name, reason: "ignoreForCache names input keys, but the encoded input is not an object" })
+        )
+      }
       const json = tryCanonicalJson(withoutKeys(encoded, app.ignoreForCache))
       if (typeof json !== "string") {
         return Effect.fail(new AppCacheError({ app: app.name, reason: `The input has no JSON form: ${json.error}` }))
@@ -883,6 +904,9 @@ export const make = (
     const appsByKey = new Map<string, AppSpec>()
     let lastApp: AppSpec | undefined
     const nameTaken = (app: AppSpec): AppCacheError | undefined => {
+      if (app.ignoreProblem !== undefined && app.cache && cfg.memoize) {
+        return new AppCacheError({ app: app.name, reason: app.ignoreProblem })
+      }
       const known = appsByKey.get(app.keyPrefix)
       if (known === undefined) appsByKey.set(app.keyPrefix, app)
       else if (known !== app) {
