@@ -1,12 +1,13 @@
 /**
  * Shared helpers of the `dfk` command: the error that carries an exit status, path
  * resolution, checkpoint loading through the public `CheckpointStore` API, and text
- * formatting (tables, previews).
+ * formatting (tables, previews, and the escaping of control characters in stored text).
  *
  * @module
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
+import * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
@@ -130,7 +131,10 @@ export const loadCheckpoint = (
     const out: Array<CheckpointEntry> = []
     yield* store.load(dir, (entry) => out.push(entry)).pipe(
       Effect.mapError((e) =>
-        new CliError({ message: `${e.message} (dfk verify lists every bad line)`, code: ExitStatus.failed })
+        new CliError({
+          message: `${e.message} (dfk verify lists every bad line, dfk repair moves them aside)`,
+          code: ExitStatus.failed
+        })
       )
     )
     return out
@@ -167,26 +171,84 @@ export const loadRunDir = (
     return { dirs, entries }
   })
 
+// What a terminal must never be handed raw: C0 controls, DEL, C1 controls (U+009B is a CSI
+// on many terminals), the line and paragraph separators, and the bidi embeddings, overrides
+// and isolates (which reorder what follows them on screen).
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+const UNSAFE_BUT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+const SHORT_ESCAPES: Record<string, string> = { "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r" }
+const escapeChar = (c: string): string =>
+  SHORT_ESCAPES[c] ?? "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0")
+
 /**
- * Compact JSON text of a value (`undefined` shows as `undefined`).
+ * Text for a terminal: every control character shown as an escape, the way JSON writes it
+ * (`\n`, `\t`, `\u001b`, …): C0 controls, DEL, C1 controls (U+0080–U+009F), U+2028, U+2029
+ * and the bidi controls U+202A–U+202E and U+2066–U+2069. Every command prints stored text
+ * (app names, versions, inputs, results, times, reasons quoting them, paths) through this,
+ * so a checkpoint cannot break a table row or send escape sequences to the terminal.
+ * `keepNewlines` leaves `\n` as it is, for text whose lines are already safe (indented
+ * JSON). Other text is left as it is, so escaped text is unchanged by a second pass; inside
+ * JSON text the escapes are valid JSON escapes, so JSON stays valid JSON.
+ *
+ * @since 0.2.0
+ */
+export const escapeControls = (text: string, keepNewlines = false): string =>
+  text.replace(keepNewlines ? UNSAFE_BUT_NEWLINE : UNSAFE, escapeChar)
+
+/**
+ * Compact JSON text of a value (`undefined` shows as `undefined`), with every control
+ * character escaped (see `escapeControls`).
  *
  * @since 0.1.0
  */
 export const json = (value: unknown): string => {
+  let text: string
   try {
-    return JSON.stringify(value) ?? "undefined"
+    text = JSON.stringify(value) ?? "undefined"
   } catch {
-    return String(value)
+    text = String(value)
   }
+  return escapeControls(text)
 }
+
+/**
+ * The `--json` output of a command: indented JSON with every control character in its
+ * strings escaped as `\uXXXX` (JSON.stringify leaves DEL, C1, U+2028/U+2029 and the bidi
+ * controls raw), so it is valid JSON and safe on a terminal.
+ *
+ * @since 0.2.0
+ */
+export const jsonText = (value: unknown): string => escapeControls(JSON.stringify(value, null, 2) ?? "null", true)
+
+/**
+ * Prints a value on stdout as the `--json` output of a command (see `jsonText`).
+ *
+ * @since 0.2.0
+ */
+export const printJson = (value: unknown): Effect.Effect<void> => Console.log(jsonText(value))
+
+/**
+ * Prints lines on stdout, each with its control characters escaped (`escapeControls`): one
+ * element is one line on the terminal, whatever stored text it holds.
+ *
+ * @since 0.2.0
+ */
+export const printLines = (lines: ReadonlyArray<string>): Effect.Effect<void> =>
+  Console.log(lines.map((line) => escapeControls(line)).join("\n"))
 
 /**
  * Cuts `text` to at most `max` characters, ending with `…` when cut.
  *
  * @since 0.1.0
  */
-export const truncate = (text: string, max: number): string =>
-  text.length <= max ? text : text.slice(0, Math.max(0, max - 1)) + "…"
+export const truncate = (text: string, max: number): string => {
+  if (text.length <= max) return text
+  let end = Math.max(0, max - 1)
+  // Never cut a surrogate pair in two.
+  const last = text.charCodeAt(end - 1)
+  if (end > 0 && last >= 0xd800 && last <= 0xdbff) end--
+  return text.slice(0, end) + "…"
+}
 
 /**
  * A short preview of a JSON value, at most `max` characters.
@@ -196,11 +258,13 @@ export const truncate = (text: string, max: number): string =>
 export const preview = (value: unknown, max = 40): string => truncate(json(value), max)
 
 /**
- * Lays out rows as a left-aligned text table with a header row; cells are not cut here.
+ * Lays out rows as a left-aligned text table with a header row; cells are not cut here, and
+ * their control characters are escaped (`escapeControls`), so each row is one line.
  *
  * @since 0.1.0
  */
 export const table = (header: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<string>>): string => {
+  rows = rows.map((r) => r.map((c) => escapeControls(c)))
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)))
   const line = (cells: ReadonlyArray<string>) =>
     cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd()
@@ -240,3 +304,48 @@ export const appCounts = (entries: ReadonlyArray<{ readonly app: string }>): Map
  */
 export const formatAppCounts = (counts: ReadonlyMap<string, number>): string =>
   counts.size === 0 ? "-" : [...counts].map(([name, n]) => `${name} (${n})`).join(", ")
+
+/**
+ * Whether output to a stream may carry ANSI colour escapes: only on a terminal, and only
+ * when `NO_COLOR` is unset or empty (https://no-color.org).
+ *
+ * @since 0.2.0
+ */
+export const colorAllowed = (
+  stream: { readonly isTTY?: boolean | undefined },
+  env: { readonly [name: string]: string | undefined }
+): boolean => stream.isTTY === true && (env.NO_COLOR === undefined || env.NO_COLOR === "")
+
+// CSI sequences (colours and styles are "ESC [ … m") and other two-character ESC sequences.
+const ANSI = /\u001b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])/g
+
+/**
+ * Removes ANSI escape sequences (colours, styles) from text.
+ *
+ * @since 0.2.0
+ */
+export const stripAnsi = (text: string): string => text.replace(ANSI, "")
+
+/**
+ * A console that removes ANSI escapes from what it writes to stdout (`log`, `info`, …)
+ * unless `colorStdout`, and from what it writes to stderr (`error`, `warn`) unless
+ * `colorStderr`. @effect/cli renders help and usage errors with colours whatever the
+ * stream; this is how `dfk` prints them plain when piped or with `NO_COLOR` set.
+ *
+ * @since 0.2.0
+ */
+export const plainConsole = (
+  console: Console.Console,
+  options: { readonly colorStdout: boolean; readonly colorStderr: boolean }
+): Console.Console => {
+  const plain = (color: boolean, print: (...args: ReadonlyArray<any>) => Effect.Effect<void>) =>
+    color ? print : (...args: ReadonlyArray<any>) => print(...args.map((a) => typeof a === "string" ? stripAnsi(a) : a))
+  return {
+    ...console,
+    log: plain(options.colorStdout, console.log),
+    info: plain(options.colorStdout, console.info),
+    debug: plain(options.colorStdout, console.debug),
+    error: plain(options.colorStderr, console.error),
+    warn: plain(options.colorStderr, console.warn)
+  }
+}

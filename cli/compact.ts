@@ -1,7 +1,9 @@
 /**
  * `dfk compact <runDir> [--out DIR]`: merges every checkpoint under `runDir` (numeric run
  * order, the last entry of a key wins, as when loading) into one new checkpoint dir,
- * written to a temporary path and renamed into place.
+ * written to a temporary path and renamed into place. Entries the library would refuse to
+ * serve (`Memo.checkEntry`: a hash that is not the memo key of the entry's app, version and
+ * input) are dropped, and counted.
  *
  * @module
  */
@@ -10,14 +12,13 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { CheckpointStore } from "../mod.ts"
+import { CheckpointStore, Memo } from "../mod.ts"
 import type { CheckpointEntry } from "../mod.ts"
 import { TASKS_FILE } from "../src/internal/entry.ts"
 import { allocate } from "../src/internal/runDirs.ts"
-import { CliError, ExitStatus, formatBytes, loadCheckpoint, loadRunDir, usageError } from "./common.ts"
+import { CliError, ExitStatus, formatBytes, loadCheckpoint, loadRunDir, printLines, usageError } from "./common.ts"
 
 /**
  * What `compact` did.
@@ -31,6 +32,13 @@ export interface Compaction {
   readonly before: number
   /** Entries in the new checkpoint (one per key). */
   readonly after: number
+  /**
+   * Entries read that the library would refuse to serve (`Memo.checkEntry` fails: the hash
+   * is not the memo key of their app, version and input), none of which is written.
+   *
+   * @since 0.2.0
+   */
+  readonly dropped: number
   /** The new checkpoint dir, or `null` when there was nothing to compact. */
   readonly out: string | null
   /** Size of the new `tasks.jsonl`. */
@@ -56,13 +64,19 @@ export const compact = (
     const store = yield* CheckpointStore
     const { dirs, entries } = yield* loadRunDir(runDir)
     const sources = dirs.map((dir) => ({ dir, entries: entries.filter((l) => l.dir === dir).length }))
-    if (dirs.length === 0) return { sources, before: 0, after: 0, out: null, bytes: 0 }
-    // Last entry wins; the merged file lists keys in the order of their winning entries.
+    if (dirs.length === 0) return { sources, before: 0, after: 0, dropped: 0, out: null, bytes: 0 }
+    // Last entry wins; the merged file lists keys in the order of their winning entries. A
+    // refused entry takes part in that, as when loading: the library reads every entry (the
+    // last of a key wins) and refuses a bad one when it would serve it, so a key whose last
+    // entry is bad is served by no entry, and the compacted checkpoint holds none for it.
     const merged = new Map<string, CheckpointEntry>()
+    let dropped = 0
     for (const { entry } of entries) {
       merged.delete(entry.hash)
       merged.set(entry.hash, entry)
+      if (Option.isSome(Memo.checkEntry(entry))) dropped++
     }
+    for (const [hash, entry] of merged) if (Option.isSome(Memo.checkEntry(entry))) merged.delete(hash)
     const writeFailed = (what: string) => (e: unknown) =>
       new CliError({ message: `Cannot write ${what}: ${reasonOf(e)}`, code: ExitStatus.failed })
 
@@ -99,7 +113,7 @@ export const compact = (
     // Read the result back through the library, as a resume would.
     const written = yield* loadCheckpoint(target)
     const info = yield* fs.stat(path.join(target, TASKS_FILE)).pipe(Effect.mapError(writeFailed(target)))
-    return { sources, before: entries.length, after: written.length, out: target, bytes: Number(info.size) }
+    return { sources, before: entries.length, after: written.length, dropped, out: target, bytes: Number(info.size) }
   })
 
 /**
@@ -119,14 +133,17 @@ export const compactCommand = Command.make(
   ({ out, runDir }) =>
     Effect.gen(function*() {
       const result = yield* compact(runDir, out)
-      if (result.out === null) return yield* Console.log(`Nothing to compact: no checkpoints under ${runDir}`)
-      yield* Console.log(
-        [
-          `Before: ${result.before} entries in ${result.sources.length} checkpoint${result.sources.length === 1 ? "" : "s"}`,
-          ...result.sources.map((s) => `  ${s.dir}: ${s.entries}`),
-          `After: ${result.after} entries (one per key, last entry wins) in ${result.out} (${formatBytes(result.bytes)})`
-        ].join("\n")
-      )
+      if (result.out === null) return yield* printLines([`Nothing to compact: no checkpoints under ${runDir}`])
+      const n = result.dropped
+      yield* printLines([
+        `Before: ${result.before} ${result.before === 1 ? "entry" : "entries"} in ${result.sources.length} checkpoint${result.sources.length === 1 ? "" : "s"}`,
+        ...result.sources.map((s) => `  ${s.dir}: ${s.entries}`),
+        ...(n === 0 ? [] : [
+          `Dropped ${n} ${n === 1 ? "entry whose hash is" : "entries whose hash is"} not the memo key of their app, ` +
+          `version and input (dfk verify lists them)`
+        ]),
+        `After: ${result.after} entries (one per key, last entry wins) in ${result.out} (${formatBytes(result.bytes)})`
+      ])
     })
 ).pipe(Command.withDescription(
   "Merge every checkpoint under runDir (last entry wins) into one new checkpoint dir, written to a temporary path " +

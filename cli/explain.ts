@@ -8,14 +8,23 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
 import { Memo } from "../mod.ts"
 import type { CheckpointEntry } from "../mod.ts"
 import { withoutKeys } from "../src/internal/canonical.ts"
-import { appCounts, CliError, ExitStatus, formatAppCounts, json, loadRunDir, preview, usageError } from "./common.ts"
+import {
+  appCounts,
+  CliError,
+  ExitStatus,
+  formatAppCounts,
+  json,
+  loadRunDir,
+  preview,
+  printLines,
+  usageError
+} from "./common.ts"
 import type { Located } from "./common.ts"
 
 /**
@@ -187,7 +196,8 @@ export const explainCommand = Command.make(
     ),
     ignore: Options.text("ignore").pipe(
       Options.withDescription("An input key the app leaves out of the key (its ignoreForCache); repeat it or separate keys with commas"),
-      Options.repeated
+      Options.repeated,
+      Options.optional
     ),
     limit: Options.integer("closest").pipe(
       Options.withDescription("How many of the closest stored entries to show on a miss"),
@@ -197,7 +207,7 @@ export const explainCommand = Command.make(
   (args) =>
     Effect.gen(function*() {
       const input = yield* parseInput(args.input)
-      const ignore = args.ignore.flatMap((k) => k.split(",")).map((k) => k.trim()).filter((k) => k !== "")
+      const ignore = Option.getOrElse(args.ignore, () => []).flatMap((k) => k.split(",")).map((k) => k.trim()).filter((k) => k !== "")
       const version = Option.getOrNull(args.version)
       const result = yield* explain({ runDir: args.runDir, app: args.app, version, input, ignore, limit: args.limit })
       const lines: Array<string> = []
@@ -211,7 +221,7 @@ export const explainCommand = Command.make(
         lines.push(`Hit: stored in run ${last.run} (${last.dir}), result ${preview(last.entry.result, 80)}, computed ${last.entry.time}`)
         const others = [...new Set(result.found.slice(0, -1).map((l) => l.run))].filter((r) => r !== last.run)
         if (others.length > 0) lines.push(`  also stored in run ${others.join(", ")} (the last run wins on load)`)
-        yield* Console.log(lines.join("\n"))
+        yield* printLines(lines)
         return
       }
       lines.push(`Miss: no checkpoint under ${args.runDir} holds this key`)
@@ -243,7 +253,7 @@ export const explainCommand = Command.make(
           lines.push(`Hint: if the app leaves ${[...distinct].join(", ")} out of its key (ignoreForCache), pass --ignore ${keys}`)
         }
       }
-      yield* Console.log(lines.join("\n"))
+      yield* printLines(lines)
       return yield* new CliError({ message: "", code: ExitStatus.failed })
     })
 ).pipe(Command.withDescription(

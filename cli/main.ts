@@ -1,18 +1,22 @@
 /**
- * The `dfk` command: inspect, explain, verify and compact effect-dfk checkpoints.
+ * The `dfk` command: inspect, explain, verify, repair and compact effect-dfk checkpoints.
  *
  * ```sh
- * dfk runs [runDir]                                   # one row per run
+ * dfk runs [runDir] [--json]                          # one row per run
  * dfk show <checkpoint dir> [--app NAME] [--json]     # the entries of a checkpoint
- * dfk explain <runDir> --app NAME --input JSON [--version V] [--ignore KEY]...
+ * dfk explain <runDir> --app NAME --input JSON [--app-version V] [--ignore KEY]... [--closest N]
  * dfk compact <runDir> [--out DIR]                    # merge every checkpoint, last entry wins
  * dfk verify <checkpoint dir>... [--strict]           # torn and corrupt lines, with line numbers
+ * dfk repair <checkpoint dir>                         # move bad lines to tasks.jsonl.bad
  * dfk demo [--size small]                             # the demo workflow
  * ```
  *
  * Exit status: `0` success; `1` a miss (`explain`), a corrupt line (`verify`), a checkpoint
  * that cannot be loaded, a failed write; `2` bad usage: a bad path, bad JSON, a missing or
  * unknown option. Errors are one line on stderr. Every command has `--help`.
+ *
+ * Stored text (app names, inputs, results, paths) is printed with its control characters
+ * escaped; help and usage errors carry ANSI colours only on a terminal without `NO_COLOR`.
  *
  * In the repository: `npm run dfk -- <command> ...` (or `npx tsx cli/main.ts ...`).
  *
@@ -29,10 +33,11 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import { CheckpointStore } from "../mod.ts"
-import { CliError, ExitStatus } from "./common.ts"
+import { CliError, colorAllowed, escapeControls, ExitStatus, plainConsole } from "./common.ts"
 import { compactCommand } from "./compact.ts"
 import { demoCommand } from "./demo.ts"
 import { explainCommand } from "./explain.ts"
+import { repairCommand } from "./repair.ts"
 import { runsCommand } from "./runs.ts"
 import { showCommand } from "./show.ts"
 import { verifyCommand } from "./verify.ts"
@@ -40,14 +45,22 @@ import { verifyCommand } from "./verify.ts"
 /** The version `dfk --version` prints. */
 const VERSION = "0.1.0"
 
-const SUBCOMMANDS = "runs, show, explain, compact, verify, demo"
+const SUBCOMMANDS = "runs, show, explain, compact, verify, repair, demo"
 
 /** The root command with every subcommand. */
 const dfkCommand = Command.make("dfk", {}, () =>
   new CliError({ message: `Missing command: one of ${SUBCOMMANDS} (dfk --help for details)`, code: ExitStatus.usage })
 ).pipe(
-  Command.withDescription("Inspect, explain, verify and compact effect-dfk checkpoints"),
-  Command.withSubcommands([runsCommand, showCommand, explainCommand, compactCommand, verifyCommand, demoCommand])
+  Command.withDescription("Inspect, explain, verify, repair and compact effect-dfk checkpoints"),
+  Command.withSubcommands([
+    runsCommand,
+    showCommand,
+    explainCommand,
+    compactCommand,
+    verifyCommand,
+    repairCommand,
+    demoCommand
+  ])
 )
 
 /**
@@ -68,11 +81,26 @@ const rewriteArgs = (argv: ReadonlyArray<string>): Array<string> => {
   return out
 }
 
-/** Log lines (e.g. "Skipped a torn last line …") go to stderr, so stdout stays parsable. */
+/**
+ * Log lines (e.g. "Skipped a torn last line …") go to stderr, so stdout stays parsable; one
+ * line each, with control characters escaped (they name checkpoint paths).
+ */
 const stderrLogger = Logger.make(({ logLevel, message }) => {
   const parts = Array.isArray(message) ? message : [message]
-  globalThis.console.error(`${logLevel.label.toLowerCase()}: ${parts.map(String).join(" ")}`)
+  globalThis.console.error(escapeControls(`${logLevel.label.toLowerCase()}: ${parts.map(String).join(" ")}`))
 })
+
+/** @effect/cli colours its help and usage errors; only on a terminal without NO_COLOR here. */
+const withPlainConsole = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Console.consoleWith((console) =>
+    Effect.withConsole(
+      effect,
+      plainConsole(console, {
+        colorStdout: colorAllowed(process.stdout, process.env),
+        colorStderr: colorAllowed(process.stderr, process.env)
+      })
+    )
+  )
 
 const cli = Command.run(dfkCommand, { name: "dfk", version: VERSION })
 
@@ -87,15 +115,21 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
       // @effect/cli has already printed what is wrong with the command line.
       if (ValidationError.isValidationError(e)) return Effect.succeed(ExitStatus.usage)
       if (e instanceof CliError) {
-        return e.message === "" ? Effect.succeed(e.code) : Effect.as(Console.error(`dfk: ${e.message}`), e.code)
+        return e.message === ""
+          ? Effect.succeed(e.code)
+          : Effect.as(Console.error(`dfk: ${escapeControls(e.message)}`), e.code)
       }
-      return Effect.as(Console.error(`dfk: ${String(e)}`), ExitStatus.failed)
+      return Effect.as(Console.error(`dfk: ${escapeControls(String(e))}`), ExitStatus.failed)
     }),
     Effect.catchAllCause((cause) =>
       Cause.isInterruptedOnly(cause)
         ? Effect.failCause(cause)
-        : Effect.as(Console.error(`dfk: unexpected error\n${Cause.pretty(cause)}`), ExitStatus.failed as number)
+        : Effect.as(
+          Console.error(`dfk: unexpected error\n${escapeControls(Cause.pretty(cause), true)}`),
+          ExitStatus.failed as number
+        )
     ),
+    withPlainConsole,
     Effect.provide(Layer.mergeAll(
       CheckpointStore.layerFileSystem.pipe(Layer.provideMerge(NodeContext.layer)),
       Logger.replace(Logger.defaultLogger, stderrLogger)

@@ -8,7 +8,6 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { CheckpointStore } from "../mod.ts"
@@ -21,6 +20,8 @@ import {
   formatBytes,
   isoSeconds,
   loadCheckpoint,
+  printJson,
+  printLines,
   requireDirectory,
   table
 } from "./common.ts"
@@ -115,9 +116,9 @@ export const runsCommand = Command.make(
   ({ json, runDir }) =>
     Effect.gen(function*() {
       const rows = yield* listRuns(runDir)
-      if (json) return yield* Console.log(JSON.stringify(rows, null, 2))
-      if (rows.length === 0) return yield* Console.log(`No runs in ${runDir}`)
-      yield* Console.log(table(
+      if (json) return yield* printJson(rows)
+      if (rows.length === 0) return yield* printLines([`No runs in ${runDir}`])
+      yield* printLines(table(
         ["RUN", "STARTED", "ENTRIES", "BYTES", "APPS"],
         rows.map((r) => [
           r.id,
@@ -130,6 +131,6 @@ export const runsCommand = Command.make(
             ? "(no checkpoint)"
             : formatAppCounts(new Map(Object.entries(r.apps)))
         ])
-      ))
+      ).split("\n"))
     })
 ).pipe(Command.withDescription("List the runs under a run directory (default runinfo): id, start time, entries, bytes, apps"))

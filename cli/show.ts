@@ -6,10 +6,9 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { loadCheckpoint, preview, resolveCheckpoint, table } from "./common.ts"
+import { loadCheckpoint, preview, printJson, printLines, resolveCheckpoint, table } from "./common.ts"
 
 /**
  * The `show` subcommand.
@@ -39,14 +38,14 @@ export const showCommand = Command.make(
           result: e.result,
           time: e.time
         }))
-        return yield* Console.log(JSON.stringify(out, null, 2))
+        return yield* printJson(out)
       }
       if (entries.length === 0) {
-        return yield* Console.log(
+        return yield* printLines([
           Option.isSome(app) ? `No entries of app ${app.value} in ${dir} (${all.length} in all)` : `No entries in ${dir}`
-        )
+        ])
       }
-      yield* Console.log(table(
+      const rows = table(
         ["HASH", "APP", "VERSION", "INPUT", "RESULT", "TIME"],
         entries.map((e) => [
           e.hash.slice(0, 12),
@@ -56,10 +55,11 @@ export const showCommand = Command.make(
           preview(e.result, 32),
           e.time
         ])
-      ))
-      yield* Console.log(
-        `${entries.length} ${entries.length === 1 ? "entry" : "entries"}` +
-          (Option.isSome(app) ? ` of app ${app.value} (${all.length} in all)` : "") + ` in ${dir}`
       )
+      yield* printLines([
+        ...rows.split("\n"),
+        `${entries.length} ${entries.length === 1 ? "entry" : "entries"}` +
+        (Option.isSome(app) ? ` of app ${app.value} (${all.length} in all)` : "") + ` in ${dir}`
+      ])
     })
 ).pipe(Command.withDescription("Show the entries of a checkpoint: hash prefix, app, version, input, result preview, time"))

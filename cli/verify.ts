@@ -1,8 +1,9 @@
 /**
  * `dfk verify <checkpoint dir>…`: reports torn and corrupt lines with file and line number.
  *
- * Exit status: `1` when any line is corrupt (the library refuses to load such a checkpoint
- * with `BadCheckpoint`). A torn last line (an interrupted write) is reported too, but it is
+ * Exit status: `1` when any line is corrupt: the library refuses to load a checkpoint with a
+ * line that is not an entry (`BadCheckpoint`), and never serves an entry whose hash is not the
+ * memo key of its app, version and input (`Memo.checkEntry`). A torn last line (an interrupted write) is reported too, but it is
  * loadable (the library skips it with a warning), so by default it leaves the status at `0`;
  * with `--strict` it yields `1` as well.
  *
@@ -13,15 +14,14 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
+import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { getAllCheckpoints, Memo } from "../mod.ts"
 import type { CheckpointEntry } from "../mod.ts"
 import { TASKS_FILE } from "../src/internal/entry.ts"
 import { invalidEntry, LineSplitter, mayBeTorn } from "../src/internal/fileLoad.ts"
-import { CliError, ExitStatus, resolveCheckpoint } from "./common.ts"
+import { CliError, ExitStatus, printLines, resolveCheckpoint } from "./common.ts"
 
 /**
  * A problem found on one line.
@@ -33,7 +33,10 @@ export interface Problem {
   readonly file: string
   /** The 1-based line number. */
   readonly line: number
-  /** `corrupt`: loading fails; `torn`: an unterminated, unparsable last line, skipped on load. */
+  /**
+   * `corrupt`: loading fails, or (a hash that is not the entry's memo key) the entry is never
+   * served; `torn`: an unterminated, unparsable last line, skipped on load.
+   */
   readonly kind: "corrupt" | "torn"
   /** What is wrong. */
   readonly reason: string
@@ -54,8 +57,88 @@ export interface FileReport {
 }
 
 /**
- * Checks every line of the checkpoint in `dir`: JSON, the entry format (the library's own
- * validator), and that each entry's hash is the memo key of its app, version and input.
+ * One line of a checkpoint file, with the verdict on it.
+ *
+ * @since 0.2.0
+ */
+export interface ScannedLine {
+  /** The line's text, without its newline. */
+  readonly text: string
+  /** The 1-based line number. */
+  readonly line: number
+  /** `entry`: a good entry; `blank`: an empty line (skipped on load); else what is wrong. */
+  readonly verdict: "entry" | "blank" | Problem
+}
+
+/**
+ * The verdict on one line: JSON, the entry format (the library's own validator), and the
+ * integrity rule (`Memo.checkEntry`: the hash is the memo key of the entry's app, version
+ * and input). An unterminated, unparsable last line that starts like an entry is torn.
+ *
+ * @since 0.2.0
+ */
+export const checkLine = (
+  file: string,
+  text: string,
+  line: number,
+  terminated: boolean
+): ScannedLine["verdict"] => {
+  if (text.trim() === "") return "blank"
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return terminated || !mayBeTorn(text)
+      ? { file, line, kind: "corrupt", reason: "the line is not valid JSON" }
+      : {
+        file,
+        line,
+        kind: "torn",
+        reason: "a torn last line (an interrupted write); loadable: the library skips it with a warning"
+      }
+  }
+  const invalid = invalidEntry(value)
+  if (invalid !== undefined) return { file, line, kind: "corrupt", reason: invalid }
+  const mismatch = Memo.checkEntry(value as CheckpointEntry)
+  if (Option.isSome(mismatch)) return { file, line, kind: "corrupt", reason: mismatch.value }
+  return "entry"
+}
+
+/**
+ * Reads the checkpoint file `file` line by line, and hands each batch of checked lines (a
+ * batch per chunk read) to `onLines`, in order. A file that cannot be read is exit status 2.
+ *
+ * @since 0.2.0
+ */
+export const scanLines = <E, R>(
+  file: string,
+  onLines: (lines: ReadonlyArray<ScannedLine>) => Effect.Effect<void, E, R>
+): Effect.Effect<void, CliError | E, FileSystem.FileSystem | R> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    let batch: Array<ScannedLine> = []
+    const splitter = new LineSplitter((text, line, terminated) => {
+      batch.push({ text, line, verdict: checkLine(file, text, line, terminated) })
+    })
+    const flush = Effect.suspend(() => {
+      const lines = batch
+      batch = []
+      return lines.length === 0 ? Effect.void : onLines(lines)
+    })
+    const decoder = new TextDecoder("utf-8")
+    yield* fs.stream(file, { chunkSize: FileSystem.KiB(256) }).pipe(
+      Stream.mapError((e) => new CliError({ message: `Cannot read ${file}: ${e.message}`, code: ExitStatus.usage })),
+      Stream.runForEach((chunk) =>
+        Effect.zipRight(Effect.sync(() => splitter.push(decoder.decode(chunk, { stream: true }))), flush)
+      )
+    )
+    splitter.push(decoder.decode())
+    splitter.end()
+    yield* flush
+  })
+
+/**
+ * Checks every line of the checkpoint in `dir` (see `checkLine`).
  *
  * @since 0.1.0
  */
@@ -63,54 +146,17 @@ export const verifyCheckpoint = (
   dir: string
 ): Effect.Effect<FileReport, CliError, FileSystem.FileSystem | Path.Path> =>
   Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
     const file = path.join(dir, TASKS_FILE)
     const problems: Array<Problem> = []
     let entries = 0
-    const splitter = new LineSplitter((line, lineNo, terminated) => {
-      if (line.trim() === "") return
-      let value: unknown
-      try {
-        value = JSON.parse(line)
-      } catch {
-        problems.push(
-          terminated || !mayBeTorn(line)
-            ? { file, line: lineNo, kind: "corrupt", reason: "the line is not valid JSON" }
-            : {
-              file,
-              line: lineNo,
-              kind: "torn",
-              reason: "a torn last line (an interrupted write); loadable: the library skips it with a warning"
-            }
-        )
-        return
-      }
-      const invalid = invalidEntry(value)
-      if (invalid !== undefined) {
-        problems.push({ file, line: lineNo, kind: "corrupt", reason: invalid })
-        return
-      }
-      const entry = value as CheckpointEntry
-      const key = Effect.runSync(Effect.either(Memo.key({ name: entry.app, version: entry.version, input: entry.input })))
-      if (Either.isRight(key) && key.right !== entry.hash) {
-        problems.push({
-          file,
-          line: lineNo,
-          kind: "corrupt",
-          reason: "the hash is not the memo key of the entry's app, version and input (the line was edited or damaged)"
-        })
-        return
-      }
-      entries++
-    })
-    const decoder = new TextDecoder("utf-8")
-    yield* fs.stream(file, { chunkSize: FileSystem.KiB(256) }).pipe(
-      Stream.runForEach((chunk) => Effect.sync(() => splitter.push(decoder.decode(chunk, { stream: true })))),
-      Effect.mapError((e) => new CliError({ message: `Cannot read ${file}: ${e.message}`, code: ExitStatus.usage }))
-    )
-    splitter.push(decoder.decode())
-    splitter.end()
+    yield* scanLines(file, (lines) =>
+      Effect.sync(() => {
+        for (const { verdict } of lines) {
+          if (verdict === "entry") entries++
+          else if (verdict !== "blank") problems.push(verdict)
+        }
+      }))
     return { file, entries, problems }
   })
 
@@ -156,28 +202,27 @@ export const verifyCommand = Command.make(
       for (const dir of [...new Set(resolved)]) {
         const report = yield* verifyCheckpoint(dir)
         entries += report.entries
-        for (const p of report.problems) {
-          yield* Console.log(`${p.file}:${p.line}: ${p.kind}: ${p.reason}`)
-          if (p.kind === "corrupt") corrupt++
-          else torn++
-        }
+        const lines = report.problems.map((p) => `${p.file}:${p.line}: ${p.kind}: ${p.reason}`)
         const c = report.problems.filter((p) => p.kind === "corrupt").length
         const t = report.problems.length - c
-        yield* Console.log(
+        corrupt += c
+        torn += t
+        lines.push(
           `${report.file}: ${report.entries} ${report.entries === 1 ? "entry" : "entries"}, ` +
             (report.problems.length === 0
               ? "ok"
-              : [c > 0 ? `${c} corrupt ${c === 1 ? "line" : "lines"} (not loadable)` : "", t > 0 ? "torn last line (loadable)" : ""]
+              : [c > 0 ? `${c} corrupt ${c === 1 ? "line" : "lines"} (refused by the library)` : "", t > 0 ? "torn last line (loadable)" : ""]
                 .filter((s) => s !== "").join(", "))
         )
+        yield* printLines(lines)
       }
       const files = new Set(resolved).size
-      yield* Console.log(
+      yield* printLines([
         `Checked ${files} ${files === 1 ? "checkpoint" : "checkpoints"}, ${entries} entries: ` +
-          (corrupt === 0 && torn === 0
-            ? "all good"
-            : `${corrupt} corrupt ${corrupt === 1 ? "line" : "lines"}, ${torn} torn last ${torn === 1 ? "line" : "lines"}`)
-      )
+        (corrupt === 0 && torn === 0
+          ? "all good"
+          : `${corrupt} corrupt ${corrupt === 1 ? "line" : "lines"}, ${torn} torn last ${torn === 1 ? "line" : "lines"}`)
+      ])
       if (corrupt > 0 || (strict && torn > 0)) return yield* new CliError({ message: "", code: ExitStatus.failed })
     })
 ).pipe(Command.withDescription(

@@ -3,16 +3,22 @@
  * command's output, exit statuses 0/1/2, `--json` output, explain's differing key and
  * value, compact's result loaded back by the library, verify's line numbers.
  *
+ * Also: `repair`, the one integrity rule (`Memo.checkEntry`) in verify and compact, control
+ * characters in stored text escaped by every command, the README's command table against
+ * `--help`, and help without ANSI colours when piped.
+ *
  * Most calls run `cli/main.ts` bundled once with esbuild (what tsx uses underneath): under
  * tsx every start costs about 3 s of CPU (its loader hooks each of the ~1000 modules), the
  * bundle about 0.3 s. A few calls go through `tsx cli/main.ts`, as `npm run dfk` does.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { build } from "esbuild"
 import { execFile } from "node:child_process"
@@ -22,6 +28,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { App, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, Memo } from "effect-dfk"
 import type { CheckpointEntry, DfkConfig } from "effect-dfk"
+import { colorAllowed, plainConsole } from "../cli/common.ts"
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const tsx = path.join(repo, "node_modules", ".bin", "tsx")
@@ -33,9 +40,10 @@ interface Run {
   readonly stderr: string
 }
 
-const spawn = (command: string, args: ReadonlyArray<string>): Promise<Run> =>
+const spawn = (command: string, args: ReadonlyArray<string>, env?: NodeJS.ProcessEnv): Promise<Run> =>
   new Promise((resolve) => {
-    execFile(command, [...args], { cwd: repo, encoding: "utf8" }, (error, stdout, stderr) => {
+    const options = { cwd: repo, encoding: "utf8" as const, ...(env === undefined ? {} : { env }) }
+    execFile(command, [...args], options, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === "number" ? error.code : -1
       resolve({ code, stdout, stderr })
     })
@@ -376,7 +384,7 @@ describe("dfk", () => {
     assert.strictEqual(bad.code, 1, bad.stdout + bad.stderr)
     assert.include(bad.stdout, `${file0}:2: corrupt: the line is not valid JSON`)
     assert.include(bad.stdout, `${file0}:4: corrupt: the hash is not the memo key`)
-    assert.include(bad.stdout, `${file0}: 3 entries, 2 corrupt lines (not loadable)`)
+    assert.include(bad.stdout, `${file0}: 3 entries, 2 corrupt lines (refused by the library)`)
 
     assert.strictEqual(torn.code, 0, torn.stdout + torn.stderr)
     assert.include(torn.stdout, `${file1}:3: torn:`)
@@ -401,7 +409,7 @@ describe("dfk", () => {
   })
 
   it("--help on every command; no or an unknown command is exit status 2", async () => {
-    const commands = ["runs", "show", "explain", "compact", "verify", "demo"]
+    const commands = ["runs", "show", "explain", "compact", "verify", "repair", "demo"]
     const results = await dfkAll([["--help"], ...commands.map((c) => [c, "--help"]), [], ["frobnicate"]])
     const [top, ...rest] = results
     assert.strictEqual(top!.code, 0)
@@ -439,4 +447,352 @@ describe("dfk", () => {
     assert.include(second.stdout, "Done: 6 tasks, 6 results from checkpoint, 0 computed now")
     assertUsageError(bad, "--tasks")
   })
+
+  it("verify applies Memo.checkEntry: an entry whose input has no JSON form is corrupt, like a bad hash", async () => {
+    const dir = copyRuns("verify-rule")
+    const file = tasksFile(dir, "000")
+    const lines = fs.readFileSync(file, "utf8").trim().split("\n")
+    // 1e400 parses as Infinity: no memo key can be computed for it, so the library never serves it.
+    const infinite = lines[0]!.replace(/"input":\{"x":1\}/, "\"input\":{\"x\":1e400}")
+    assert.notStrictEqual(infinite, lines[0])
+    fs.writeFileSync(file, [lines[1], infinite, lines[2], ""].join("\n"))
+    const entry = JSON.parse(infinite)
+    assert.isTrue(Option.isSome(Memo.checkEntry(entry)))
+    const r = await dfk("verify", path.join(dir, "000"))
+    assert.strictEqual(r.code, 1, r.stdout + r.stderr)
+    assert.include(r.stdout, `${file}:2: corrupt: ${Option.getOrThrow(Memo.checkEntry(entry))}`)
+    assert.include(r.stdout, `${file}: 2 entries, 1 corrupt line (refused by the library)`)
+  })
+
+  it("compact drops the entries the library would refuse (Memo.checkEntry) and says how many", async () => {
+    const dir = copyRuns("compact-refused")
+    const file0 = tasksFile(dir, "000")
+    const lines0 = fs.readFileSync(file0, "utf8").trim().split("\n")
+    // greet's only entry gets an input its hash is not the key of; run 001 gets a bad entry
+    // under the key of double x=2, which shadows the good one of run 000 (the last entry wins).
+    const greetLine = JSON.parse(lines0[3]!)
+    greetLine.input = { name: "bob", lang: "en" }
+    fs.writeFileSync(file0, [...lines0.slice(0, 3), JSON.stringify(greetLine), ""].join("\n"))
+    const x2 = JSON.parse(lines0[1]!)
+    assert.deepStrictEqual(x2.input, { x: 2 })
+    fs.appendFileSync(tasksFile(dir, "001"), JSON.stringify({ ...x2, input: { x: 99 }, result: 198 }) + "\n")
+
+    const r = await dfk("compact", dir)
+    assert.strictEqual(r.code, 0, r.stdout + r.stderr)
+    assert.include(r.stdout, "Before: 7 entries in 2 checkpoints")
+    assert.include(r.stdout, "Dropped 2 entries whose hash is not the memo key of their app, version and input")
+    const target = path.join(dir, "003", "checkpoint")
+    assert.include(r.stdout, `After: 3 entries (one per key, last entry wins) in ${target}`)
+    const entries = await loadEntries(target)
+    assert.deepStrictEqual(entries.map((e) => [e.app, e.input]), [["double", { x: 3 }], ["double", { x: 1 }], [
+      "double",
+      { x: 4 }
+    ]])
+    for (const e of entries) assert.isTrue(Option.isNone(Memo.checkEntry(e)))
+
+    // The compacted checkpoint serves exactly what the uncompacted ones serve.
+    const bodiesRun = async (files: Layer.Layer<CheckpointFiles>) => {
+      const ran: Array<number> = []
+      const counted = App.make(
+        { name: "double", input: Input, output: Schema.Number, cache: true, ignoreForCache: ["sleepMs"] },
+        ({ x }) => Effect.sync(() => (ran.push(x), x * 2))
+      )
+      await Effect.runPromise(
+        Effect.all([1, 2, 3, 4].map((x) => counted({ x }))).pipe(
+          Effect.provide(Dfk.layer({ runDir: path.join(tmp, "scratch") }).pipe(
+            Layer.provide(files),
+            Layer.provide(NodeContext.layer)
+          )),
+          Logger.withMinimumLogLevel(LogLevel.None)
+        )
+      )
+      return ran
+    }
+    const before = await bodiesRun(CheckpointFiles.layer([path.join(dir, "000", "checkpoint"), path.join(dir, "001", "checkpoint")]))
+    const after = await bodiesRun(CheckpointFiles.layer([target]))
+    assert.deepStrictEqual(before, [2])
+    assert.deepStrictEqual(after, before)
+  })
+
+  it("repair: moves corrupt, bad-hash and torn lines to tasks.jsonl.bad, keeps the good ones; atomic, 0/1/2", async () => {
+    const dir = copyRuns("repair")
+    const checkpoint = path.join(dir, "000", "checkpoint")
+    const file = tasksFile(dir, "000")
+    const bad = file + ".bad"
+    const lines0 = fs.readFileSync(file, "utf8").trim().split("\n")
+    const tampered = JSON.parse(lines0[3]!)
+    tampered.input = { name: "bob", lang: "en" }
+    const corrupt = "{\"v\":1,\"hash\":"
+    const torn = "{\"v\":1,\"hash\":\"ab"
+    fs.writeFileSync(file, [lines0[0], corrupt, JSON.stringify(tampered), lines0[1], torn].join("\n"))
+
+    const r = await dfk("repair", path.join(dir, "000"))
+    assert.strictEqual(r.code, 0, r.stdout + r.stderr)
+    assert.strictEqual(r.stderr, "")
+    assert.deepStrictEqual(r.stdout.trim().split("\n"), [
+      `${file}:2: corrupt: the line is not valid JSON`,
+      `${file}:3: corrupt: the hash is not the memo key of the entry's app, version and input (the line was edited or damaged)`,
+      `${file}:5: torn: a torn last line (an interrupted write); loadable: the library skips it with a warning`,
+      `Moved 3 lines to ${bad}; 2 entries kept in ${file}`
+    ])
+    assert.strictEqual(fs.readFileSync(file, "utf8"), [lines0[0], lines0[1], ""].join("\n"))
+    assert.strictEqual(fs.readFileSync(bad, "utf8"), [corrupt, JSON.stringify(tampered), torn, ""].join("\n"))
+    assert.deepStrictEqual(fs.readdirSync(checkpoint).sort(), ["tasks.jsonl", "tasks.jsonl.bad"])
+    const [verified, again] = await dfkAll([["verify", checkpoint], ["repair", file]])
+    assert.strictEqual(verified.code, 0, verified.stdout)
+    assert.include(verified.stdout, "Checked 1 checkpoint, 2 entries: all good")
+    assert.deepStrictEqual((await loadEntries(checkpoint)).map((e) => e.input), [{ x: 1 }, { x: 2 }])
+    // Nothing left to repair: nothing changes.
+    assert.strictEqual(again.code, 0, again.stderr)
+    assert.strictEqual(again.stdout, `Nothing to repair in ${file}: 2 entries, no corrupt or torn lines\n`)
+    assert.strictEqual(fs.readFileSync(bad, "utf8").split("\n").length, 4)
+
+    // An existing .bad file is appended to.
+    fs.appendFileSync(file, "not json\n" + lines0[2] + "\n")
+    const appended = await dfk("repair", checkpoint)
+    assert.strictEqual(appended.code, 0, appended.stderr)
+    assert.include(appended.stdout, `Moved 1 line to ${bad}; 3 entries kept in ${file}`)
+    assert.strictEqual(fs.readFileSync(bad, "utf8"), [corrupt, JSON.stringify(tampered), torn, "not json", ""].join("\n"))
+    assert.strictEqual(fs.readFileSync(file, "utf8"), [lines0[0], lines0[1], lines0[2], ""].join("\n"))
+
+    // A good checkpoint: nothing is written, no .bad file.
+    const clean = copyRuns("repair-clean")
+    const cleanFile = tasksFile(clean, "001")
+    const cleanBefore = fs.readFileSync(cleanFile, "utf8")
+    // A failed write (the .bad path is a directory): status 1, tasks.jsonl as it was, no temporary file.
+    const failing = copyRuns("repair-failing")
+    const failingFile = tasksFile(failing, "000")
+    fs.appendFileSync(failingFile, "oops\n")
+    const failingBefore = fs.readFileSync(failingFile, "utf8")
+    fs.mkdirSync(failingFile + ".bad")
+
+    const [good, failed, missing, noCheckpoint, noArg] = await dfkAll([
+      ["repair", path.join(clean, "001")],
+      ["repair", failingFile],
+      ["repair", path.join(tmp, "nope")],
+      ["repair", path.join(root, "002")],
+      ["repair"]
+    ])
+    assert.strictEqual(good.code, 0, good.stderr)
+    assert.include(good.stdout, "Nothing to repair")
+    assert.strictEqual(fs.readFileSync(cleanFile, "utf8"), cleanBefore)
+    assert.deepStrictEqual(fs.readdirSync(path.dirname(cleanFile)), ["tasks.jsonl"])
+
+    assertUsageError(failed, `Cannot write ${failingFile}.bad`, 1)
+    assert.strictEqual(fs.readFileSync(failingFile, "utf8"), failingBefore)
+    assert.deepStrictEqual(fs.readdirSync(path.dirname(failingFile)).sort(), ["tasks.jsonl", "tasks.jsonl.bad"])
+
+    assertUsageError(missing, "does not exist")
+    assertUsageError(noCheckpoint, "holds no checkpoint")
+    assert.strictEqual(noArg.code, 2)
+  })
+
+  it("every command escapes control characters of stored text: one line per row, nothing raw on the terminal", async () => {
+    // Newline, ESC [31m, NUL, CSI (U+009B), RLO (U+202E), U+2028, BEL, DEL, an isolate, CR, tab.
+    const nasty = "\n\u001b[31m\u0000\u009b\u202e\u2028\u0007\u007f\u2066\r\t"
+    const argSafe = nasty.replace("\u0000", "") // a command line cannot hold NUL
+    const raw = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/
+    const line = async (e: Omit<CheckpointEntry, "hash">, hash?: string) =>
+      JSON.stringify({
+        v: 1,
+        hash: hash ?? await Effect.runPromise(Memo.key({ name: e.app, version: e.version, input: e.input })),
+        ...e
+      })
+    const red = {
+      app: "red" + argSafe,
+      version: "v" + argSafe,
+      input: { ["k" + nasty]: "val" + nasty, x: 1 },
+      result: { ["r" + nasty]: "res" + nasty },
+      time: "2026-01-01T00:00:00.000Z"
+    }
+    const nul = { app: "nul" + nasty, version: null, input: "in" + nasty, result: "out" + nasty, time: "t" + nasty }
+    const forged = { ...red, input: { ["k" + nasty]: "forged" + nasty, x: 2 } }
+    // The run dir's own path holds them too (every path printed comes from it).
+    const nastyRoot = path.join(tmp, "nasty" + argSafe)
+    const cp0 = path.join(nastyRoot, "000", "checkpoint")
+    const cp1 = path.join(nastyRoot, "001", "checkpoint")
+    fs.mkdirSync(cp0, { recursive: true })
+    fs.mkdirSync(cp1, { recursive: true })
+    fs.writeFileSync(
+      path.join(cp0, "tasks.jsonl"),
+      [await line(red), await line(nul), await line(forged, "0".repeat(64)), "{\"v\":1,\"app\":\"\u001b[31m\u009b"].join("\n")
+    )
+    // Run 001 is not loadable: its reason quotes the stored format version.
+    fs.writeFileSync(path.join(cp1, "tasks.jsonl"), JSON.stringify({ v: "\u009b" + nasty, hash: "x" }) + "\n")
+    const forCompact = path.join(tmp, "nasty-compact" + argSafe)
+    fs.cpSync(nastyRoot, forCompact, { recursive: true })
+    fs.rmSync(path.join(forCompact, "001"), { recursive: true })
+    const forRepair = path.join(tmp, "nasty-repair" + argSafe)
+    fs.cpSync(nastyRoot, forRepair, { recursive: true })
+
+    const calls: Array<Array<string>> = [
+      ["runs", nastyRoot],
+      ["runs", nastyRoot, "--json"],
+      ["show", cp0],
+      ["show", cp0, "--json"],
+      ["show", cp0, "--app", red.app],
+      ["show", cp1],
+      ["explain", cp0, "--app", red.app, "--app-version", red.version, "--input", JSON.stringify(red.input)],
+      [
+        "explain",
+        cp0,
+        "--app",
+        red.app,
+        "--version",
+        argSafe,
+        "--input",
+        JSON.stringify({ ["k" + nasty]: "asked" + argSafe, ["new" + argSafe]: 1 }),
+        "--ignore",
+        "i" + argSafe
+      ],
+      ["explain", cp0, "--app", "nobody" + argSafe, "--input", "1"],
+      ["explain", path.join(tmp, "nope" + argSafe), "--app", "a", "--input", "1"],
+      ["compact", forCompact],
+      ["verify", nastyRoot],
+      ["repair", path.join(forRepair, "000")],
+      ["repair", path.join(forRepair, "001")]
+    ]
+    const results = await dfkAll(calls)
+    results.forEach((r, i) => {
+      const what = JSON.stringify(calls[i]!.slice(0, 1))
+      assert.notMatch(r.stdout, raw, `stdout of ${what}: ${JSON.stringify(r.stdout)}`)
+      assert.notMatch(r.stderr, raw, `stderr of ${what}: ${JSON.stringify(r.stderr)}`)
+      // Every message on stderr is one line.
+      for (const l of r.stderr.split("\n")) if (l !== "") assert.match(l, /^(dfk|warn): /, `stderr of ${what}`)
+    })
+    const [runs, runsJson, show, showJson, showApp, showBad, hit, miss, noApp, badDir, compacted, verified, repaired0, repaired1] =
+      results
+
+    // Tables: a header and one line per row.
+    assert.strictEqual(runs.code, 0, runs.stderr)
+    assert.strictEqual(runs.stdout.trimEnd().split("\n").length, 1 + 2)
+    assert.include(runs.stdout, "red\\n\\u001b[31m\\u009b\\u202e\\u2028\\u0007\\u007f\\u2066\\r\\t (2)")
+    assert.include(runs.stdout, "unreadable checkpoint: Bad checkpoint")
+    assert.include(runs.stdout, "unsupported entry format version \"\\u009b\\n\\u001b[31m\\u0000")
+    assert.strictEqual(show.code, 0, show.stderr)
+    assert.strictEqual(show.stdout.trimEnd().split("\n").length, 1 + 3 + 1)
+    assert.include(show.stdout, "nul\\n\\u001b[31m\\u0000\\u009b")
+    assert.include(show.stdout, "t\\n\\u001b[31m\\u0000\\u009b\\u202e\\u2028")
+    assert.include(show.stderr, "warn: Skipped a torn last line (line 4)")
+    assert.strictEqual(showApp.code, 0, showApp.stderr)
+    assert.strictEqual(showApp.stdout.trimEnd().split("\n").length, 1 + 2 + 1)
+
+    // --json: valid JSON holding the stored text exactly.
+    assert.strictEqual(runsJson.code, 0, runsJson.stderr)
+    const rows = JSON.parse(runsJson.stdout)
+    assert.deepStrictEqual(rows[0].apps, { [red.app]: 2, [nul.app]: 1 })
+    assert.include(rows[1].error, "unsupported entry format version \"\u009b\\n\\u001b[31m\\u0000\u009b\u202e")
+    assert.strictEqual(showJson.code, 0, showJson.stderr)
+    assert.deepStrictEqual(JSON.parse(showJson.stdout).map((e: any) => [e.app, e.version, e.input, e.result, e.time]), [
+      red,
+      nul,
+      forged
+    ].map((e) => [e.app, e.version, e.input, e.result, e.time]))
+
+    assertUsageError(showBad, "unsupported entry format version", 1)
+    assert.strictEqual(hit.code, 0, hit.stdout + hit.stderr)
+    assert.include(hit.stdout, "Hit: stored in run 000")
+    assert.strictEqual(miss.code, 1, miss.stdout + miss.stderr)
+    assert.include(miss.stdout, "input[\"k\\n\\u001b[31m\\u0000\\u009b")
+    assert.strictEqual(noApp.code, 1, noApp.stdout + noApp.stderr)
+    assert.include(noApp.stdout, "stored apps: red\\n\\u001b[31m")
+    assertUsageError(badDir, "does not exist")
+    assert.strictEqual(compacted.code, 0, compacted.stdout + compacted.stderr)
+    assert.include(compacted.stdout, "Dropped 1 entry whose hash is not the memo key")
+    assert.strictEqual(verified.code, 1, verified.stdout + verified.stderr)
+    assert.include(verified.stdout, "unsupported entry format version \"\\u009b\\n\\u001b[31m\\u0000")
+    assert.strictEqual(repaired0.code, 0, repaired0.stdout + repaired0.stderr)
+    assert.include(repaired0.stdout, "Moved 2 lines to")
+    assert.strictEqual(repaired1.code, 0, repaired1.stdout + repaired1.stderr)
+    assert.include(repaired1.stdout, "unsupported entry format version \"\\u009b\\n")
+  })
+
+  it("the README's dfk table names exactly the arguments and options --help shows, optional where help says so", async () => {
+    const readme = fs.readFileSync(path.join(repo, "README.md"), "utf8")
+    const start = readme.indexOf("## Inspecting checkpoints: the `dfk` command")
+    assert.isAtLeast(start, 0)
+    const end = readme.indexOf("\n## ", start + 1)
+    const rows = readme.slice(start, end === -1 ? undefined : end).split("\n")
+      .filter((l) => l.startsWith("| `dfk "))
+      .map((l) => /^\| `dfk ([^`]*)`/.exec(l)![1]!)
+    const builtIns = new Set(["--help", "--wizard", "--completions", "--log-level", "--version"])
+    /** Options and arguments of a usage line, each with whether it is optional (inside brackets). */
+    const parseUsage = (usage: string) => {
+      const out = new Map<string, boolean>()
+      let depth = 0
+      for (let i = 0; i < usage.length; i++) {
+        const c = usage[i]!
+        if (c === "[") depth++
+        else if (c === "]") depth--
+        else if (c === "<") {
+          const close = usage.indexOf(">", i)
+          out.set(`<${usage.slice(i + 1, close)}>`, depth > 0)
+          i = close
+        } else if (usage.startsWith("--", i) && (i === 0 || /[\s[]/.test(usage[i - 1]!))) {
+          const name = /^--[a-z][a-z-]*/.exec(usage.slice(i))![0]
+          if (!builtIns.has(name)) out.set(name, depth > 0)
+          i += name.length - 1
+        }
+      }
+      return out
+    }
+    const commands = rows.map((r) => r.split(" ")[0]!)
+    const [top, ...helps] = await dfkAll([["--help"], ...commands.map((c) => [c, "--help"])])
+    // The README lists every command help lists.
+    const listed = [...top!.stdout.matchAll(/^ {2}- ([a-z]+) /gm)].map((m) => m[1])
+    assert.deepStrictEqual(commands, listed)
+    rows.forEach((row, i) => {
+      const help = helps[i]!
+      assert.strictEqual(help.code, 0, help.stderr)
+      const usage = help.stdout.split("\n").find((l) => l.startsWith(`$ ${commands[i]}`))
+      assert.isDefined(usage, `a usage line in ${commands[i]} --help`)
+      // The README writes an optional argument as [name], help as [<name>].
+      const readmeUsage = parseUsage(row.slice(commands[i]!.length).replace(/\[([A-Za-z][A-Za-z ]*)\]/g, "[<$1>]"))
+      const helpUsage = parseUsage(usage!.slice(2 + commands[i]!.length))
+      assert.deepStrictEqual(
+        [...readmeUsage].sort(),
+        [...helpUsage].sort(),
+        `dfk ${commands[i]}: README \`${row}\`, help \`${usage}\``
+      )
+    })
+  })
+
+  it("help and usage errors carry no ANSI colour escapes when piped or with NO_COLOR set", async () => {
+    const [top, explain, unknown, noColor] = await Promise.all([
+      dfk("--help"),
+      dfk("explain", "--help"),
+      dfk("show", "--bogus"),
+      spawn(process.execPath, [bundle, "repair", "--help"], { ...process.env, NO_COLOR: "1" })
+    ])
+    for (const r of [top, explain, unknown, noColor]) {
+      assert.notInclude(r.stdout + r.stderr, "\u001b[")
+    }
+    assert.strictEqual(top.code, 0)
+    assert.include(top.stdout, "USAGE")
+    assert.include(explain.stdout, "--app-version")
+    assert.strictEqual(unknown.code, 2)
+    assert.include(noColor.stdout, "$ repair <checkpoint dir>")
+  })
+
+  it.effect("colour only on a terminal without NO_COLOR; otherwise the console strips ANSI escapes", () =>
+    Effect.gen(function*() {
+      assert.isTrue(colorAllowed({ isTTY: true }, {}))
+      assert.isTrue(colorAllowed({ isTTY: true }, { NO_COLOR: "" }))
+      assert.isFalse(colorAllowed({ isTTY: true }, { NO_COLOR: "1" }))
+      assert.isFalse(colorAllowed({ isTTY: false }, {}))
+      assert.isFalse(colorAllowed({}, {}))
+      const printed: Array<[string, unknown]> = []
+      const base = yield* Console.consoleWith(Effect.succeed)
+      const recording: Console.Console = {
+        ...base,
+        log: (...args) => Effect.sync(() => void printed.push(["log", args[0]])),
+        error: (...args) => Effect.sync(() => void printed.push(["error", args[0]]))
+      }
+      const styled = "\u001b[0;1m\u001b[0;37;1mdfk\u001b[0;1m\u001b[0m USAGE"
+      yield* Effect.withConsole(
+        Effect.all([Console.log(styled), Console.error(styled)]),
+        plainConsole(recording, { colorStdout: false, colorStderr: true })
+      )
+      assert.deepStrictEqual(printed, [["log", "dfk USAGE"], ["error", styled]])
+    }))
 })
