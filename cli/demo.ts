@@ -26,7 +26,7 @@ export const demoCommand = Command.make(
     tasks: text("tasks", "Number of tasks, 6 or more (default from --size)"),
     scale: text("scale", "Work per task; 1 is about a tenth of a second of CPU per task (default from --size)"),
     size: text("size", "small (12 tasks), normal (60) or large (120); default normal"),
-    runDir: text("run-dir", "Where run directories and checkpoints go; default runinfo"),
+    runDir: text("run-dir", "Where run directories and checkpoints go; default runinfo-demo"),
     progress: text("progress", "auto, line, steps or none; default auto (line on a terminal, else steps)"),
     verbose: Options.boolean("verbose").pipe(Options.withDescription("Show the kernel's info logs"))
   },

@@ -7,7 +7,7 @@
  * and run it again: it resumes and computes only what was not done.
  *
  * ```sh
- * npm run demo                          # 60 tasks, checkpoints under ./runinfo
+ * npm run demo                          # 60 tasks, checkpoints under ./runinfo-demo
  * npm run demo -- --size small          # 12 small tasks
  * npm run demo -- --tasks 90 --scale 2 --run-dir /tmp/demo-runs
  * ```
@@ -218,7 +218,7 @@ export interface DemoOptions {
   readonly tasks?: number | undefined
   /** Work per task; 1 is about a tenth of a second of CPU per task; default 1. */
   readonly scale?: number | undefined
-  /** Where run directories and checkpoints go; default `"runinfo"`. */
+  /** Where run directories and checkpoints go; default `"runinfo-demo"` (its own folder, apart from `runinfo`). */
   readonly runDir?: string | undefined
   /**
    * How progress is shown: `line` (one line rewritten on a terminal), `steps` (a line per
@@ -251,7 +251,7 @@ export interface DemoSummary {
   readonly computeMs: number
   /** SHA-256 of every task's result (timings left out): equal runs give equal digests. */
   readonly digest: string
-  /** This run's directory, e.g. `runinfo/003`. */
+  /** This run's directory, e.g. `runinfo-demo/003`. */
   readonly runDir: string
   /** The three summaries. */
   readonly pi: number
@@ -400,7 +400,7 @@ export const runDemo = (
   const write = options.write ?? ((text: string) => {
     process.stdout.write(text)
   })
-  const runDir = options.runDir ?? "runinfo"
+  const runDir = options.runDir ?? "runinfo-demo"
   const tasks = options.tasks ?? 60
   const progress = options.progress === undefined || options.progress === "auto"
     ? (process.stdout.isTTY ? "line" : "steps")
@@ -472,6 +472,7 @@ const SIZES = {
 
 const USAGE = `Usage: npm run demo -- [--tasks N] [--scale X] [--size small|normal|large] [--run-dir DIR]
                        [--progress auto|line|steps|none] [--verbose]
+Checkpoints go under --run-dir (default runinfo-demo).
 Environment: DEMO_TASKS, DEMO_SCALE, DEMO_SIZE, DEMO_RUN_DIR, DEMO_PROGRESS.
 `
 
@@ -520,7 +521,7 @@ export const parseDemoArgs = (
   return {
     tasks,
     scale,
-    runDir: values["run-dir"] ?? env.DEMO_RUN_DIR ?? "runinfo",
+    runDir: values["run-dir"] ?? env.DEMO_RUN_DIR ?? "runinfo-demo",
     progress: progress as DemoOptions["progress"],
     verbose: values.verbose === true
   }

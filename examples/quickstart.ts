@@ -1,6 +1,6 @@
 import { Effect, Schema } from "effect"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { App, CheckpointFiles, Dfk } from "effect-dfk"
+import { App, Dfk } from "effect-dfk"
 
 // An app: a named, schema-typed Effect program.
 const slowDouble = App.make(
@@ -26,8 +26,8 @@ const workflow = Effect.gen(function* () {
 })
 
 workflow.pipe(
+  // With a checkpoint mode set, the kernel resumes from every checkpoint under runDir.
   Effect.provide(Dfk.layer({ runDir: "runinfo", checkpointMode: "dfk_exit" })),
-  Effect.provide(CheckpointFiles.last("runinfo")), // resume from the previous run
   Effect.provide(NodeContext.layer),
   NodeRuntime.runMain
 )

@@ -65,8 +65,11 @@ export class CheckpointFiles extends Context.Tag("effect-dfk/CheckpointFiles")<
 
   /**
    * The newest checkpoint under `runDir` (default `"runinfo"`), or nothing: Parsl's
-   * `get_last_checkpoint`. Enough to resume, since results served from a checkpoint are
-   * written again to the next one.
+   * `get_last_checkpoint`. Enough to resume when every run asks for what the earlier ones
+   * computed (results served from a checkpoint are written again to the next one); after a
+   * run that asked for less (a partial or interrupted run), the results it did not ask for
+   * are only in older checkpoints, so resume from every checkpoint (the default with a
+   * checkpoint mode, or `CheckpointFiles.all`) to keep them.
    *
    * @since 0.1.0
    * @category layers
