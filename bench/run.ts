@@ -65,7 +65,9 @@ const sizes = quick
     b6Reps: 1,
     b8: [1_000, 10_000],
     b8Sleep: [1_000],
-    b8Reps: 1
+    b8Reps: 1,
+    b7Entries: 2_000,
+    b7Reps: 2
   }
   : {
     b4Entries: 100_000,
@@ -77,7 +79,9 @@ const sizes = quick
     b6Reps: 3,
     b8: [1_000, 10_000, 100_000],
     b8Sleep: [1_000, 2_000, 4_000],
-    b8Reps: 3
+    b8Reps: 3,
+    b7Entries: 10_000,
+    b7Reps: 7
   }
 
 // ---------------------------------------------------------------------------------------
@@ -547,6 +551,105 @@ const benchLoad = async () => {
 }
 
 // ---------------------------------------------------------------------------------------
+// B7: resume, every call a hit from a loaded checkpoint (issue 16; wall time, interleaved)
+
+const benchResume = async () => {
+  const N = sizes.b7Entries
+  const inputs = Array.from({ length: N }, (_, i) => ({ x: i, label: "resume" }))
+  log(`B7 resume: preparing a checkpoint of ${fmt(N)} entries ...`)
+  const source = freshRunDir()
+  await Effect.runPromise(
+    Effect.forEach(inputs, (input) => cachedApp(input), { discard: true }).pipe(
+      Effect.zipRight(Dfk.checkpoint),
+      Effect.provide(Dfk.layer({ runDir: source, checkpointMode: "manual" })),
+      Effect.provide(Layer.merge(NodeContext.layer, quiet))
+    )
+  )
+  const checkpoint = path.join(source, "000", "checkpoint")
+  const concurrencies: ReadonlyArray<number | "unbounded"> = [1, 256, "unbounded"]
+  const modes: ReadonlyArray<"task_exit" | "dfk_exit"> = ["task_exit", "dfk_exit"]
+  /** One resume: a kernel loads the checkpoint (not timed), the N calls are timed, then it closes. */
+  const resumeOnce = async (mode: "task_exit" | "dfk_exit", concurrency: number | "unbounded") => {
+    const rt = ManagedRuntime.make(
+      Layer.merge(
+        Dfk.layer({ runDir: freshRunDir(), checkpointMode: mode }).pipe(
+          Layer.provide(CheckpointFiles.layer([checkpoint])),
+          Layer.provide(Layer.merge(NodeContext.layer, quiet))
+        ),
+        quiet
+      )
+    )
+    try {
+      await rt.runPromise(Dfk.stats) // builds the kernel: the load is not part of the calls
+      const t0 = performance.now()
+      await rt.runPromise(Effect.forEach(inputs, (input) => cachedApp(input), { concurrency, discard: true }))
+      const ms = performance.now() - t0
+      const stats = await rt.runPromise(Dfk.detailedStats)
+      if (stats.fromCheckpoint !== N || stats.misses !== 0) {
+        throw new Error(`B7: ${stats.fromCheckpoint} of ${N} calls served from the checkpoint, ${stats.misses} misses`)
+      }
+      return ms
+    } finally {
+      await rt.dispose()
+    }
+  }
+  /** The baseline: the same N calls as in-run memo hits (B1's path), at the same concurrency. */
+  const hitsOnce = async (concurrency: number | "unbounded") => {
+    const rt = kernelRuntime({})
+    try {
+      await rt.runPromise(Effect.forEach(inputs, (input) => cachedApp(input), { discard: true }))
+      const t0 = performance.now()
+      await rt.runPromise(Effect.forEach(inputs, (input) => cachedApp(input), { concurrency, discard: true }))
+      return performance.now() - t0
+    } finally {
+      await rt.dispose()
+    }
+  }
+  for (const concurrency of concurrencies) {
+    log(`B7 resume of ${fmt(N)} calls at concurrency ${concurrency} ...`)
+    const times: Record<string, Array<number>> = { task_exit: [], dfk_exit: [], hits: [] }
+    for (let r = 0; r < sizes.b7Reps; r++) {
+      // The order alternates, so that neither mode always runs right after another's close.
+      for (const mode of r % 2 === 0 ? modes : [...modes].reverse()) times[mode]!.push(await resumeOnce(mode, concurrency))
+      times.hits!.push(await hitsOnce(concurrency))
+    }
+    const taskExit = median(times.task_exit!)
+    const dfkExit = median(times.dfk_exit!)
+    const hits = median(times.hits!)
+    // Reps run side by side (task_exit, dfk_exit, hits), so the ratios are of paired reps.
+    const vsDfkExit = median(times.task_exit!.map((t, i) => t / times.dfk_exit![i]!))
+    const vsHits = median(times.task_exit!.map((t, i) => t / times.hits![i]!))
+    const dfkVsHits = median(times.dfk_exit!.map((t, i) => t / times.hits![i]!))
+    for (const [mode, ms] of [["task_exit", taskExit], ["dfk_exit", dfkExit]] as const) {
+      rows.push({
+        id: "B7",
+        name: `resume ${fmt(N)} calls from a checkpoint, ${mode}, concurrency ${concurrency}`,
+        value: ms,
+        unit: "ms",
+        clock: "wall",
+        baseline: { name: "ms: the same calls as in-run memo hits", value: hits },
+        ratio: hits / ms,
+        extra: { times: times[mode], hitTimes: times.hits }
+      })
+    }
+    target(
+      "B7",
+      `c=${concurrency}: task_exit resume within 1.2x of dfk_exit resume`,
+      `${vsDfkExit.toFixed(2)}x (${fmt(taskExit)} vs ${fmt(dfkExit)} ms)`,
+      vsDfkExit <= 1.2
+    )
+    if (concurrency === 256) {
+      target(
+        "B7",
+        "c=256: resume within 2x of in-run memo hits",
+        `task_exit ${vsHits.toFixed(2)}x, dfk_exit ${dfkVsHits.toFixed(2)}x (hits ${fmt(hits)} ms)`,
+        vsHits <= 2 && dfkVsHits <= 2
+      )
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // B8: maxConcurrency under a wide fan-out (issue 17), in fresh processes
 
 interface FanoutResult {
@@ -686,6 +789,7 @@ const main = async () => {
     if (enabled("B4")) await benchPass()
     if (enabled("B5")) await benchTaskExit()
     if (enabled("B6")) await benchLoad()
+    if (enabled("B7")) await benchResume()
     if (enabled("B8")) await benchFanout()
   } finally {
     rmSync(tmpRoot, { recursive: true, force: true })
@@ -714,7 +818,7 @@ const main = async () => {
     "",
     table([["id", "benchmark", "value", "unit", "clock", "ratio", "baseline"], ...cells], "llrllrl"),
     "",
-    "Targets (issue 5; B8: issue 17; goals on 2-core machines, not assertions):",
+    "Targets (issue 5; B7: issue 16; B8: issue 17; goals on 2-core machines, not assertions):",
     table([["id", "target", "actual", "status"], ...targets.map((x) => [x.id, x.target, x.actual, x.status])], "lllr"),
     "",
     `Finished in ${seconds.toFixed(0)} s; results in ${path.relative(process.cwd(), outFile)}`

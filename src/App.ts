@@ -183,6 +183,7 @@ export const make = <In extends Schema.Schema.Any, Out extends Schema.Schema.Any
     encodeOutput: Schema.encode(output),
     encodeOutputSync: Schema.encodeEither(output),
     decodeOutput: Schema.decodeUnknown(output),
+    decodeOutputSync: Schema.decodeUnknownEither(output),
     body,
     metricTags: metricTagsOf(options.name),
     lineInfix: lineInfix(options.name, options.version ?? null),

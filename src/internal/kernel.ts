@@ -47,6 +47,8 @@ export interface AppSpec {
   readonly encodeOutput: (output: unknown) => Effect.Effect<unknown, ParseResult.ParseError, any>
   readonly encodeOutputSync: (output: unknown) => Either.Either<unknown, ParseResult.ParseError>
   readonly decodeOutput: (encoded: unknown) => Effect.Effect<unknown, ParseResult.ParseError, any>
+  /** The synchronous decoder; a `Left` may only mean the schema needs the effectful one. */
+  readonly decodeOutputSync: (encoded: unknown) => Either.Either<unknown, ParseResult.ParseError>
   readonly body: (input: any) => Effect.Effect<any, any, any>
   /** The labels of its app-calls metric, one array per outcome (built once: Effect caches by identity). */
   readonly metricTags: Record<Outcome, ReadonlyArray<MetricLabel.MetricLabel>>
@@ -812,7 +814,7 @@ export const make = (
           Effect.suspend(run)
         )
       }
-      return Effect.flatMap(fromCheckpoint(app, hash, entry), (exit) => {
+      const served = (exit: Exit.Exit<unknown, unknown> | undefined): Effect.Effect<unknown, unknown, unknown> => {
         if (exit === undefined) return run()
         // Carried forward: written to this run's checkpoint like a fresh result, with the
         // call's canonical input. A result that cannot be serialized again (nested too deeply
@@ -834,7 +836,18 @@ export const make = (
         if (closed && cfg.checkpointMode !== undefined) return queueAndPublish(app, line, memoKey, exit, flight)
         carriedSeqs.push(enqueue(line))
         return publish(memoKey, exit, flight)
-      })
+      }
+      // The synchronous decoder first (no effect to run, the common case); the full one when
+      // it fails, which may only mean that the schema needs effects (and says why otherwise).
+      let decoded: Either.Either<unknown, ParseResult.ParseError> | undefined
+      try {
+        decoded = app.decodeOutputSync(entry.result)
+      } catch {
+        decoded = undefined
+      }
+      return decoded !== undefined && Either.isRight(decoded)
+        ? served(Exit.succeed(decoded.right))
+        : Effect.flatMap(fromCheckpoint(app, hash, entry), served)
     }
 
     // The check of the memo and the claim of a missing key happen in one synchronous step,
@@ -892,7 +905,48 @@ export const make = (
       }
       const hash = short ? sha256Hex(text) : memoKey
       span.attribute("hash", hash)
+      if (slot === undefined && loaded.size > 0) {
+        const entry = loaded.get(hash)
+        if (entry !== undefined) {
+          const served = servedFromCheckpoint(app, span, memoKey, hash, text, json, entry)
+          if (served !== undefined) return served
+        }
+      }
       return lendSlot(lookup(app, span, memoKey, hash, json, input))
+    }
+
+    // A call answered by a loaded entry, served in one synchronous step when it can be (the
+    // common case): the entry passes the integrity rule, decodes without effects and
+    // serializes again. Then nothing can come between the check of the memo and the memo's
+    // answer, so no claim, mask or flight is needed. `undefined`: take the full path
+    // (lookup → produce), which also says why an entry is not served.
+    const servedFromCheckpoint = (
+      app: AppSpec,
+      span: SpanLike,
+      memoKey: string,
+      hash: string,
+      text: string,
+      inputJson: string,
+      entry: LoadedResult
+    ): Exit.Exit<unknown, unknown> | undefined => {
+      if (closed || entry.app !== app.name || entry.version !== app.version) return undefined
+      if (entryKeyProblem(entry, text) !== undefined) return undefined
+      let decoded: Either.Either<unknown, ParseResult.ParseError>
+      try {
+        decoded = app.decodeOutputSync(entry.result)
+      } catch {
+        return undefined
+      }
+      if (Either.isLeft(decoded)) return undefined
+      const result = tryCanonicalJson(entry.result)
+      if (typeof result !== "string") return undefined
+      loaded.delete(hash)
+      record(app, span, "checkpoint")
+      // Carried forward, and not waited for (see `produce`).
+      carriedSeqs.push(enqueue(kernelLine(hash, app.lineInfix, inputJson, result, JSON.stringify(entry.time))))
+      const exit = Exit.succeed(decoded.right)
+      memo.set(memoKey, slotOf(exit))
+      return exit
     }
 
     const encodeFailed = (app: AppSpec, e: ParseResult.ParseError) =>
