@@ -4,7 +4,7 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { App, CheckpointFiles, Dfk, getAllCheckpoints, getLastCheckpoint } from "effect-dfk"
+import { App, CheckpointFiles, Dfk, getAllCheckpoints, getLastCheckpoint, Memo } from "effect-dfk"
 import type { DfkConfig } from "effect-dfk"
 import { captureLogs, checkpointEntries, platform, tmpDir } from "./util.ts"
 
@@ -216,5 +216,42 @@ describe("CheckpointFiles", () => {
       assert.strictEqual(error._tag, "BadCheckpoint")
       assert.include(error.message, `at line 2: the line is not valid JSON`)
       assert.include(error.message, `dfk verify ${cp} lists every bad line; dfk repair ${cp} moves them to tasks.jsonl.bad`)
+    }))
+
+  it.scoped("integrity with nested inputs: stored in another key order it is served; one nested value edited, it is not", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const Input = Schema.Struct({
+        a: Schema.Struct({ c: Schema.Array(Schema.Union(Schema.Number, Schema.Struct({ e: Schema.String, f: Schema.Number }))), d: Schema.Number }),
+        b: Schema.Number
+      })
+      let bodies = 0
+      const nested = App.make(
+        { name: "nested_in", input: Input, output: Schema.String, cache: true },
+        () => Effect.sync(() => (bodies++, "computed"))
+      )
+      const asked = { a: { c: [1, { e: "x", f: 0 }], d: 2 }, b: 1 }
+      const other = { a: { c: [1, { e: "y", f: 0 }], d: 2 }, b: 1 }
+      const key = (input: unknown) => Effect.runSync(Memo.key({ name: "nested_in", input }))
+      const line = (hash: string, input: string, result: string) =>
+        `{"v":1,"hash":"${hash}","app":"nested_in","version":null,"input":${input},"result":"${result}","time":"2026-01-01T00:00:00.000Z"}\n`
+      const dir = path.join(root, "given", "checkpoint")
+      fs.mkdirSync(dir, { recursive: true })
+      fs.writeFileSync(
+        path.join(dir, "tasks.jsonl"),
+        // The asked input, keys in another order than canonical JSON's: a true entry.
+        line(key(asked), `{"b":1,"a":{"d":2,"c":[1,{"f":0,"e":"x"}]}}`, "stored") +
+          // The entry of the other input, its nested "y" edited to "z": its hash is not its key.
+          line(key(other), `{"b":1,"a":{"d":2,"c":[1,{"f":0,"e":"z"}]}}`, "edited")
+      )
+      const logs = captureLogs()
+      const [value] = yield* run(
+        { runDir: path.join(root, "runs") },
+        Effect.all([nested(asked), nested(other)]),
+        CheckpointFiles.layer([dir])
+      ).pipe(Effect.provide(logs.layer))
+      assert.deepStrictEqual(value, ["stored", "computed"])
+      assert.strictEqual(bodies, 1)
+      assert.isTrue(logs.lines.some((l) => l.level === "WARN" && l.message.includes("is not served")))
     }))
 })

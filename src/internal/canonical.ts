@@ -105,7 +105,7 @@ const shapeOf = (keys: ReadonlyArray<string>): Shape => {
 // A string in JSON: most are short and need no escape, so they are quoted as they are
 // (a call of JSON.stringify per string costs more than the check); JSON.stringify, whose
 // escapes are RFC 8785's, for the others and for surrogates (a lone one is escaped).
-const quote = (s: string): string => {
+export const quote = (s: string): string => {
   const n = s.length
   if (n > 64) return JSON.stringify(s)
   for (let i = 0; i < n; i++) {
@@ -262,6 +262,44 @@ export const memoKey = (
   ignore: ReadonlyArray<string>
 ): string => keyFromJson(name, version, canonicalJson(withoutKeys(encodedInput, ignore)))
 
+/**
+ * The key an entry was looked up by, as the kernel knows it: the hashed text, its prefix
+ * (`keyPrefix(name, version)`) and the (filtered) encoded input whose canonical JSON the
+ * rest of the text is.
+ */
+export interface KnownKey {
+  readonly text: string
+  readonly prefix: string
+  readonly input: unknown
+}
+
+/**
+ * Whether JSON data `a` (parsed from a checkpoint) and `b` are the same JSON value: the same
+ * primitives (by ===), arrays of the same members, objects with the same own keys (in any
+ * order) and values. `true` means their canonical JSON is the same text; `false` may also
+ * mean that `b` holds something only the serializer can judge (then it is asked).
+ */
+const sameJson = (a: unknown, b: unknown, depth: number): boolean => {
+  if (a === b) return typeof a !== "object" || a === null
+  if (typeof a !== "object" || typeof b !== "object" || a === null || b === null || depth > 32) return false
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i], depth + 1)) return false
+    return true
+  }
+  if (Array.isArray(b)) return false
+  const proto = Object.getPrototypeOf(b)
+  if (proto !== Object.prototype && proto !== null) return false
+  const keys = Object.keys(a)
+  if (keys.length !== Object.keys(b).length) return false
+  for (const k of keys) {
+    if (!Object.hasOwn(b, k) || !sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], depth + 1)) {
+      return false
+    }
+  }
+  return true
+}
+
 // The key prefix of the entries checked last: a run of entries of one app builds it once.
 let lastApp: string | undefined
 let lastVersion: string | null = null
@@ -287,11 +325,17 @@ export const entryKeyProblem = (
     readonly version: unknown
     readonly input: unknown
   },
-  keyText?: string
+  known?: KnownKey
 ): string | undefined => {
   if (typeof entry.app !== "string") return "the entry has no app name"
   if (entry.version !== null && typeof entry.version !== "string") return "the entry's version is neither a string nor null"
   if (entry.input === undefined) return "the entry has no input"
+  // The same app, version and (plain JSON) input as the key the entry was found by: the same
+  // text, so the same key, with nothing to serialize or hash.
+  if (known !== undefined && prefixOf(entry.app, entry.version) === known.prefix && sameJson(entry.input, known.input, 0)) {
+    return undefined
+  }
+  const keyText = known?.text
   const json = tryCanonicalJson(entry.input)
   if (typeof json !== "string") return `the entry's input has no JSON form (${json.error})`
   const text = prefixOf(entry.app, entry.version) + json + "]"

@@ -26,7 +26,8 @@ import { AppCacheError, BadCheckpoint, CheckpointError, ConfigurationError } fro
 import * as Metrics from "../Metrics.ts"
 import type { Outcome } from "../Metrics.ts"
 import type { DfkError } from "../errors.ts"
-import { entryKeyProblem, sha256Hex, tryCanonicalJson, withoutKeys } from "./canonical.ts"
+import { entryKeyProblem, quote, sha256Hex, tryCanonicalJson, withoutKeys } from "./canonical.ts"
+import type { KnownKey } from "./canonical.ts"
 import { kernelLine } from "./entry.ts"
 import * as fileStore from "./fileStore.ts"
 import { reasonOf } from "./fileStore.ts"
@@ -622,8 +623,12 @@ export const make = (
       if (slots === undefined) return body
       // A call made from inside a running body (a nested app) is served before top-level calls.
       // (withFiberRuntime leaves no frame on the stack of a call that waits for its slot.)
+      // (The slot's body is built once the slot is held: a call waiting for one keeps less.)
       return Effect.withFiberRuntime((fiber) =>
-        slots.with(Effect.locally(body, currentLending, { nested: 0 }), fiber.getFiberRef(currentLending) !== null)
+        slots.with(
+          Effect.suspend(() => Effect.locally(body, currentLending, { nested: 0 })),
+          fiber.getFiberRef(currentLending) !== null
+        )
       )
     }
 
@@ -888,7 +893,8 @@ export const make = (
           new AppCacheError({ app: app.name, reason: "ignoreForCache names input keys, but the encoded input is not an object" })
         )
       }
-      const json = tryCanonicalJson(withoutKeys(encoded, app.ignoreForCache))
+      const filtered = withoutKeys(encoded, app.ignoreForCache)
+      const json = tryCanonicalJson(filtered)
       if (typeof json !== "string") {
         return Effect.fail(new AppCacheError({ app: app.name, reason: `The input has no JSON form: ${json.error}` }))
       }
@@ -908,7 +914,7 @@ export const make = (
       if (slot === undefined && loaded.size > 0) {
         const entry = loaded.get(hash)
         if (entry !== undefined) {
-          const served = servedFromCheckpoint(app, span, memoKey, hash, text, json, entry)
+          const served = servedFromCheckpoint(app, span, memoKey, hash, { text, prefix: app.keyPrefix, input: filtered }, json, entry)
           if (served !== undefined) return served
         }
       }
@@ -925,12 +931,12 @@ export const make = (
       span: SpanLike,
       memoKey: string,
       hash: string,
-      text: string,
+      key: KnownKey,
       inputJson: string,
       entry: LoadedResult
     ): Exit.Exit<unknown, unknown> | undefined => {
       if (closed || entry.app !== app.name || entry.version !== app.version) return undefined
-      if (entryKeyProblem(entry, text) !== undefined) return undefined
+      if (entryKeyProblem(entry, key) !== undefined) return undefined
       let decoded: Either.Either<unknown, ParseResult.ParseError>
       try {
         decoded = app.decodeOutputSync(entry.result)
@@ -943,7 +949,7 @@ export const make = (
       loaded.delete(hash)
       record(app, span, "checkpoint")
       // Carried forward, and not waited for (see `produce`).
-      carriedSeqs.push(enqueue(kernelLine(hash, app.lineInfix, inputJson, result, JSON.stringify(entry.time))))
+      carriedSeqs.push(enqueue(kernelLine(hash, app.lineInfix, inputJson, result, quote(entry.time))))
       const exit = Exit.succeed(decoded.right)
       memo.set(memoKey, slotOf(exit))
       return exit
