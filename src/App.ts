@@ -12,8 +12,8 @@ import { Dfk } from "./Dfk.ts"
 import type { AppCacheError } from "./errors.ts"
 import { keyPrefix } from "./internal/canonical.ts"
 import { lineInfix } from "./internal/entry.ts"
-import { metricTagsOf } from "./internal/kernel.ts"
-import type { AppSpec } from "./internal/kernel.ts"
+import { metricTagsOf } from "./internal/appSpec.ts"
+import type { AppSpec } from "./internal/appSpec.ts"
 
 /**
  * The top-level keys of a schema's encoded form, when it is an object.

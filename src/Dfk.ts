@@ -14,6 +14,8 @@ import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
 import type { Durability } from "./CheckpointStore.ts"
 import type { CheckpointError, DfkError } from "./errors.ts"
+import type { AppSpec } from "./internal/appSpec.ts"
+import type { ResolvedConfig } from "./internal/config.ts"
 import * as kernel from "./internal/kernel.ts"
 
 /**
@@ -101,7 +103,7 @@ export interface DfkService {
   /** This run's checkpoint directory, e.g. `runinfo/003/checkpoint`. */
   readonly checkpointDir: string
   /** The validated configuration. */
-  readonly config: kernel.ResolvedConfig
+  readonly config: ResolvedConfig
   /** Writes every pending entry and returns the checkpoint directory. */
   readonly checkpoint: Effect.Effect<string, CheckpointError>
   /** A snapshot of the counters. */
@@ -111,9 +113,9 @@ export interface DfkService {
   /** The counters now, then after each change (at most once per `interval`), until the kernel closes. */
   readonly progress: (interval: Duration.Duration) => Stream.Stream<DfkDetailedStats>
   /** Runs one app call through the memo. Used by `App.make`; not for direct use. */
-  readonly call: (app: kernel.AppSpec, input: unknown) => Effect.Effect<unknown, unknown, unknown>
+  readonly call: (app: AppSpec, input: unknown) => Effect.Effect<unknown, unknown, unknown>
   /** `call` from inside a running fiber that knows its tracer. Used by `App.make`. */
-  readonly run: (app: kernel.AppSpec, input: unknown, tracer: Tracer.Tracer) => Effect.Effect<unknown, unknown, unknown>
+  readonly run: (app: AppSpec, input: unknown, tracer: Tracer.Tracer) => Effect.Effect<unknown, unknown, unknown>
 }
 
 /**

@@ -104,6 +104,20 @@ export const lineInfix = (app: string, version: string | null): string =>
   "\",\"app\":" + JSON.stringify(app) + ",\"version\":" + (version === null ? "null" : JSON.stringify(version)) +
   ",\"input\":"
 
+// The current time as a JSON string of ISO-8601, formatted at most once per millisecond.
+let lastMillis = -1
+let lastTimeJson = "\"\""
+
+/** The current time as a JSON string (ISO-8601, quoted), for the `time` of an entry made now. */
+export const timeJsonNow = (): string => {
+  const now = Date.now()
+  if (now !== lastMillis) {
+    lastMillis = now
+    lastTimeJson = "\"" + new Date(now).toISOString() + "\""
+  }
+  return lastTimeJson
+}
+
 const HEAD = "{\"v\":1,\"hash\":\""
 
 /**

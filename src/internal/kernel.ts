@@ -1,7 +1,9 @@
 /**
- * The kernel: in-run memo, in-flight dedup, checkpoint passes, loading and run dirs.
+ * The kernel: builds one `Dfk` service. It wires the pieces: configuration, the store, what
+ * is loaded, this run's dir, the in-run memo and in-flight calls, app bodies under retries
+ * and slots, checkpoint entries and passes, and what happens when the scope closes.
  */
-import * as FileSystem from "@effect/platform/FileSystem"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
@@ -10,301 +12,41 @@ import * as Either from "effect/Either"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as FiberId from "effect/FiberId"
-import * as FiberRef from "effect/FiberRef"
-import * as MetricLabel from "effect/MetricLabel"
 import * as Option from "effect/Option"
-import * as ParseResult from "effect/ParseResult"
+import type * as ParseResult from "effect/ParseResult"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
 import { CheckpointFiles } from "../CheckpointFiles.ts"
 import { CheckpointStore } from "../CheckpointStore.ts"
-import type { CheckpointStoreService, Durability } from "../CheckpointStore.ts"
-import type { CheckpointMode, DfkConfig, DfkDetailedStats, DfkService, DfkStats } from "../Dfk.ts"
-import { AppCacheError, BadCheckpoint, CheckpointError, ConfigurationError } from "../errors.ts"
+import type { CheckpointStoreService } from "../CheckpointStore.ts"
+import type { DfkConfig, DfkDetailedStats, DfkService, DfkStats } from "../Dfk.ts"
+import { AppCacheError, BadCheckpoint, CheckpointError } from "../errors.ts"
 import * as Metrics from "../Metrics.ts"
 import type { Outcome } from "../Metrics.ts"
 import type { DfkError } from "../errors.ts"
+import type { AppSpec } from "./appSpec.ts"
 import { entryKeyProblem, quote, sha256Hex, tryCanonicalJson, withoutKeys } from "./canonical.ts"
 import type { KnownKey } from "./canonical.ts"
-import { kernelLine } from "./entry.ts"
+import { Checkpointer } from "./checkpointer.ts"
+import { resolveConfig } from "./config.ts"
+import { kernelLine, timeJsonNow } from "./entry.ts"
 import * as fileStore from "./fileStore.ts"
 import { reasonOf } from "./fileStore.ts"
 import { invalidLoaded } from "./fileLoad.ts"
+import { Interned, LoadedResult } from "./loaded.ts"
+import { Flight, outcomeOf, slotOf } from "./memo.ts"
+import type { Slot } from "./memo.ts"
+import { causeMessage, parseMessage, plural, Warning } from "./messages.ts"
 import { appendEncodedOf, pendingFor } from "./pending.ts"
 import * as runDirs from "./runDirs.ts"
-import { Slots } from "./slots.ts"
-
-/** What the kernel needs to know of an app; built once per app by `App.make`. */
-export interface AppSpec {
-  readonly name: string
-  readonly version: string | null
-  readonly cache: boolean
-  readonly ignoreForCache: ReadonlyArray<string>
-  readonly encodeInput: (input: unknown) => Effect.Effect<unknown, ParseResult.ParseError, any>
-  /** The synchronous encoder; a `Left` may only mean the schema needs the effectful one. */
-  readonly encodeInputSync: (input: unknown) => Either.Either<unknown, ParseResult.ParseError>
-  readonly encodeOutput: (output: unknown) => Effect.Effect<unknown, ParseResult.ParseError, any>
-  readonly encodeOutputSync: (output: unknown) => Either.Either<unknown, ParseResult.ParseError>
-  readonly decodeOutput: (encoded: unknown) => Effect.Effect<unknown, ParseResult.ParseError, any>
-  /** The synchronous decoder; a `Left` may only mean the schema needs the effectful one. */
-  readonly decodeOutputSync: (encoded: unknown) => Either.Either<unknown, ParseResult.ParseError>
-  readonly body: (input: any) => Effect.Effect<any, any, any>
-  /** The labels of its app-calls metric, one array per outcome (built once: Effect caches by identity). */
-  readonly metricTags: Record<Outcome, ReadonlyArray<MetricLabel.MetricLabel>>
-  /** `lineInfix(name, version)`: the fixed middle of its checkpoint lines. */
-  readonly lineInfix: string
-  /** `keyPrefix(name, version)`: the fixed start of the text its keys hash. */
-  readonly keyPrefix: string
-  /** What is wrong with its `ignoreForCache` for its input schema, if anything (fails its calls). */
-  readonly ignoreProblem: string | undefined
-  /** Its own `retries`, overriding the kernel's. */
-  readonly retries: number | undefined
-}
-
-/** The labels of an app's app-calls metric, by outcome. */
-export const metricTagsOf = (name: string): Record<Outcome, ReadonlyArray<MetricLabel.MetricLabel>> => {
-  const app = MetricLabel.make("app", name)
-  return {
-    hit: [MetricLabel.make("outcome", "hit"), app],
-    miss: [MetricLabel.make("outcome", "miss"), app],
-    dedup: [MetricLabel.make("outcome", "dedup"), app],
-    checkpoint: [MetricLabel.make("outcome", "checkpoint"), app]
-  }
-}
-
-/** The configuration after validation. */
-export interface ResolvedConfig {
-  readonly runDir: string
-  readonly memoize: boolean
-  readonly checkpointMode: CheckpointMode | undefined
-  readonly checkpointPeriod: Duration.Duration | undefined
-  readonly retries: number
-  readonly maxConcurrency: number | undefined
-  readonly durability: Durability
-}
-
-const MODES: ReadonlyArray<CheckpointMode> = ["task_exit", "periodic", "dfk_exit", "manual"]
-const HMS = /^(\d+):(\d{1,2}):(\d{1,2})$/
-
-/** Parses a checkpoint period: `"HH:MM:SS"` or any `Duration` input. */
-export const parsePeriod = (
-  input: Duration.DurationInput | string
-): Option.Option<Duration.Duration> => {
-  if (typeof input === "string") {
-    const m = HMS.exec(input.trim())
-    if (m !== null) {
-      const [h, min, s] = [Number(m[1]), Number(m[2]), Number(m[3])]
-      if (min > 59 || s > 59) return Option.none()
-      return Option.some(Duration.seconds(h * 3600 + min * 60 + s))
-    }
-  }
-  return Duration.decodeUnknown(input)
-}
-
-const configError = (field: string, reason: string) => new ConfigurationError({ field, reason })
-
-/** Validates a `DfkConfig`. */
-export const resolveConfig = (config: DfkConfig): Effect.Effect<ResolvedConfig, ConfigurationError> =>
-  Effect.suspend(() => {
-    const runDir = config.runDir ?? "runinfo"
-    if (typeof runDir !== "string" || runDir === "") {
-      return Effect.fail(configError("runDir", "It must be a non-empty path"))
-    }
-    const mode = config.checkpointMode
-    if (mode !== undefined && !MODES.includes(mode)) {
-      return Effect.fail(
-        configError("checkpointMode", `Unknown mode ${JSON.stringify(mode)}; expected one of ${MODES.join(", ")}`)
-      )
-    }
-    let period: Duration.Duration | undefined
-    if (config.checkpointPeriod !== undefined) {
-      const parsed = parsePeriod(config.checkpointPeriod)
-      if (Option.isNone(parsed)) {
-        return Effect.fail(
-          configError(
-            "checkpointPeriod",
-            `Cannot read ${JSON.stringify(String(config.checkpointPeriod))} as "HH:MM:SS" or a duration`
-          )
-        )
-      }
-      if (!Duration.greaterThan(parsed.value, Duration.zero) || !Duration.isFinite(parsed.value)) {
-        return Effect.fail(configError("checkpointPeriod", "The period must be finite and longer than zero"))
-      }
-      period = parsed.value
-    }
-    if (mode === "periodic" && period === undefined) {
-      return Effect.fail(configError("checkpointPeriod", "The periodic checkpoint mode needs a checkpointPeriod"))
-    }
-    const retries = config.retries ?? 0
-    if (!Number.isInteger(retries) || retries < 0) {
-      return Effect.fail(configError("retries", "It must be a whole number, zero or more"))
-    }
-    const maxConcurrency = config.maxConcurrency
-    if (maxConcurrency !== undefined && (!Number.isInteger(maxConcurrency) || maxConcurrency < 1)) {
-      return Effect.fail(configError("maxConcurrency", "It must be a whole number, one or more"))
-    }
-    const durability = config.durability ?? "none"
-    if (durability !== "none" && durability !== "fsync") {
-      return Effect.fail(configError("durability", `Unknown durability ${JSON.stringify(durability)}; expected none or fsync`))
-    }
-    return Effect.succeed({
-      durability,
-      runDir,
-      memoize: config.memoize ?? true,
-      checkpointMode: mode,
-      checkpointPeriod: period,
-      retries,
-      maxConcurrency
-    })
-  })
-
-/**
- * A memo slot: the execution in flight, a failure, or a success held as its bare value
- * (`undefined` as `Undefined`): an Exit per entry would be most of what a memoized result
- * keeps in memory, and a hit can make one.
- */
-type Slot = Flight | Failed | unknown
-
-/** A memoized failure (or defect). */
-class Failed {
-  constructor(readonly exit: Exit.Exit<unknown, unknown>) {}
-}
-
-/** The memo's stand-in for a result that is `undefined`. */
-const Undefined: unique symbol = Symbol("effect-dfk/Undefined")
-
-/** The slot that memoizes an outcome. */
-const slotOf = (exit: Exit.Exit<unknown, unknown>): Slot =>
-  Exit.isFailure(exit) ? new Failed(exit) : exit.value === undefined ? Undefined : exit.value
-
-/** The outcome a memoized slot (not a Flight) stands for. */
-const outcomeOf = (slot: unknown): Exit.Exit<unknown, unknown> =>
-  slot instanceof Failed ? slot.exit : Exit.succeed(slot === Undefined ? undefined : slot)
-
-/**
- * An execution in flight and the callers waiting for it (none, usually: then it costs nothing).
- * Waiters are a `Set`, so that one interrupted among many leaves in O(1), and are served in
- * the order they came.
- */
-class Flight {
-  private waiters: Set<(outcome: Exit.Exit<unknown, unknown> | undefined) => void> | undefined
-  /** Hands the outcome (or `undefined`: the execution was interrupted) to every waiter. */
-  done(outcome: Exit.Exit<unknown, unknown> | undefined): void {
-    const waiters = this.waiters
-    this.waiters = undefined
-    if (waiters !== undefined) for (const w of waiters) w(outcome)
-  }
-  /** Waits for the outcome; an interrupted waiter leaves the set. */
-  wait(): Effect.Effect<Exit.Exit<unknown, unknown> | undefined> {
-    return Effect.async((resume) => {
-      const waiter = (outcome: Exit.Exit<unknown, unknown> | undefined) => resume(Effect.succeed(outcome))
-      ;(this.waiters ??= new Set()).add(waiter)
-      return Effect.sync(() => {
-        this.waiters?.delete(waiter)
-      })
-    })
-  }
-}
-
-interface Lending {
-  nested: number
-}
-
-/** The slot a running app body holds, so that apps it calls can borrow it (no deadlock). */
-const currentLending = FiberRef.unsafeMake<Lending | null>(null)
-
-/** A span that records nothing: used when no tracer is installed, where spans are invisible. */
-interface SpanLike {
-  attribute(key: string, value: unknown): void
-}
-const noSpan: SpanLike = { attribute: () => {} }
-
-/** The tracer Effect uses when none is provided: spans made for it are seen by nobody. */
-const nativeTracer = Effect.runSync(Effect.tracer)
-
-
-/** Text on one line: line breaks (and the indentation after them) become " | ". */
-const oneLine = (text: string): string => text.trim().replace(/\s*[\r\n]+\s*/g, " | ")
-
-/** The message of a failed pass, on one line: the error's, or the whole cause for a defect. */
-const causeMessage = (cause: Cause.Cause<{ readonly message: string }>): string =>
-  oneLine(Option.match(Cause.failureOption(cause), { onNone: () => Cause.pretty(cause), onSome: (e) => e.message }))
-
-/** How many entries of a failed append the store says it kept (`CheckpointError.written`). */
-const keptOf = (cause: Cause.Cause<unknown>): number =>
-  Option.match(Cause.failureOption(cause), {
-    onNone: () => 0,
-    onSome: (e) =>
-      e instanceof CheckpointError && typeof e.written === "number" && Number.isInteger(e.written) && e.written > 0
-        ? e.written
-        : 0
-  })
-
-/** Why an encoded value does not decode, on one line: each issue as `path: message`. */
-const parseMessage = (cause: Cause.Cause<unknown>): string =>
-  Option.match(Cause.failureOption(cause), {
-    onNone: () => oneLine(Cause.pretty(cause)),
-    onSome: (e) =>
-      ParseResult.isParseError(e)
-        ? ParseResult.ArrayFormatter.formatErrorSync(e)
-          .map((issue) => (issue.path.length > 0 ? `at ${issue.path.map(String).join(".")}: ` : "") + oneLine(issue.message))
-          .join("; ")
-        : oneLine(String((e as { message?: unknown })?.message ?? e))
-  })
-
-// The current time as a JSON string of ISO-8601, formatted at most once per millisecond.
-let lastMillis = -1
-let lastTimeJson = "\"\""
-const timeJsonNow = (): string => {
-  const now = Date.now()
-  if (now !== lastMillis) {
-    lastMillis = now
-    lastTimeJson = "\"" + new Date(now).toISOString() + "\""
-  }
-  return lastTimeJson
-}
-
-/** Why a result is not checkpointed (logged as a warning). */
-class Warning {
-  constructor(readonly message: string) {}
-}
+import { currentLending, Slots } from "./slots.ts"
+import { nativeTracer, noSpan } from "./spans.ts"
+import type { SpanLike } from "./spans.ts"
 
 // Memo keys: the hashed text itself up to this length, else its sha256.
 const SHORT_KEY = 128
-
-/**
- * A loaded checkpoint entry, as the kernel keeps it: its result and time, and what its hash
- * must be the key of (app, version, input), checked when it is first served.
- */
-class LoadedResult {
-  constructor(
-    readonly hash: string,
-    readonly result: unknown,
-    readonly time: string,
-    readonly app: string,
-    readonly version: string | null,
-    readonly input: unknown
-  ) {}
-}
-
-/**
- * One string per distinct app name and version among loaded entries, rather than one per
- * entry (JSON.parse makes a new string for each value).
- */
-class Interned {
-  private readonly strings = new Map<string, string>()
-  of<S extends string | null>(s: S): S {
-    if (s === null) return s
-    const known = this.strings.get(s)
-    if (known !== undefined) return known as S
-    this.strings.set(s, s)
-    return s
-  }
-}
-
-const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
 
 /** Builds a kernel in the current scope. */
 export const make = (
@@ -385,10 +127,8 @@ export const make = (
     const checkpointDir = path.join(runDir, "checkpoint")
 
     const stats = { tasks: 0, hits: 0, misses: 0, fromCheckpoint: 0, running: 0, checkpointed: 0 }
-    // For the summary at the close: calls of cached apps whose body failed, and the queue
-    // numbers of carried-forward entries (to count those written).
+    // For the summary at the close: calls of cached apps whose body failed.
     let failedCalls = 0
-    const carriedSeqs: Array<number> = []
 
     // Progress: waiters of the next change of the counters. Notifying costs one check when
     // nobody listens.
@@ -406,13 +146,13 @@ export const make = (
       if (changed === undefined) changed = Deferred.unsafeMake<void>(FiberId.none)
       return Deferred.await(changed)
     })
-    const detailed = (): DfkDetailedStats => ({ ...stats, pending: queue.size + writing })
+    const detailed = (): DfkDetailedStats => ({ ...stats, pending: checkpointer.size })
     const snapshot = (): DfkStats => ({
       tasks: stats.tasks,
       hits: stats.hits,
       misses: stats.misses,
       checkpointed: stats.checkpointed,
-      pending: queue.size + writing
+      pending: checkpointer.size
     })
 
     // Counts a served call: stats, the app-calls metric and the call's span.
@@ -427,166 +167,16 @@ export const make = (
       notify()
     }
     const memo = new Map<string, Slot>()
-    const appendOptions = { durability: cfg.durability }
-    const pending = pendingFor(store, checkpointDir, appendOptions)
-    const queue = pending.queue
-    let queued = 0 // entries ever queued
-    let written = 0 // entries ever written (a prefix of the queue, in order)
-    let writing = 0 // entries of the pass under way: still pending until written
-    const slots = cfg.maxConcurrency === undefined ? undefined : new Slots(cfg.maxConcurrency)
-
-    // Failed writes come in bursts (a full disk fails every pass until space is freed): the
-    // first failure of a burst is logged with its reason, the others are counted, and the
-    // count is logged once the burst ends (a pass succeeds, or the kernel closes).
-    let inBurst = false
-    let suppressed = 0
-    let lastReason = ""
-    const failureLogged = (message: string, reason: string): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        lastReason = reason
-        if (!inBurst) {
-          inBurst = true
-          return Effect.logError(`${message}: ${reason}`)
-        }
-        suppressed++
-        return Effect.void
-      })
-    const burstEnded = (): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        inBurst = false
-        if (suppressed === 0) return Effect.void
-        const n = suppressed
-        suppressed = 0
-        return Effect.logError(`${plural(n, "more failed checkpoint write", "more failed checkpoint writes")} (the last: ${lastReason})`)
-      })
-
-    // One checkpoint pass: takes every pending entry and appends it. On failure the entries
-    // go back to the front of the queue (less those the store says it kept), so the next pass
-    // writes them. Uninterruptible, so a pass that has started always ends with its entries
-    // either written or pending. A pass logs `Done checkpointing N tasks` (or that it wrote
-    // none) at info level, as Parsl does, except in task_exit mode (debug: a line per task
-    // would flood the console).
-    const passLog = cfg.checkpointMode === "task_exit" ? Effect.logDebug : Effect.logInfo
-    const passUnlocked: Effect.Effect<void, CheckpointError> =
-      Effect.tracerWith((tracer) => {
-        const run = (span: SpanLike) =>
-          Effect.suspend(() => {
-            const batch = queue.take()
-            const through = queued // the batch holds the entries after `written`, up to here
-            writing = batch.count
-            span.attribute("entries", batch.count)
-            const started = performance.now()
-            const timed = () =>
-              Metrics.checkpointPassDuration.unsafeUpdate(Duration.millis(performance.now() - started), [])
-            const wrote = (count: number) => {
-              written += count
-              stats.checkpointed += count
-              Metrics.entriesCheckpointed.unsafeUpdate(count, [])
-              notify()
-            }
-            return Effect.matchCauseEffect(pending.write(batch), {
-              // On a failure, and on a defect of the store too, the batch goes back to the queue.
-              onFailure: (cause) => {
-                timed()
-                writing = 0
-                const kept = Math.min(batch.count, keptOf(cause))
-                queue.putBack(batch, kept)
-                if (kept > 0) wrote(kept)
-                failedThrough = Math.max(failedThrough, through)
-                // A pass is uninterruptible, so an interruption here is the store's own (a
-                // fiber it joined, say): a failed write like any other, not the caller's.
-                return Cause.isInterruptedOnly(cause)
-                  ? Effect.fail(
-                    new CheckpointError({ path: checkpointDir, reason: "The store's append was interrupted" })
-                  )
-                  : Effect.failCause(cause)
-              },
-              onSuccess: () => {
-                timed()
-                writing = 0
-                wrote(batch.count)
-                const message = batch.count > 0
-                  ? `Done checkpointing ${batch.count} tasks`
-                  : "No tasks checkpointed in this pass"
-                return inBurst ? Effect.zipRight(burstEnded(), passLog(message)) : passLog(message)
-              }
-            })
-          })
-        return tracer === nativeTracer
-          ? run(noSpan)
-          : Effect.useSpan("dfk.checkpoint", { attributes: { dir: checkpointDir }, captureStackTrace: false }, run)
-      })
-    // One pass at a time. Callers waiting for a pass sit in a list with the queue number they
-    // need written (explicit passes need a pass of their own: Infinity). When a pass ends,
-    // those it covered return and the first of the others starts the next pass, which takes
-    // every entry queued meanwhile (group commit); the rest sleep on. (Effect's Semaphore
-    // wakes every waiter on each release: with hundreds of them that costs more than the write.)
-    interface PassWaiter {
-      readonly seq: number
-      readonly wake: () => void
-    }
-    let passing = false
-    let passWaiters: Array<PassWaiter> = []
-    // The highest queue number a failed pass tried to write: task_exit callers up to it stop
-    // waiting (their entries stay pending), so one failure is one failed write and one log,
-    // not one more failing pass per waiting caller.
-    let failedThrough = 0
-    const endPass = () => {
-      passing = false
-      const sleeping: Array<PassWaiter> = []
-      let next: PassWaiter | undefined
-      for (const waiter of passWaiters) {
-        if (waiter.seq <= written || waiter.seq <= failedThrough) waiter.wake()
-        else if (next === undefined) next = waiter
-        else sleeping.push(waiter)
+    const checkpointer = new Checkpointer(
+      pendingFor(store, checkpointDir, { durability: cfg.durability }),
+      checkpointDir,
+      cfg.checkpointMode,
+      (count) => {
+        stats.checkpointed += count
+        notify()
       }
-      passWaiters = sleeping
-      next?.wake()
-    }
-    const passEnded = Effect.sync(endPass)
-    // Waits (uninterruptibly: every caller is) until the pass under way ends, then goes on
-    // with what `next` returns then.
-    const afterPass = <A, E, R>(seq: number, next: () => Effect.Effect<A, E, R>) =>
-      Effect.async<A, E, R>((resume) => {
-        passWaiters.push({ seq, wake: () => resume(next()) })
-      })
-    // Runs a pass once no other is under way, unless queue number `seq` is written by then.
-    const exclusivePass = (seq: number): Effect.Effect<void, CheckpointError> =>
-      Effect.suspend(() => {
-        if (written >= seq) return Effect.void
-        if (passing) return afterPass(seq, () => exclusivePass(seq))
-        passing = true
-        return Effect.ensuring(passUnlocked, passEnded)
-      })
-    const pass = Effect.uninterruptible(exclusivePass(Infinity))
-
-    // task_exit: goes on with `then()` once the entry with queue number `seq` is written (by
-    // the pass under way, or by a pass of its own after it), or once writing it failed, which
-    // is logged (the entry stays pending). Runs uninterruptibly (inside the call's mask), so
-    // `endPass` always runs; the waiter is resumed straight into what comes next.
-    const afterWrite = <A, E, R>(seq: number, then: () => Effect.Effect<A, E, R>): Effect.Effect<A, E, R> => {
-      // Written, or tried by a pass that failed (which logged it).
-      if (written >= seq || failedThrough >= seq) return then()
-      if (passing) return afterPass(seq, () => afterWrite(seq, then))
-      passing = true
-      return Effect.matchCauseEffect(passUnlocked, {
-        onFailure: (cause) => {
-          endPass()
-          const pending = queue.size
-          return Effect.zipRight(
-            failureLogged(
-              `Checkpoint write failed; ${plural(pending, "entry stays", "entries stay")} pending`,
-              causeMessage(cause)
-            ),
-            Effect.suspend(then)
-          )
-        },
-        onSuccess: () => {
-          endPass()
-          return then()
-        }
-      })
-    }
+    )
+    const slots = cfg.maxConcurrency === undefined ? undefined : new Slots(cfg.maxConcurrency)
 
     // Runs an app body with the kernel's retries and slots; `running` counts it while it runs.
     const bodyDone = () => {
@@ -672,9 +262,9 @@ export const make = (
 
     // Queues an entry; returns its queue number.
     const enqueue = (line: string): number => {
-      queue.push(line)
+      const seq = checkpointer.enqueue(line)
       notify()
-      return ++queued
+      return seq
     }
 
     // Makes an outcome visible: to later calls (the memo) and to the callers waiting for it.
@@ -688,7 +278,7 @@ export const make = (
     // once the entry is written (with whatever else is pending).
     const published = (seq: number, memoKey: string, exit: Exit.Exit<unknown, unknown>, flight: Flight) =>
       cfg.checkpointMode === "task_exit"
-        ? afterWrite(seq, () => publish(memoKey, exit, flight))
+        ? checkpointer.afterWrite(seq, () => publish(memoKey, exit, flight))
         : publish(memoKey, exit, flight)
 
     // Queues the entry of an outcome and publishes it (see `published`). An outcome that comes
@@ -839,7 +429,8 @@ export const make = (
         // copy, in any mode (task_exit included); it goes with the next pass, at the close
         // at the latest.
         if (closed && cfg.checkpointMode !== undefined) return queueAndPublish(app, line, memoKey, exit, flight)
-        carriedSeqs.push(enqueue(line))
+        checkpointer.enqueueCarried(line)
+        notify()
         return publish(memoKey, exit, flight)
       }
       // The synchronous decoder first (no effect to run, the common case); the full one when
@@ -949,7 +540,8 @@ export const make = (
       loaded.delete(hash)
       record(app, span, "checkpoint")
       // Carried forward, and not waited for (see `produce`).
-      carriedSeqs.push(enqueue(kernelLine(hash, app.lineInfix, inputJson, result, quote(entry.time))))
+      checkpointer.enqueueCarried(kernelLine(hash, app.lineInfix, inputJson, result, quote(entry.time)))
+      notify()
       const exit = Exit.succeed(decoded.right)
       memo.set(memoKey, slotOf(exit))
       return exit
@@ -1029,51 +621,22 @@ export const make = (
     // The one info line at the close: what this run wrote, how much of it was carried forward
     // from loaded checkpoints, and how many calls failed (failures are never checkpointed).
     const summary = (): Effect.Effect<void> =>
-      Effect.suspend(() => {
-        let carriedWritten = 0
-        for (const seq of carriedSeqs) if (seq <= written) carriedWritten++
-        return Effect.logInfo(
-          `Checkpointed ${plural(stats.checkpointed, "task")} in this run (${carriedWritten} from checkpoint, ` +
+      Effect.suspend(() =>
+        Effect.logInfo(
+          `Checkpointed ${plural(stats.checkpointed, "task")} in this run (${checkpointer.carriedWritten()} from checkpoint, ` +
             `${failedCalls} failed, not checkpointed)`
         )
-      })
+      )
 
     // Every mode writes what is pending when the scope closes (after the periodic fiber,
     // forked below, has been stopped: finalizers run in reverse order).
     if (cfg.checkpointMode !== undefined) {
       yield* Effect.addFinalizer(() =>
         Effect.suspend(() => {
-          // A failed final pass is logged with the number of entries really not written (a
-          // write cut short keeps what landed) and fails the kernel's scope, so that the
-          // program ends in failure (`runMain` exits non-zero) and nobody takes the run for a
-          // complete one. (A finalizer's type has no error channel; the failure is a
-          // CheckpointError, which every program that provides `Dfk.layer` may fail with.)
-          const final = Effect.matchCauseEffect(pass, {
-            onFailure: (cause) =>
-              Effect.suspend(() => {
-                const lost = queue.size
-                const reason = causeMessage(cause)
-                return burstEnded().pipe(
-                  Effect.zipRight(
-                    Effect.logError(`Final checkpoint failed: ${plural(lost, "entry", "entries")} lost (not written): ${reason}`)
-                  ),
-                  Effect.zipRight(summary()),
-                  Effect.zipRight(Effect.suspend(() => {
-                    const failure = Option.getOrUndefined(Cause.failureOption(cause))
-                    const inner = failure instanceof CheckpointError ? failure : undefined
-                    return Effect.fail(
-                      new CheckpointError({
-                        path: inner?.path ?? checkpointDir,
-                        reason: `The final checkpoint failed, ${plural(lost, "entry", "entries")} not written: ${
-                          inner === undefined ? reason : oneLine(inner.reason)
-                        }`
-                      })
-                    )
-                  }))
-                ) as Effect.Effect<void, unknown> as Effect.Effect<void>
-              }),
-            onSuccess: () => Effect.zipRight(burstEnded(), summary())
-          })
+          // A failed final pass fails the kernel's scope. (A finalizer's type has no error
+          // channel; the failure is a CheckpointError, which every program that provides
+          // `Dfk.layer` may fail with.)
+          const final = checkpointer.final(summary) as Effect.Effect<void, unknown> as Effect.Effect<void>
           // Bodies still running (in fibers the scope did not wait for) finish too late to be
           // written: say so rather than lose them in silence.
           return stats.running === 0 ? final : Effect.zipRight(
@@ -1090,11 +653,11 @@ export const make = (
     // that the timing is the schedule's alone, also under a TestClock); a failed pass is
     // logged and retried next time.
     if (cfg.checkpointMode === "periodic" && cfg.checkpointPeriod !== undefined) {
-      yield* pass.pipe(
+      yield* checkpointer.pass.pipe(
         // A defect (a bug in a store or a FileSystem layer) is logged too, and the passes go on.
         // (When the scope closes, this fiber is interrupted between passes, never inside one.)
         Effect.catchAllCause((cause) =>
-          failureLogged("Periodic checkpoint failed; entries stay pending", causeMessage(cause))
+          checkpointer.failureLogged("Periodic checkpoint failed; entries stay pending", causeMessage(cause))
         ),
         Effect.schedule(Schedule.spaced(cfg.checkpointPeriod)),
         Effect.interruptible,
@@ -1113,7 +676,7 @@ export const make = (
       runDir,
       checkpointDir,
       config: cfg,
-      checkpoint: Effect.as(pass, checkpointDir),
+      checkpoint: Effect.as(checkpointer.pass, checkpointDir),
       stats: Effect.sync(snapshot),
       detailedStats: Effect.sync(detailed),
       progress,

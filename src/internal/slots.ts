@@ -8,6 +8,7 @@
  * first; within a lane, first come, first served.
  */
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 
 /** A caller waiting for a slot: a node of a doubly linked list, so that leaving costs O(1). */
 class Waiter {
@@ -129,3 +130,15 @@ export class Slots {
 
   private readonly released: Effect.Effect<void> = Effect.sync(() => this.release())
 }
+
+/**
+ * What a running app body lends to the apps it calls while they run (its slot): how many of
+ * its nested calls are under way. The first to start gives the slot back; the last to end
+ * takes it back.
+ */
+export interface Lending {
+  nested: number
+}
+
+/** The lending record of the app body running in this fiber (and the fibers it forks), if any. */
+export const currentLending: FiberRef.FiberRef<Lending | null> = FiberRef.unsafeMake<Lending | null>(null)
