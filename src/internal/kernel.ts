@@ -22,7 +22,7 @@ import { CheckpointFiles } from "../CheckpointFiles.ts"
 import { CheckpointStore } from "../CheckpointStore.ts"
 import type { CheckpointStoreService } from "../CheckpointStore.ts"
 import type { DfkConfig, DfkDetailedStats, DfkService, DfkStats } from "../Dfk.ts"
-import { AppCacheError, BadCheckpoint, CheckpointError } from "../errors.ts"
+import { AppCacheError, CheckpointError } from "../errors.ts"
 import * as Metrics from "../Metrics.ts"
 import type { Outcome } from "../Metrics.ts"
 import type { DfkError } from "../errors.ts"
@@ -34,14 +34,14 @@ import { resolveConfig } from "./config.ts"
 import { kernelLine, timeJsonNow } from "./entry.ts"
 import * as fileStore from "./fileStore.ts"
 import { reasonOf } from "./fileStore.ts"
-import { invalidLoaded } from "./fileLoad.ts"
-import { Interned, LoadedResult } from "./loaded.ts"
+import { loadAll } from "./loaded.ts"
+import type { LoadedResult } from "./loaded.ts"
 import { Flight, outcomeOf, slotOf } from "./memo.ts"
 import type { Slot } from "./memo.ts"
 import { causeMessage, parseMessage, plural, Warning } from "./messages.ts"
 import { appendEncodedOf, pendingFor } from "./pending.ts"
 import * as runDirs from "./runDirs.ts"
-import { currentLending, Slots } from "./slots.ts"
+import { Runner } from "./runner.ts"
 import { nativeTracer, noSpan } from "./spans.ts"
 import type { SpanLike } from "./spans.ts"
 
@@ -72,52 +72,9 @@ export const make = (
       : cfg.checkpointMode !== undefined
       ? yield* runDirs.allCheckpoints(cfg.runDir)
       : []
-    // Only what a later call needs of a loaded entry: its result and time (the key already
-    // covers app, version and input). About a third less memory for a million entries.
-    const loaded = new Map<string, LoadedResult>()
-    const interned = new Interned()
-    // The built-in store checks every line it reads; entries from any other store are checked
-    // here for what the kernel uses of them, so that a malformed one is a BadCheckpoint now
-    // rather than a corrupt line later.
-    const checkEntries = appendEncodedOf(store) === undefined
-    if (cfg.memoize) {
-      for (const dir of dirs) {
-        const before = loaded.size
-        let count = 0
-        let bad: BadCheckpoint | undefined
-        let open = true
-        yield* store.load(dir, (entry) => {
-          // An entry handed over after `load` returned is outside the store contract: ignored.
-          if (!open) return
-          count++
-          if (checkEntries) {
-            if (bad !== undefined) return
-            const invalid = invalidLoaded(entry)
-            if (invalid !== undefined) {
-              bad = new BadCheckpoint({ path: dir, line: count, reason: `Entry ${count} of the store: ${invalid}` })
-              return
-            }
-          }
-          loaded.set(
-            entry.hash,
-            new LoadedResult(
-              entry.hash,
-              entry.result,
-              entry.time,
-              interned.of(entry.app),
-              interned.of(entry.version),
-              entry.input
-            )
-          )
-        })
-        open = false
-        if (bad !== undefined) return yield* bad
-        yield* Effect.logDebug(`Loaded ${plural(count, "entry", "entries")} from ${dir} (${loaded.size - before} new keys)`)
-      }
-      if (dirs.length > 0) {
-        yield* Effect.logInfo(`Loaded ${plural(loaded.size, "result")} from ${plural(dirs.length, "checkpoint")}`)
-      }
-    }
+    // The built-in store checks every line it reads; entries from any other store are
+    // checked for what the kernel uses of them.
+    const loaded = cfg.memoize ? yield* loadAll(store, dirs, appendEncodedOf(store) === undefined) : new Map<string, LoadedResult>()
 
     const runDir = yield* runDirs.allocate(cfg.runDir).pipe(
       Effect.mapError((cause) =>
@@ -176,65 +133,11 @@ export const make = (
         notify()
       }
     )
-    const slots = cfg.maxConcurrency === undefined ? undefined : new Slots(cfg.maxConcurrency)
-
-    // Runs an app body with the kernel's retries and slots; `running` counts it while it runs.
-    const bodyDone = () => {
-      stats.running--
+    // App bodies under retries and slots; `running` counts them while they run.
+    const runner = new Runner(cfg.retries, cfg.maxConcurrency, (delta) => {
+      stats.running += delta
       notify()
-    }
-    const bodyEnded = Effect.sync(bodyDone)
-    // An app's own `retries` overrides the kernel's.
-    const retriesOf = (app: AppSpec): number => app.retries ?? cfg.retries
-    const plainBody = (app: AppSpec): boolean => slots === undefined && retriesOf(app) === 0
-    // The body's effect; a body that throws instead of returning one is a defect of the call.
-    const bodyOf = (app: AppSpec, input: unknown): Effect.Effect<unknown, unknown, unknown> => {
-      try {
-        return app.body(input)
-      } catch (defect) {
-        return Effect.die(defect)
-      }
-    }
-    const runBody = (app: AppSpec, input: unknown): Effect.Effect<unknown, unknown, unknown> => {
-      let body: Effect.Effect<unknown, unknown, unknown> = Effect.suspend(() => {
-        stats.running++
-        notify()
-        // bodyOf: a body that throws is a defect here too, and `running` still comes back down.
-        return Effect.ensuring(bodyOf(app, input), bodyEnded)
-      })
-      const retries = retriesOf(app)
-      if (retries > 0) {
-        body = body.pipe(
-          Effect.sandbox,
-          Effect.retry({ times: retries, while: (cause) => !Cause.isInterrupted(cause) }),
-          Effect.unsandbox
-        )
-      }
-      if (slots === undefined) return body
-      // A call made from inside a running body (a nested app) is served before top-level calls.
-      // (withFiberRuntime leaves no frame on the stack of a call that waits for its slot.)
-      // (The slot's body is built once the slot is held: a call waiting for one keeps less.)
-      return Effect.withFiberRuntime((fiber) =>
-        slots.with(
-          Effect.suspend(() => Effect.locally(body, currentLending, { nested: 0 })),
-          fiber.getFiberRef(currentLending) !== null
-        )
-      )
-    }
-
-    // With maxConcurrency, an app body that calls other apps lends its slot while they run,
-    // as Parsl's join apps hold no worker slot while they wait.
-    const lendSlot = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
-      slots === undefined ? effect : Effect.withFiberRuntime((fiber) => {
-        const lending = fiber.getFiberRef(currentLending)
-        return lending === null ? effect : Effect.acquireUseRelease(
-          Effect.sync(() => {
-            if (lending.nested++ === 0) slots.release()
-          }),
-          () => effect,
-          () => Effect.suspend(() => --lending.nested === 0 ? slots.takeBack : Effect.void)
-        )
-      })
+    })
 
     const encodeOutputSlow = (app: AppSpec, value: unknown) =>
       app.encodeOutput(value).pipe(Effect.either) as Effect.Effect<Either.Either<unknown, ParseResult.ParseError>>
@@ -371,14 +274,11 @@ export const make = (
         record(app, span, "miss")
         // Without retries and slots, the body runs as it is and `running` is kept here
         // (saves an ensuring and a suspend per miss).
-        const plainBodies = plainBody(app)
-        if (plainBodies) {
-          stats.running++
-          notify()
-        }
-        return Effect.matchCauseEffect(restore(plainBodies ? bodyOf(app, input) : runBody(app, input)), {
+        const plainBodies = runner.plain(app)
+        if (plainBodies) runner.started()
+        return Effect.matchCauseEffect(restore(plainBodies ? runner.bodyOf(app, input) : runner.run(app, input)), {
           onFailure: (cause) => {
-            if (plainBodies) bodyDone()
+            if (plainBodies) runner.ended()
             // Interrupted (a finalizer of the body may have failed too): not memoized, and a
             // waiter runs the body instead.
             if (Cause.isInterrupted(cause)) {
@@ -390,7 +290,7 @@ export const make = (
             return publish(memoKey, Exit.failCause(cause), flight)
           },
           onSuccess: (value) => {
-            if (plainBodies) bodyDone()
+            if (plainBodies) runner.ended()
             return settle(app, memoKey, hash, inputJson, Exit.succeed(value) as Exit.Success<unknown, unknown>, flight)
           }
         })
@@ -509,7 +409,7 @@ export const make = (
           if (served !== undefined) return served
         }
       }
-      return lendSlot(lookup(app, span, memoKey, hash, json, input))
+      return runner.lendSlot(lookup(app, span, memoKey, hash, json, input))
     }
 
     // A call answered by a loaded entry, served in one synchronous step when it can be (the
@@ -581,7 +481,7 @@ export const make = (
       stats.tasks++
       if (!app.cache || !cfg.memoize) {
         record(app, span, "miss")
-        return lendSlot(runBody(app, input))
+        return runner.lendSlot(runner.run(app, input))
       }
       const encoded = app.encodeInputSync(input)
       if (Either.isRight(encoded)) return keyed(app, span, encoded.right, input)
