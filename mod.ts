@@ -6,6 +6,7 @@
  * @module
  */
 export * as App from "./src/App.ts"
+export * as CheckpointFile from "./src/CheckpointFile.ts"
 export { CheckpointFiles, getAllCheckpoints, getLastCheckpoint } from "./src/CheckpointFiles.ts"
 export { CheckpointStore } from "./src/CheckpointStore.ts"
 export type { AppendOptions, CheckpointEntry, CheckpointStoreService, Durability } from "./src/CheckpointStore.ts"
@@ -15,3 +16,4 @@ export { AppCacheError, BadCheckpoint, CheckpointError, ConfigurationError } fro
 export type { DfkError } from "./src/errors.ts"
 export * as Memo from "./src/Memo.ts"
 export * as Metrics from "./src/Metrics.ts"
+export * as RunDirs from "./src/RunDirs.ts"

@@ -11,9 +11,10 @@ import * as Console from "effect/Console"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { CheckpointStore, getAllCheckpoints } from "../mod.ts"
+import { CheckpointFile, CheckpointStore, getAllCheckpoints } from "../mod.ts"
 import type { CheckpointEntry } from "../mod.ts"
-import { TASKS_FILE } from "../src/internal/entry.ts"
+
+const TASKS_FILE = CheckpointFile.name
 
 /**
  * Exit statuses of `dfk`: `0` success, `1` a negative answer or damaged data (a miss in
@@ -42,6 +43,24 @@ export class CliError extends Data.TaggedError("CliError")<{
  */
 export const usageError = (message: string): Effect.Effect<never, CliError> =>
   Effect.fail(new CliError({ message, code: ExitStatus.usage }))
+
+/**
+ * The message of an error (a platform error, an `Error`, anything with a `message`), else
+ * its text.
+ *
+ * @since 0.2.0
+ */
+export const reasonOf = (e: unknown): string =>
+  typeof e === "object" && e !== null && "message" in e ? String((e as { message: unknown }).message) : String(e)
+
+/**
+ * A failed write, as the `CliError` (exit status 1) of the commands that write:
+ * `Cannot write <what>: <reason>`.
+ *
+ * @since 0.2.0
+ */
+export const writeFailed = (what: string) => (e: unknown): CliError =>
+  new CliError({ message: `Cannot write ${what}: ${reasonOf(e)}`, code: ExitStatus.failed })
 
 /**
  * A loaded checkpoint entry with where it came from.

@@ -14,11 +14,9 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { CheckpointStore, Memo } from "../mod.ts"
+import { CheckpointFile, CheckpointStore, Memo, RunDirs } from "../mod.ts"
 import type { CheckpointEntry } from "../mod.ts"
-import { TASKS_FILE } from "../src/internal/entry.ts"
-import { allocate } from "../src/internal/runDirs.ts"
-import { CliError, ExitStatus, formatBytes, loadCheckpoint, loadRunDir, printLines, usageError } from "./common.ts"
+import { CliError, formatBytes, loadCheckpoint, loadRunDir, printLines, usageError, writeFailed } from "./common.ts"
 
 /**
  * What `compact` did.
@@ -44,9 +42,6 @@ export interface Compaction {
   /** Size of the new `tasks.jsonl`. */
   readonly bytes: number
 }
-
-const reasonOf = (e: unknown): string =>
-  typeof e === "object" && e !== null && "message" in e ? String((e as { message: unknown }).message) : String(e)
 
 /**
  * Merges every checkpoint under `runDir` into a new checkpoint dir: `out`, or a new run dir
@@ -77,8 +72,6 @@ export const compact = (
       if (Option.isSome(Memo.checkEntry(entry))) dropped++
     }
     for (const [hash, entry] of merged) if (Option.isSome(Memo.checkEntry(entry))) merged.delete(hash)
-    const writeFailed = (what: string) => (e: unknown) =>
-      new CliError({ message: `Cannot write ${what}: ${reasonOf(e)}`, code: ExitStatus.failed })
 
     // Where to write: a temporary dir next to the target, renamed into place at the end.
     let target: string
@@ -92,7 +85,7 @@ export const compact = (
       parent = path.dirname(path.resolve(target))
       yield* fs.makeDirectory(parent, { recursive: true }).pipe(Effect.mapError(writeFailed(parent)))
     } else {
-      allocated = yield* allocate(runDir).pipe(Effect.mapError(writeFailed(`a new run dir under ${runDir}`)))
+      allocated = yield* RunDirs.allocate(runDir).pipe(Effect.mapError(writeFailed(`a new run dir under ${runDir}`)))
       parent = allocated
       target = path.join(allocated, "checkpoint")
     }
@@ -112,7 +105,7 @@ export const compact = (
     )
     // Read the result back through the library, as a resume would.
     const written = yield* loadCheckpoint(target)
-    const info = yield* fs.stat(path.join(target, TASKS_FILE)).pipe(Effect.mapError(writeFailed(target)))
+    const info = yield* fs.stat(path.join(target, CheckpointFile.name)).pipe(Effect.mapError(writeFailed(target)))
     return { sources, before: entries.length, after: written.length, dropped, out: target, bytes: Number(info.size) }
   })
 

@@ -1,5 +1,5 @@
 /**
- * `dfk demo`: runs the demo workflow of `examples/demo.ts` (CPU-bound apps, checkpointed
+ * `dfk demo`: runs the demo workflow of `./demo-workflow.ts` (CPU-bound apps, checkpointed
  * as each task completes; run it twice to see the second run served from the checkpoint).
  *
  * @module
@@ -33,7 +33,7 @@ export const demoCommand = Command.make(
   (options) =>
     Effect.gen(function*() {
       // Loaded on demand: the other commands do not need the demo's code.
-      const demo = yield* Effect.promise(() => import("../examples/demo.ts"))
+      const demo = yield* Effect.promise(() => import("./demo-workflow.ts"))
       const argv: Array<string> = []
       const pass = (flag: string, value: Option.Option<string>) => {
         if (Option.isSome(value)) argv.push(`--${flag}`, value.value)

@@ -11,9 +11,8 @@ import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import { Memo } from "../mod.ts"
+import { CheckpointFile, Memo } from "../mod.ts"
 import type { CheckpointEntry } from "../mod.ts"
-import { withoutKeys } from "../src/internal/canonical.ts"
 import {
   appCounts,
   CliError,
@@ -145,7 +144,7 @@ export const explain = (options: {
     const { entries } = yield* loadRunDir(options.runDir, true)
     const found = entries.filter((l) => l.entry.hash === key)
     // The asked input as it goes into the key, to compare with the stored input.
-    const asked = withoutKeys(options.input, options.ignore)
+    const asked = CheckpointFile.keyInput(options.input, options.ignore)
     // For each stored key of the app, its last entry (the one that wins on load).
     const latest = new Map<string, Located>()
     for (const l of entries) if (l.entry.app === options.app) latest.set(l.entry.hash, l)
@@ -213,7 +212,7 @@ export const explainCommand = Command.make(
       const lines: Array<string> = []
       lines.push(`Key ${result.key}`)
       lines.push(
-        `  of app ${json(args.app)}, version ${json(version)}, input ${preview(withoutKeys(input, ignore), 80)}` +
+        `  of app ${json(args.app)}, version ${json(version)}, input ${preview(CheckpointFile.keyInput(input, ignore), 80)}` +
           (ignore.length > 0 ? ` (ignoring ${ignore.join(", ")})` : "")
       )
       if (result.hit) {

@@ -33,6 +33,9 @@ import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import { CheckpointStore } from "../mod.ts"
+// The version lives in package.json alone (deno.json's "version" is kept equal to it, checked by
+// test/Version.test.ts); the npm package's cli/main.js reads the generated package.json next to it.
+import packageJson from "../package.json" with { type: "json" }
 import { CliError, colorAllowed, escapeControls, ExitStatus, plainConsole } from "./common.ts"
 import { compactCommand } from "./compact.ts"
 import { demoCommand } from "./demo.ts"
@@ -42,8 +45,8 @@ import { runsCommand } from "./runs.ts"
 import { showCommand } from "./show.ts"
 import { verifyCommand } from "./verify.ts"
 
-/** The version `dfk --version` prints. */
-const VERSION = "0.1.0"
+/** The version `dfk --version` prints: the package's. */
+const VERSION: string = packageJson.version
 
 const SUBCOMMANDS = "runs, show, explain, compact, verify, repair, demo"
 

@@ -16,7 +16,7 @@ import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
-import { CliError, ExitStatus, printLines, resolveCheckpoint } from "./common.ts"
+import { CliError, ExitStatus, printLines, resolveCheckpoint, writeFailed } from "./common.ts"
 import { scanLines, verifyCheckpoint } from "./verify.ts"
 import type { Problem } from "./verify.ts"
 
@@ -35,12 +35,6 @@ export interface Repair {
   /** The good entries kept in `file`. */
   readonly kept: number
 }
-
-const reasonOf = (e: unknown): string =>
-  typeof e === "object" && e !== null && "message" in e ? String((e as { message: unknown }).message) : String(e)
-
-const writeFailed = (what: string) => (e: unknown) =>
-  new CliError({ message: `Cannot write ${what}: ${reasonOf(e)}`, code: ExitStatus.failed })
 
 /**
  * Moves the bad lines of the checkpoint in `dir` to `tasks.jsonl.bad` (appending to it when

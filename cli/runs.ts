@@ -10,9 +10,7 @@ import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { CheckpointStore } from "../mod.ts"
-import { TASKS_FILE } from "../src/internal/entry.ts"
-import { runEntries } from "../src/internal/runDirs.ts"
+import { CheckpointFile, CheckpointStore, RunDirs } from "../mod.ts"
 import {
   appCounts,
   CliError,
@@ -63,12 +61,10 @@ export const listRuns = (
     const path = yield* Path.Path
     yield* requireDirectory(runDir, "run directory")
     const rows: Array<RunRow> = []
-    for (const { name } of yield* runEntries(runDir)) {
-      const dir = path.join(runDir, name)
+    for (const { checkpointDir: checkpoint, name, path: dir } of yield* RunDirs.list(runDir)) {
       const info = yield* Effect.option(fs.stat(dir))
       if (Option.isNone(info) || info.value.type !== "Directory") continue
-      const checkpoint = path.join(dir, "checkpoint")
-      const file = yield* Effect.option(fs.stat(path.join(checkpoint, TASKS_FILE)))
+      const file = yield* Effect.option(fs.stat(path.join(checkpoint, CheckpointFile.name)))
       const size = Option.isSome(file) && file.value.type === "File" ? Number(file.value.size) : undefined
       const hasFile = size !== undefined
       let entries: Array<{ app: string; time: string }> = []

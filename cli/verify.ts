@@ -14,13 +14,11 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
+import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { getAllCheckpoints, Memo } from "../mod.ts"
-import type { CheckpointEntry } from "../mod.ts"
-import { TASKS_FILE } from "../src/internal/entry.ts"
-import { invalidEntry, LineSplitter, mayBeTorn } from "../src/internal/fileLoad.ts"
+import { CheckpointFile, getAllCheckpoints, Memo } from "../mod.ts"
 import { CliError, ExitStatus, printLines, resolveCheckpoint } from "./common.ts"
 
 /**
@@ -71,9 +69,9 @@ export interface ScannedLine {
 }
 
 /**
- * The verdict on one line: JSON, the entry format (the library's own validator), and the
- * integrity rule (`Memo.checkEntry`: the hash is the memo key of the entry's app, version
- * and input). An unterminated, unparsable last line that starts like an entry is torn.
+ * The verdict on one line: the library's own line rule (`CheckpointFile.checkLine`, as a load
+ * applies it: JSON, the entry format, a torn last line), then the integrity rule
+ * (`Memo.checkEntry`: the hash is the memo key of the entry's app, version and input).
  *
  * @since 0.2.0
  */
@@ -83,30 +81,25 @@ export const checkLine = (
   line: number,
   terminated: boolean
 ): ScannedLine["verdict"] => {
-  if (text.trim() === "") return "blank"
-  let value: unknown
-  try {
-    value = JSON.parse(text)
-  } catch {
-    return terminated || !mayBeTorn(text)
-      ? { file, line, kind: "corrupt", reason: "the line is not valid JSON" }
-      : {
-        file,
-        line,
-        kind: "torn",
-        reason: "a torn last line (an interrupted write); loadable: the library skips it with a warning"
-      }
+  const verdict = CheckpointFile.checkLine(text, terminated)
+  switch (verdict._tag) {
+    case "Blank":
+      return "blank"
+    case "Torn":
+      return { file, line, kind: "torn", reason: verdict.reason }
+    case "Corrupt":
+      return { file, line, kind: "corrupt", reason: verdict.reason }
+    case "Entry": {
+      const mismatch = Memo.checkEntry(verdict.entry)
+      return Option.isSome(mismatch) ? { file, line, kind: "corrupt", reason: mismatch.value } : "entry"
+    }
   }
-  const invalid = invalidEntry(value)
-  if (invalid !== undefined) return { file, line, kind: "corrupt", reason: invalid }
-  const mismatch = Memo.checkEntry(value as CheckpointEntry)
-  if (Option.isSome(mismatch)) return { file, line, kind: "corrupt", reason: mismatch.value }
-  return "entry"
 }
 
 /**
- * Reads the checkpoint file `file` line by line, and hands each batch of checked lines (a
- * batch per chunk read) to `onLines`, in order. A file that cannot be read is exit status 2.
+ * Reads the checkpoint file `file` line by line (`CheckpointFile.lines`: split as the library
+ * loads it), and hands each batch of checked lines (a batch per chunk read) to `onLines`, in
+ * order. A file that cannot be read is exit status 2.
  *
  * @since 0.2.0
  */
@@ -114,28 +107,16 @@ export const scanLines = <E, R>(
   file: string,
   onLines: (lines: ReadonlyArray<ScannedLine>) => Effect.Effect<void, E, R>
 ): Effect.Effect<void, CliError | E, FileSystem.FileSystem | R> =>
-  Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
-    let batch: Array<ScannedLine> = []
-    const splitter = new LineSplitter((text, line, terminated) => {
-      batch.push({ text, line, verdict: checkLine(file, text, line, terminated) })
-    })
-    const flush = Effect.suspend(() => {
-      const lines = batch
-      batch = []
-      return lines.length === 0 ? Effect.void : onLines(lines)
-    })
-    const decoder = new TextDecoder("utf-8")
-    yield* fs.stream(file, { chunkSize: FileSystem.KiB(256) }).pipe(
-      Stream.mapError((e) => new CliError({ message: `Cannot read ${file}: ${e.message}`, code: ExitStatus.usage })),
-      Stream.runForEach((chunk) =>
-        Effect.zipRight(Effect.sync(() => splitter.push(decoder.decode(chunk, { stream: true }))), flush)
-      )
+  CheckpointFile.lines(file).pipe(
+    Stream.mapError((e) => new CliError({ message: `Cannot read ${file}: ${e.message}`, code: ExitStatus.usage })),
+    Stream.runForEachChunk((chunk) =>
+      Chunk.isEmpty(chunk) ? Effect.void : onLines(Chunk.toReadonlyArray(Chunk.map(chunk, ({ line, terminated, text }) => ({
+        text,
+        line,
+        verdict: checkLine(file, text, line, terminated)
+      }))))
     )
-    splitter.push(decoder.decode())
-    splitter.end()
-    yield* flush
-  })
+  )
 
 /**
  * Checks every line of the checkpoint in `dir` (see `checkLine`).
@@ -147,7 +128,7 @@ export const verifyCheckpoint = (
 ): Effect.Effect<FileReport, CliError, FileSystem.FileSystem | Path.Path> =>
   Effect.gen(function*() {
     const path = yield* Path.Path
-    const file = path.join(dir, TASKS_FILE)
+    const file = path.join(dir, CheckpointFile.name)
     const problems: Array<Problem> = []
     let entries = 0
     yield* scanLines(file, (lines) =>

@@ -5,8 +5,9 @@
  *   `tsconfig.build.json`) and, when it exists, `cli/main.ts` with what it imports; relative `.ts` import specifiers become `.js`, in
  *   the JavaScript (`rewriteRelativeImportExtensions`) and in the declarations (a transformer
  *   here, since the compiler leaves those alone);
- * - a generated `package.json` (version from `deno.json`), with a `dfk` bin when `cli/main.ts`
- *   exists;
+ * - a generated `package.json` (version from the root `package.json`, the one place it lives),
+ *   with a `dfk` bin when `cli/main.ts` exists (`cli/main.js` reads its version from that
+ *   generated file, `../package.json`);
  * - `README.md` and `LICENSE` copied from the repository root.
  *
  * Usage: `tsx scripts/build_npm.ts [--out-dir <dir>]` (default `npm`, relative to the repo root).
@@ -163,9 +164,8 @@ export const build = (outDirOption = "npm"): BuildResult => {
     throw new Error(`Refusing to use ${outDir} as the output directory`)
   }
   const rootPackage = readJson(path.join(rootDir, "package.json"))
-  const denoJson = readJson(path.join(rootDir, "deno.json"))
-  const version: unknown = denoJson.version
-  if (typeof version !== "string" || version === "") throw new Error("deno.json has no version")
+  const version: unknown = rootPackage.version
+  if (typeof version !== "string" || version === "") throw new Error("package.json has no version")
   const withCli = fs.existsSync(path.join(rootDir, "cli", "main.ts"))
 
   // Compile.

@@ -1,5 +1,6 @@
 /**
- * Checkpoint entries: the JSON Lines form, its parser and its validator.
+ * The JSON Lines line of a checkpoint entry: building it (the kernel's lines, the store's), and the
+ * UTF-8 helpers both use. Parsing and the line rule are in `fileLoad.ts`.
  */
 import type { CheckpointEntry } from "../CheckpointStore.ts"
 

@@ -111,12 +111,55 @@ export const mayBeTorn = (line: string): boolean => {
   return false
 }
 
+/**
+ * Why a line is not an entry: a blank line (skipped on load), a torn last line (an
+ * unterminated, unparsable line that starts like an entry: an interrupted write, skipped on
+ * load with a warning), or a corrupt line (loading fails), with the reason. A class, so that
+ * `lineRule` can return either this or the parsed entry (a plain object from `JSON.parse`,
+ * never an instance of it) with no wrapper allocated per good line.
+ */
+export class LineFault {
+  constructor(readonly kind: "blank" | "torn" | "corrupt", readonly reason: string) {}
+}
+
+/** The verdict on a blank line. */
+export const BLANK_LINE = new LineFault("blank", "a blank line (skipped on load)")
+
+/** The verdict on a torn last line. */
+export const TORN_LINE = new LineFault(
+  "torn",
+  "a torn last line (an interrupted write); loadable: the library skips it with a warning"
+)
+
+const NOT_JSON = new LineFault("corrupt", "the line is not valid JSON")
+
+/**
+ * The line rule of the JSON Lines checkpoint file, the one the loader applies and the public
+ * `CheckpointFile.checkLine` exposes (so `dfk verify` and `dfk repair` judge lines exactly as
+ * a load does): a blank line is skipped; any other line must parse as JSON and be a version-1
+ * entry (`invalidEntry`), except that an unterminated last line that does not parse and
+ * starts like an entry (`mayBeTorn`) is a torn write. Returns the parsed entry, or why the
+ * line is not one. `terminated`: whether the line ended with a newline.
+ */
+export const lineRule = (line: string, terminated: boolean): CheckpointEntry | LineFault => {
+  // Blank lines are skipped; a line that starts with "{" (every entry) needs no trim.
+  if (line.length === 0 || (line.charCodeAt(0) !== 123 && line.trim() === "")) return BLANK_LINE
+  let value: unknown
+  try {
+    value = JSON.parse(line)
+  } catch {
+    return !terminated && mayBeTorn(line) ? TORN_LINE : NOT_JSON
+  }
+  const invalid = invalidEntry(value)
+  return invalid === undefined ? value as CheckpointEntry : new LineFault("corrupt", invalid)
+}
+
 class Stop {
   constructor(readonly error: BadCheckpoint) {}
 }
 
 /**
- * What to do with one line: skip it when blank, else parse, validate and hand it over. A bad
+ * What to do with one line (`lineRule`): skip it when blank, else hand the entry over. A bad
  * line throws `Stop`; an unterminated, unparsable last line (a torn write) goes to `onTorn`.
  */
 const lineHandler = (
@@ -125,18 +168,11 @@ const lineHandler = (
   onTorn: (lineNo: number) => void
 ) =>
 (line: string, lineNo: number, terminated: boolean): void => {
-  // Blank lines are skipped; a line that starts with "{" (every entry) needs no trim.
-  if (line.length === 0 || (line.charCodeAt(0) !== 123 && line.trim() === "")) return
-  let value: unknown
-  try {
-    value = JSON.parse(line)
-  } catch {
-    if (!terminated && mayBeTorn(line)) return onTorn(lineNo)
-    throw new Stop(new BadCheckpoint({ path: file, line: lineNo, reason: "the line is not valid JSON" }))
-  }
-  const invalid = invalidEntry(value)
-  if (invalid !== undefined) throw new Stop(new BadCheckpoint({ path: file, line: lineNo, reason: invalid }))
-  onEntry(value as CheckpointEntry)
+  const verdict = lineRule(line, terminated)
+  if (!(verdict instanceof LineFault)) return onEntry(verdict)
+  if (verdict === BLANK_LINE) return
+  if (verdict === TORN_LINE) return onTorn(lineNo)
+  throw new Stop(new BadCheckpoint({ path: file, line: lineNo, reason: verdict.reason }))
 }
 
 /**
@@ -163,7 +199,7 @@ const SPAN = 64 * 1024
  * span decodes as it would in the whole file; only the unterminated tail stays in the
  * buffer (moved to its front) for the next read.
  */
-class ByteLines {
+export class ByteLines {
   /** The buffer; `have` bytes at its front are the head of a line not yet complete. */
   private buffer = allocBytes(READ_SIZE)
   private have = 0
