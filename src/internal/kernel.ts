@@ -276,7 +276,7 @@ export const make = (
         // (saves an ensuring and a suspend per miss).
         const plainBodies = runner.plain(app)
         if (plainBodies) runner.started()
-        return Effect.matchCauseEffect(restore(plainBodies ? runner.bodyOf(app, input) : runner.run(app, input)), {
+        return Effect.matchCauseEffect(plainBodies ? restore(runner.bodyOf(app, input)) : runner.run(app, input, restore), {
           onFailure: (cause) => {
             if (plainBodies) runner.ended()
             // Interrupted (a finalizer of the body may have failed too): not memoized, and a
@@ -481,7 +481,7 @@ export const make = (
       stats.tasks++
       if (!app.cache || !cfg.memoize) {
         record(app, span, "miss")
-        return runner.lendSlot(runner.run(app, input))
+        return runner.lendSlot(Effect.uninterruptibleMask((restore) => runner.run(app, input, restore)))
       }
       const encoded = app.encodeInputSync(input)
       if (Either.isRight(encoded)) return keyed(app, span, encoded.right, input)

@@ -4,13 +4,13 @@
  */
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as FiberRef from "effect/FiberRef"
 import type { AppSpec } from "./appSpec.ts"
 import { currentLending, Slots } from "./slots.ts"
 
 /** Runs the bodies of one kernel's apps. */
 export class Runner {
   private readonly slots: Slots | undefined
-  private readonly bodyEnded: Effect.Effect<void>
 
   constructor(
     /** The kernel's `retries`; an app's own `retries` overrides it. */
@@ -20,7 +20,6 @@ export class Runner {
     private readonly onRunning: (delta: 1 | -1) => void
   ) {
     this.slots = maxConcurrency === undefined ? undefined : new Slots(maxConcurrency)
-    this.bodyEnded = Effect.sync(() => this.onRunning(-1))
   }
 
   /** How many more times a failed body of `app` runs. */
@@ -55,12 +54,22 @@ export class Runner {
     }
   }
 
-  /** Runs `app`'s body with its retries, holding a slot; counted as running while it runs. */
-  run(app: AppSpec, input: unknown): Effect.Effect<unknown, unknown, unknown> {
+  /**
+   * Runs `app`'s body with its retries, holding a slot; counted as running while it runs. To
+   * be run in an uninterruptible region (the call's mask): `restore` makes the body, and the
+   * wait for a slot, interruptible; the bookkeeping around them is not (and needs no mask of
+   * its own: each mask costs a call about a microsecond and a kilobyte).
+   */
+  run(
+    app: AppSpec,
+    input: unknown,
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  ): Effect.Effect<unknown, unknown, unknown> {
+    // One attempt: counted from before the body starts (outside `restore`, so an attempt that
+    // is interrupted before it starts is counted too) until it ends, however it ends.
     let body: Effect.Effect<unknown, unknown, unknown> = Effect.suspend(() => {
       this.onRunning(1)
-      // bodyOf: a body that throws is a defect here too, and `running` still comes back down.
-      return Effect.ensuring(this.bodyOf(app, input), this.bodyEnded)
+      return Effect.matchCauseEffect(restore(this.bodyOf(app, input)), this.attemptEnded)
     })
     const retries = this.retriesOf(app)
     if (retries > 0) {
@@ -73,14 +82,36 @@ export class Runner {
     const slots = this.slots
     if (slots === undefined) return body
     // A call made from inside a running body (a nested app) is served before top-level calls.
-    // (withFiberRuntime leaves no frame on the stack of a call that waits for its slot.)
-    // (The slot's body is built once the slot is held: a call waiting for one keeps less.)
-    return Effect.withFiberRuntime((fiber) =>
-      slots.with(
-        Effect.suspend(() => Effect.locally(body, currentLending, { nested: 0 })),
-        fiber.getFiberRef(currentLending) !== null
+    // Once the slot is held, the body runs with a lending record of its own (for the apps it
+    // calls), and the caller's comes back when it ends.
+    return Effect.withFiberRuntime((fiber) => {
+      const outer = fiber.getFiberRef(currentLending)
+      const back = FiberRef.set(currentLending, outer)
+      return slots.hold(
+        () =>
+          Effect.zipRight(
+            FiberRef.set(currentLending, { nested: 0 }),
+            Effect.matchCauseEffect(body, {
+              onFailure: (cause) => Effect.zipRight(back, Effect.failCause(cause)),
+              onSuccess: (value) => Effect.as(back, value)
+            })
+          ),
+        outer !== null,
+        restore
       )
-    )
+    })
+  }
+
+  /** Ends an attempt's count as running, and ends as it did. */
+  private readonly attemptEnded = {
+    onFailure: (cause: Cause.Cause<unknown>): Effect.Effect<unknown, unknown> => {
+      this.onRunning(-1)
+      return Effect.failCause(cause)
+    },
+    onSuccess: (value: unknown): Effect.Effect<unknown, unknown> => {
+      this.onRunning(-1)
+      return Effect.succeed(value)
+    }
   }
 
   /**

@@ -7,6 +7,7 @@
  * the slot it lent them) are served before top-level calls, so work that has started finishes
  * first; within a lane, first come, first served.
  */
+import type * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as FiberRef from "effect/FiberRef"
 
@@ -45,6 +46,12 @@ class Lane {
     if (w !== undefined) this.remove(w)
     return w
   }
+}
+
+/** The handlers of `matchCauseEffect` that give a slot back, whatever the outcome. */
+interface Releasing<A, E> {
+  readonly onFailure: (cause: Cause.Cause<E>) => Effect.Effect<A, E>
+  readonly onSuccess: (value: A) => Effect.Effect<A, E>
 }
 
 /** A fixed number of slots. */
@@ -89,31 +96,47 @@ export class Slots {
   }
 
   /**
-   * Runs `effect` holding a slot, first waiting for one if none is free; the wait is
-   * interruptible. An interrupted waiter leaves its list and takes no slot (one handed to it
-   * as it was interrupted goes on to the next waiter). One frame on the stack while it waits.
+   * Runs `make()` holding a slot, first waiting for one if none is free. To be run in an
+   * uninterruptible region (the caller's mask); `restore` makes the wait interruptible (the
+   * effect `make` builds restores what it runs itself). An interrupted waiter leaves its list
+   * and takes no slot (one handed to it as it was interrupted goes on to the next waiter).
+   * The slot is given back when the effect ends, however it ends. No mask of its own, one
+   * frame on the stack while it waits.
    */
-  with<A, E, R>(effect: Effect.Effect<A, E, R>, priority: boolean): Effect.Effect<A, E, R> {
-    // (The mask calls its function when it runs.)
-    return Effect.uninterruptibleMask((restore) => {
-      if (this.free > 0) {
-        this.free--
-        return Effect.ensuring(restore(effect), this.released)
-      }
-      const w = this.enqueue(priority)
-      return Effect.matchCauseEffect(restore(Slots.granted(w)), {
-        // Only an interruption ends the wait early.
-        onFailure: (cause) => {
-          if (w.granted) this.release()
-          else if (w.lane !== undefined) {
-            w.lane.remove(w)
-            this.waiting--
-          }
-          return Effect.failCause(cause)
-        },
-        onSuccess: () => Effect.ensuring(restore(effect), this.released)
-      })
+  hold<A, E, R>(
+    make: () => Effect.Effect<A, E, R>,
+    priority: boolean,
+    restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>
+  ): Effect.Effect<A, E, R> {
+    if (this.free > 0) {
+      this.free--
+      return Effect.matchCauseEffect(make(), this.releasing as Releasing<A, E>)
+    }
+    const w = this.enqueue(priority)
+    return Effect.matchCauseEffect(restore(Slots.granted(w)), {
+      // Only an interruption ends the wait early.
+      onFailure: (cause) => {
+        if (w.granted) this.release()
+        else if (w.lane !== undefined) {
+          w.lane.remove(w)
+          this.waiting--
+        }
+        return Effect.failCause(cause)
+      },
+      onSuccess: () => Effect.matchCauseEffect(make(), this.releasing as Releasing<A, E>)
     })
+  }
+
+  /** Gives the slot back as the effect that held it ends, and ends as it did. */
+  private readonly releasing: Releasing<unknown, unknown> = {
+    onFailure: (cause) => {
+      this.release()
+      return Effect.failCause(cause)
+    },
+    onSuccess: (value) => {
+      this.release()
+      return Effect.succeed(value)
+    }
   }
 
   /**
@@ -128,7 +151,6 @@ export class Slots {
     return Slots.granted(this.enqueue(true))
   }))
 
-  private readonly released: Effect.Effect<void> = Effect.sync(() => this.release())
 }
 
 /**
