@@ -181,17 +181,23 @@ describe("a store that misbehaves", () => {
       assert.include(bad.reason, "\"time\" is not a string")
     }))
 
+  /** A store over an array of rows, handing them to `load` through `give` (which may bend them). */
+  const rowsStore = (
+    give: (rows: ReadonlyArray<CheckpointEntry>, onEntry: (entry: CheckpointEntry) => void) => void
+  ): CheckpointStoreService => {
+    const rows: Array<CheckpointEntry> = []
+    return {
+      append: (_dir, entries) => Effect.sync(() => void rows.push(...entries)),
+      load: (_dir, onEntry) => Effect.sync(() => give(rows, onEntry)),
+      exists: () => Effect.succeed(rows.length > 0)
+    }
+  }
+
   it.scoped("a store that gives back only hash, result and time is a BadCheckpoint: the integrity rule needs app, version and input", () =>
     Effect.gen(function*() {
-      const rows: Array<CheckpointEntry> = []
-      const store: CheckpointStoreService = {
-        append: (_dir, entries) => Effect.sync(() => void rows.push(...entries)),
-        load: (_dir, onEntry) =>
-          Effect.sync(() => {
-            for (const e of rows) onEntry({ hash: e.hash, result: e.result, time: e.time } as CheckpointEntry)
-          }),
-        exists: () => Effect.succeed(rows.length > 0)
-      }
+      const store = rowsStore((rows, onEntry) => {
+        for (const e of rows) onEntry({ hash: e.hash, result: e.result, time: e.time } as CheckpointEntry)
+      })
       const root = yield* tmpDir
       yield* double(21).pipe(withStore({ runDir: root, checkpointMode: "task_exit" }, store))
       const error = yield* Effect.flip(double(21).pipe(
@@ -203,18 +209,12 @@ describe("a store that misbehaves", () => {
 
   it.scoped("an entry from a store whose hash is not the key of its own app, version and input is not served", () =>
     Effect.gen(function*() {
-      const rows: Array<CheckpointEntry> = []
-      const store: CheckpointStoreService = {
-        append: (_dir, entries) => Effect.sync(() => void rows.push(...entries)),
-        // The store mixes up its rows: the entry of double(4) comes back under the hash of double(3).
-        load: (_dir, onEntry) =>
-          Effect.sync(() => {
-            const three = rows.find((e) => e.input === 3)!
-            const four = rows.find((e) => e.input === 4)!
-            onEntry({ ...four, hash: three.hash })
-          }),
-        exists: () => Effect.succeed(rows.length > 0)
-      }
+      // The store mixes up its rows: the entry of double(4) comes back under the hash of double(3).
+      const store = rowsStore((rows, onEntry) => {
+        const three = rows.find((e) => e.input === 3)!
+        const four = rows.find((e) => e.input === 4)!
+        onEntry({ ...four, hash: three.hash })
+      })
       const root = yield* tmpDir
       yield* Effect.all([double(3), double(4)]).pipe(withStore({ runDir: root, checkpointMode: "task_exit" }, store))
       const logs = captureLogs()
