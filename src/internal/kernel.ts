@@ -31,14 +31,15 @@ import { entryKeyProblem, quote, sha256Hex, tryCanonicalJson, withoutKeys } from
 import type { KnownKey } from "./canonical.ts"
 import { Checkpointer } from "./checkpointer.ts"
 import { resolveConfig } from "./config.ts"
-import { kernelLine, timeJsonNow } from "./entry.ts"
+import { kernelLine } from "./entry.ts"
 import * as fileStore from "./fileStore.ts"
 import { reasonOf } from "./fileStore.ts"
 import { loadAll } from "./loaded.ts"
 import type { LoadedResult } from "./loaded.ts"
 import { Flight, outcomeOf, slotOf } from "./memo.ts"
 import type { Slot } from "./memo.ts"
-import { causeMessage, parseMessage, plural, Warning } from "./messages.ts"
+import { causeMessage, plural, Warning } from "./messages.ts"
+import { decodeLoaded, resultLine } from "./results.ts"
 import { appendEncodedOf, pendingFor } from "./pending.ts"
 import * as runDirs from "./runDirs.ts"
 import { Runner } from "./runner.ts"
@@ -139,30 +140,6 @@ export const make = (
       notify()
     })
 
-    const encodeOutputSlow = (app: AppSpec, value: unknown) =>
-      app.encodeOutput(value).pipe(Effect.either) as Effect.Effect<Either.Either<unknown, ParseResult.ParseError>>
-
-    // The checkpoint entry of a successful result, or a warning when it cannot be checkpointed.
-    const entryOf = (
-      app: AppSpec,
-      hash: string,
-      inputJson: string,
-      encoded: Either.Either<unknown, ParseResult.ParseError>
-    ): string | Warning => {
-      if (Either.isLeft(encoded)) {
-        return new Warning(
-          `The result of ${app.name} cannot be checkpointed: it does not encode with the output schema: ${
-            parseMessage(Cause.fail(encoded.left))
-          }`
-        )
-      }
-      const json = tryCanonicalJson(encoded.right)
-      if (typeof json !== "string") {
-        return new Warning(`The result of ${app.name} cannot be checkpointed: it has no JSON form (${json.error})`)
-      }
-      return kernelLine(hash, app.lineInfix, inputJson, json, timeJsonNow())
-    }
-
     // Queues an entry; returns its queue number.
     const enqueue = (line: string): number => {
       const seq = checkpointer.enqueue(line)
@@ -217,47 +194,9 @@ export const make = (
         }
         return queueAndPublish(app, line, memoKey, exit, flight)
       }
-      // Whatever goes wrong making the entry (a schema transformation or a getter that throws
-      // included), the result is still published: a throw here would leave the call in flight.
-      const lineOf = (encoded: Either.Either<unknown, ParseResult.ParseError>): string | Warning => {
-        try {
-          return entryOf(app, hash, inputJson, encoded)
-        } catch (e) {
-          return new Warning(`The result of ${app.name} cannot be checkpointed: ${reasonOf(e)}`)
-        }
-      }
-      let encoded: Either.Either<unknown, ParseResult.ParseError>
-      try {
-        encoded = app.encodeOutputSync(exit.value)
-      } catch (e) {
-        return withEntry(new Warning(`The result of ${app.name} cannot be checkpointed: encoding it threw: ${reasonOf(e)}`))
-      }
-      return Either.isRight(encoded)
-        ? withEntry(lineOf(encoded))
-        : Effect.flatMap(Effect.exit(encodeOutputSlow(app, exit.value)), (e) =>
-          withEntry(
-            Exit.isSuccess(e)
-              ? lineOf(e.value)
-              : new Warning(`The result of ${app.name} cannot be checkpointed: encoding it failed: ${parseMessage(e.cause)}`)
-          ))
+      const line = resultLine(app, hash, inputJson, exit.value)
+      return typeof line === "string" || line instanceof Warning ? withEntry(line) : Effect.flatMap(line, withEntry)
     }
-
-    // Decodes a loaded entry with the app's output schema; `undefined` (and a warning) when
-    // it no longer decodes, which makes the call a miss.
-    const fromCheckpoint = (app: AppSpec, hash: string, entry: LoadedResult) =>
-      Effect.suspend(() => app.decodeOutput(entry.result)).pipe(
-        Effect.map(Exit.succeed),
-        Effect.catchAllCause((cause) =>
-          Effect.as(
-            Effect.logWarning(
-              `A checkpointed result of ${app.name} (${hash.slice(0, 12)}) no longer decodes with its output schema, so the app runs again: ${
-                parseMessage(cause)
-              }`
-            ),
-            undefined
-          )
-        )
-      ) as Effect.Effect<Exit.Exit<unknown, unknown> | undefined>
 
     // Runs in an uninterruptible region; only the body itself (and waiting) is interruptible.
     const produce = (
@@ -343,7 +282,7 @@ export const make = (
       }
       return decoded !== undefined && Either.isRight(decoded)
         ? served(Exit.succeed(decoded.right))
-        : Effect.flatMap(fromCheckpoint(app, hash, entry), served)
+        : Effect.flatMap(decodeLoaded(app, hash, entry), served)
     }
 
     // The check of the memo and the claim of a missing key happen in one synchronous step,

@@ -1,0 +1,93 @@
+/**
+ * Results and their checkpoint lines: a result encoded with its app's output schema into the
+ * line of its entry, and a loaded entry's result decoded back. Neither ever throws: what goes
+ * wrong is a `Warning` (the result is returned, not checkpointed) or a miss.
+ */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import type * as ParseResult from "effect/ParseResult"
+import type { AppSpec } from "./appSpec.ts"
+import { tryCanonicalJson } from "./canonical.ts"
+import { kernelLine, timeJsonNow } from "./entry.ts"
+import { reasonOf } from "./fileLoad.ts"
+import type { LoadedResult } from "./loaded.ts"
+import { parseMessage, Warning } from "./messages.ts"
+
+/** The line of an encoded result, or a warning when it cannot be checkpointed. */
+const lineOfEncoded = (
+  app: AppSpec,
+  hash: string,
+  inputJson: string,
+  encoded: Either.Either<unknown, ParseResult.ParseError>
+): string | Warning => {
+  // Whatever goes wrong making the entry (a getter that throws included), the result is
+  // still returned: a throw here would leave the call in flight.
+  try {
+    if (Either.isLeft(encoded)) {
+      return new Warning(
+        `The result of ${app.name} cannot be checkpointed: it does not encode with the output schema: ${
+          parseMessage(Cause.fail(encoded.left))
+        }`
+      )
+    }
+    const json = tryCanonicalJson(encoded.right)
+    if (typeof json !== "string") {
+      return new Warning(`The result of ${app.name} cannot be checkpointed: it has no JSON form (${json.error})`)
+    }
+    return kernelLine(hash, app.lineInfix, inputJson, json, timeJsonNow())
+  } catch (e) {
+    return new Warning(`The result of ${app.name} cannot be checkpointed: ${reasonOf(e)}`)
+  }
+}
+
+/**
+ * The checkpoint line of a result that a call computed (its time: now), or a warning: at
+ * once with the synchronous encoder (the common case), else as an effect, with the full one
+ * (a schema that needs effects).
+ */
+export const resultLine = (
+  app: AppSpec,
+  hash: string,
+  inputJson: string,
+  value: unknown
+): string | Warning | Effect.Effect<string | Warning> => {
+  let encoded: Either.Either<unknown, ParseResult.ParseError>
+  try {
+    encoded = app.encodeOutputSync(value)
+  } catch (e) {
+    return new Warning(`The result of ${app.name} cannot be checkpointed: encoding it threw: ${reasonOf(e)}`)
+  }
+  if (Either.isRight(encoded)) return lineOfEncoded(app, hash, inputJson, encoded)
+  return Effect.map(
+    Effect.exit(Effect.either(app.encodeOutput(value)) as Effect.Effect<Either.Either<unknown, ParseResult.ParseError>>),
+    (e) =>
+      Exit.isSuccess(e)
+        ? lineOfEncoded(app, hash, inputJson, e.value)
+        : new Warning(`The result of ${app.name} cannot be checkpointed: encoding it failed: ${parseMessage(e.cause)}`)
+  )
+}
+
+/**
+ * Decodes a loaded entry with the app's output schema (the full decoder); `undefined`, with
+ * a warning, when it no longer decodes, which makes the call a miss.
+ */
+export const decodeLoaded = (
+  app: AppSpec,
+  hash: string,
+  entry: LoadedResult
+): Effect.Effect<Exit.Exit<unknown, unknown> | undefined> =>
+  Effect.suspend(() => app.decodeOutput(entry.result)).pipe(
+    Effect.map(Exit.succeed),
+    Effect.catchAllCause((cause) =>
+      Effect.as(
+        Effect.logWarning(
+          `A checkpointed result of ${app.name} (${hash.slice(0, 12)}) no longer decodes with its output schema, so the app runs again: ${
+            parseMessage(cause)
+          }`
+        ),
+        undefined
+      )
+    )
+  ) as Effect.Effect<Exit.Exit<unknown, unknown> | undefined>
