@@ -45,6 +45,41 @@ export class CheckpointFiles extends Context.Tag("effect-dfk/CheckpointFiles")<
    * An explicit list of checkpoint directories (Parsl's `checkpoint_files=[...]`), loaded
    * whether or not a checkpoint mode is set.
    *
+   * @example Resuming from a checkpoint directory you name
+   * ```ts
+   * import * as fs from "node:fs"
+   * import * as os from "node:os"
+   * import * as path from "node:path"
+   * import { NodeContext } from "@effect/platform-node"
+   * import { Effect, Schema } from "effect"
+   * import { App, CheckpointFiles, Dfk } from "effect-dfk"
+   *
+   * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-files-layer-"))
+   * const square = App.make(
+   *   { name: "square", input: Schema.Number, output: Schema.Number, cache: true },
+   *   (x) => Effect.succeed(x * x)
+   * )
+   *
+   * const dir = await Effect.runPromise(
+   *   square(6).pipe(
+   *     Effect.zipRight(Dfk.checkpoint),
+   *     Effect.provide(Dfk.layer({ runDir, checkpointMode: "manual" })),
+   *     Effect.provide(NodeContext.layer)
+   *   )
+   * )
+   * // No checkpoint mode in the second run: the listed directories are loaded all the same.
+   * const stats = await Effect.runPromise(
+   *   square(6).pipe(
+   *     Effect.zipRight(Dfk.detailedStats),
+   *     Effect.provide(Dfk.layer({ runDir })),
+   *     Effect.provide(CheckpointFiles.layer([dir])),
+   *     Effect.provide(NodeContext.layer)
+   *   )
+   * )
+   * console.assert(stats.fromCheckpoint === 1 && stats.misses === 0)
+   * fs.rmSync(runDir, { recursive: true, force: true })
+   * ```
+   *
    * @since 0.1.0
    * @category layers
    */
@@ -55,6 +90,43 @@ export class CheckpointFiles extends Context.Tag("effect-dfk/CheckpointFiles")<
   /**
    * Every checkpoint under `runDir` (default `"runinfo"`), oldest first: Parsl's
    * `get_all_checkpoints`.
+   *
+   * @example Resuming from every earlier run
+   * ```ts
+   * import * as fs from "node:fs"
+   * import * as os from "node:os"
+   * import * as path from "node:path"
+   * import { NodeContext } from "@effect/platform-node"
+   * import { Effect, Layer, Schema } from "effect"
+   * import { App, CheckpointFiles, Dfk } from "effect-dfk"
+   *
+   * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-files-all-"))
+   * let bodyRuns = 0
+   * const square = App.make(
+   *   { name: "square", input: Schema.Number, output: Schema.Number, cache: true },
+   *   (x) =>
+   *     Effect.sync(() => {
+   *       bodyRuns++
+   *       return x * x
+   *     })
+   * )
+   * const run = (inputs: Array<number>, files: Layer.Layer<CheckpointFiles, never, NodeContext.NodeContext>) =>
+   *   Effect.runPromise(
+   *     Effect.forEach(inputs, square).pipe(
+   *       Effect.provide(Dfk.layer({ runDir, checkpointMode: "task_exit" })),
+   *       Effect.provide(files),
+   *       Effect.provide(NodeContext.layer)
+   *     )
+   *   )
+   *
+   * await run([2], CheckpointFiles.none) // run 000 computes 2
+   * await run([3], CheckpointFiles.none) // run 001 computes 3
+   * bodyRuns = 0
+   * const results = await run([2, 3], CheckpointFiles.all(runDir))
+   * console.assert(results.join() === "4,9")
+   * console.assert(bodyRuns === 0) // both results come from checkpoints
+   * fs.rmSync(runDir, { recursive: true, force: true })
+   * ```
    *
    * @since 0.1.0
    * @category layers
@@ -71,6 +143,43 @@ export class CheckpointFiles extends Context.Tag("effect-dfk/CheckpointFiles")<
    * are only in older checkpoints, so resume from every checkpoint (the default with a
    * checkpoint mode, or `CheckpointFiles.all`) to keep them.
    *
+   * @example Resuming from the newest run only
+   * ```ts
+   * import * as fs from "node:fs"
+   * import * as os from "node:os"
+   * import * as path from "node:path"
+   * import { NodeContext } from "@effect/platform-node"
+   * import { Effect, Layer, Schema } from "effect"
+   * import { App, CheckpointFiles, Dfk } from "effect-dfk"
+   *
+   * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-files-last-"))
+   * let bodyRuns = 0
+   * const square = App.make(
+   *   { name: "square", input: Schema.Number, output: Schema.Number, cache: true },
+   *   (x) =>
+   *     Effect.sync(() => {
+   *       bodyRuns++
+   *       return x * x
+   *     })
+   * )
+   * const run = (inputs: Array<number>, files: Layer.Layer<CheckpointFiles, never, NodeContext.NodeContext>) =>
+   *   Effect.runPromise(
+   *     Effect.forEach(inputs, square).pipe(
+   *       Effect.provide(Dfk.layer({ runDir, checkpointMode: "task_exit" })),
+   *       Effect.provide(files),
+   *       Effect.provide(NodeContext.layer)
+   *     )
+   *   )
+   *
+   * await run([2], CheckpointFiles.none) // run 000 computes 2
+   * await run([3], CheckpointFiles.none) // run 001 computes 3
+   * bodyRuns = 0
+   * const results = await run([2, 3], CheckpointFiles.last(runDir))
+   * console.assert(results.join() === "4,9")
+   * console.assert(bodyRuns === 1) // 3 from the newest checkpoint; 2 is only in the older one, so it ran again
+   * fs.rmSync(runDir, { recursive: true, force: true })
+   * ```
+   *
    * @since 0.1.0
    * @category layers
    */
@@ -80,6 +189,40 @@ export class CheckpointFiles extends Context.Tag("effect-dfk/CheckpointFiles")<
 
   /**
    * Load nothing, even with a checkpoint mode set.
+   *
+   * @example Starting afresh although checkpoints exist
+   * ```ts
+   * import * as fs from "node:fs"
+   * import * as os from "node:os"
+   * import * as path from "node:path"
+   * import { NodeContext } from "@effect/platform-node"
+   * import { Effect, Schema } from "effect"
+   * import { App, CheckpointFiles, Dfk } from "effect-dfk"
+   *
+   * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-files-none-"))
+   * let bodyRuns = 0
+   * const square = App.make(
+   *   { name: "square", input: Schema.Number, output: Schema.Number, cache: true },
+   *   (x) =>
+   *     Effect.sync(() => {
+   *       bodyRuns++
+   *       return x * x
+   *     })
+   * )
+   * const kernel = Dfk.layer({ runDir, checkpointMode: "task_exit" })
+   *
+   * await Effect.runPromise(square(2).pipe(Effect.provide(kernel), Effect.provide(NodeContext.layer)))
+   * const stats = await Effect.runPromise(
+   *   square(2).pipe(
+   *     Effect.zipRight(Dfk.detailedStats),
+   *     Effect.provide(kernel),
+   *     Effect.provide(CheckpointFiles.none),
+   *     Effect.provide(NodeContext.layer)
+   *   )
+   * )
+   * console.assert(bodyRuns === 2 && stats.fromCheckpoint === 0 && stats.misses === 1)
+   * fs.rmSync(runDir, { recursive: true, force: true })
+   * ```
    *
    * @since 0.1.0
    * @category layers

@@ -1,0 +1,358 @@
+/**
+ * Calls: one app call from its input to its outcome. The key, the in-run memo (hits,
+ * in-flight dedup), a result served from a loaded checkpoint (carried forward), a body that
+ * runs (under the runner), and the entry of its result (queued; in task_exit mode waited
+ * for). Where to look for "how a hit is served" or "what a miss does".
+ */
+import * as Cause from "effect/Cause"
+import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
+import * as Exit from "effect/Exit"
+import type * as ParseResult from "effect/ParseResult"
+import type * as Tracer from "effect/Tracer"
+import { AppCacheError } from "../errors.ts"
+import type { AppSpec } from "./appSpec.ts"
+import { entryKeyProblem, quote, sha256Hex, tryCanonicalJson, withoutKeys } from "./canonical.ts"
+import type { KnownKey } from "./canonical.ts"
+import type { Checkpointer } from "./checkpointer.ts"
+import type { ResolvedConfig } from "./config.ts"
+import type { Counters } from "./counters.ts"
+import { kernelLine } from "./entry.ts"
+import type { LoadedResult } from "./loaded.ts"
+import { Flight, outcomeOf, slotOf } from "./memo.ts"
+import type { Slot } from "./memo.ts"
+import { Warning } from "./messages.ts"
+import { decodeLoaded, resultLine } from "./results.ts"
+import type { Runner } from "./runner.ts"
+import { nativeTracer, noSpan } from "./spans.ts"
+import type { SpanLike } from "./spans.ts"
+
+// Memo keys: the hashed text itself up to this length, else its sha256.
+const SHORT_KEY = 128
+
+const encodeFailed = (app: AppSpec, e: ParseResult.ParseError) =>
+  new AppCacheError({ app: app.name, reason: `The input does not encode with the input schema: ${e.message}` })
+
+/** The app calls of one kernel. */
+export class Calls {
+  /** The in-run memo: by key, an execution in flight, a failure, or a success. */
+  private readonly memo = new Map<string, Slot>()
+  /** The apps called so far, by the fixed start of their keys (name and version). */
+  private readonly appsByKey = new Map<string, AppSpec>()
+  private lastApp: AppSpec | undefined
+  /** Calls of cached apps whose body failed (for the summary at the close). */
+  failedCalls = 0
+
+  constructor(
+    private readonly cfg: ResolvedConfig,
+    private readonly counters: Counters,
+    private readonly checkpointer: Checkpointer,
+    private readonly runner: Runner,
+    /** Loaded entries not served yet, by hash. */
+    private readonly loaded: Map<string, LoadedResult>,
+    /** Whether the kernel has closed (its scope's finalizers ran). */
+    private readonly isClosed: () => boolean
+  ) {}
+
+  // Queues an entry; returns its queue number.
+  enqueue(line: string): number {
+    const seq = this.checkpointer.enqueue(line)
+    this.counters.notify()
+    return seq
+  }
+
+  // Makes an outcome visible: to later calls (the memo) and to the callers waiting for it.
+  publish(memoKey: string, exit: Exit.Exit<unknown, unknown>, flight: Flight) {
+    this.memo.set(memoKey, slotOf(exit))
+    flight.done(exit)
+    return exit
+  }
+
+  // Publishes an outcome whose entry has queue number `seq`: at once, or in task_exit mode
+  // once the entry is written (with whatever else is pending).
+  published(seq: number, memoKey: string, exit: Exit.Exit<unknown, unknown>, flight: Flight) {
+    return this.cfg.checkpointMode === "task_exit"
+      ? this.checkpointer.afterWrite(seq, () => this.publish(memoKey, exit, flight))
+      : this.publish(memoKey, exit, flight)
+  }
+
+  // Queues the entry of an outcome and publishes it (see `published`). An outcome that comes
+  // after the kernel closed (a call its scope did not wait for) is published but not queued:
+  // no pass will come to write it, and the warning says so.
+  queueAndPublish(
+    app: AppSpec,
+    line: string,
+    memoKey: string,
+    exit: Exit.Exit<unknown, unknown>,
+    flight: Flight
+  ): Effect.Effect<unknown, unknown, unknown> {
+    return this.isClosed() && this.cfg.checkpointMode !== undefined
+      ? Effect.zipRight(
+        Effect.logWarning(`A result of ${app.name} came after the kernel closed, so it is not checkpointed`),
+        Effect.suspend(() => this.publish(memoKey, exit, flight))
+      )
+      : this.published(this.enqueue(line), memoKey, exit, flight)
+  }
+
+  // Publishes the result of a call that ran and queues its checkpoint entry. In task_exit
+  // mode the waiters and the caller see it only once it is written.
+  settle(
+    app: AppSpec,
+    memoKey: string,
+    hash: string,
+    inputJson: string,
+    exit: Exit.Success<unknown, unknown>,
+    flight: Flight
+  ): Effect.Effect<unknown, unknown, unknown> {
+    const withEntry = (line: string | Warning) => {
+      if (typeof line !== "string") {
+        return Effect.zipRight(Effect.logWarning(line.message), Effect.suspend(() => this.publish(memoKey, exit, flight)))
+      }
+      return this.queueAndPublish(app, line, memoKey, exit, flight)
+    }
+    const line = resultLine(app, hash, inputJson, exit.value)
+    return typeof line === "string" || line instanceof Warning ? withEntry(line) : Effect.flatMap(line, withEntry)
+  }
+
+  // Runs in an uninterruptible region; only the body itself (and waiting) is interruptible.
+  produce(
+    app: AppSpec,
+    span: SpanLike,
+    memoKey: string,
+    hash: string,
+    inputJson: string,
+    input: unknown,
+    flight: Flight,
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  ): Effect.Effect<unknown, unknown, unknown> {
+    const miss = (): Effect.Effect<unknown, unknown, unknown> => {
+      this.counters.record(app, span, "miss")
+      // Without retries and slots, the body runs as it is and `running` is kept here
+      // (saves an ensuring and a suspend per miss).
+      const plainBodies = this.runner.plain(app)
+      if (plainBodies) this.runner.started()
+      return Effect.matchCauseEffect(plainBodies ? restore(this.runner.bodyOf(app, input)) : this.runner.run(app, input, restore), {
+        onFailure: (cause) => {
+          if (plainBodies) this.runner.ended()
+          // Interrupted (a finalizer of the body may have failed too): not memoized, and a
+          // waiter runs the body instead.
+          if (Cause.isInterrupted(cause)) {
+            this.memo.delete(memoKey)
+            flight.done(undefined)
+            return Effect.failCause(cause)
+          }
+          this.failedCalls++
+          return this.publish(memoKey, Exit.failCause(cause), flight)
+        },
+        onSuccess: (value) => {
+          if (plainBodies) this.runner.ended()
+          return this.settle(app, memoKey, hash, inputJson, Exit.succeed(value) as Exit.Success<unknown, unknown>, flight)
+        }
+      })
+    }
+    const entry = this.loaded.get(hash)
+    if (entry === undefined) return miss()
+    this.loaded.delete(hash)
+    // Integrity (DESIGN §3): an entry whose hash is not the key of its own app, version and
+    // input (edited by hand, damaged, or written by a buggy tool) is never served.
+    const problem = entryKeyProblem(entry)
+    if (problem !== undefined) {
+      return Effect.zipRight(
+        Effect.logWarning(
+          `A checkpointed entry of ${app.name} (${hash.slice(0, 12)}) is not served, so the app runs again: ${problem}`
+        ),
+        Effect.suspend(miss)
+      )
+    }
+    const served = (exit: Exit.Exit<unknown, unknown> | undefined): Effect.Effect<unknown, unknown, unknown> => {
+      if (exit === undefined) return miss()
+      // Carried forward: written to this run's checkpoint like a fresh result, with the
+      // call's canonical input. A result that cannot be serialized again (nested too deeply
+      // for the serializer) makes the call a miss.
+      const result = tryCanonicalJson(entry.result)
+      if (typeof result !== "string") {
+        return Effect.zipRight(
+          Effect.logWarning(
+            `A checkpointed result of ${app.name} (${hash.slice(0, 12)}) cannot be written again (${result.error}), so the app runs again`
+          ),
+          Effect.suspend(miss)
+        )
+      }
+      this.counters.record(app, span, "checkpoint")
+      const line = kernelLine(hash, app.lineInfix, inputJson, result, JSON.stringify(entry.time))
+      // Already durable in the checkpoint it came from: the caller never waits for this
+      // copy, in any mode (task_exit included); it goes with the next pass, at the close
+      // at the latest.
+      if (this.isClosed() && this.cfg.checkpointMode !== undefined) return this.queueAndPublish(app, line, memoKey, exit, flight)
+      this.checkpointer.enqueueCarried(line)
+      this.counters.notify()
+      return this.publish(memoKey, exit, flight)
+    }
+    // The synchronous decoder first (no effect to run, the common case); the full one when
+    // it fails, which may only mean that the schema needs effects (and says why otherwise).
+    let decoded: Either.Either<unknown, ParseResult.ParseError> | undefined
+    try {
+      decoded = app.decodeOutputSync(entry.result)
+    } catch {
+      decoded = undefined
+    }
+    return decoded !== undefined && Either.isRight(decoded)
+      ? served(Exit.succeed(decoded.right))
+      : Effect.flatMap(decodeLoaded(app, hash, entry), served)
+  }
+
+  // The check of the memo and the claim of a missing key happen in one synchronous step,
+  // so exactly one of several concurrent callers runs the body; the others wait for it.
+  lookup(
+    app: AppSpec,
+    span: SpanLike,
+    memoKey: string,
+    hash: string,
+    inputJson: string,
+    input: unknown
+  ): Effect.Effect<unknown, unknown, unknown> {
+    // (The mask calls its function when it runs, inside the region: no suspend needed.)
+    return Effect.uninterruptibleMask((restore) => {
+      const slot = this.memo.get(memoKey)
+      if (slot === undefined) {
+        const flight = new Flight()
+        this.memo.set(memoKey, flight)
+        return this.produce(app, span, memoKey, hash, inputJson, input, flight, restore)
+      }
+      if (!(slot instanceof Flight)) {
+        this.counters.record(app, span, "hit")
+        return outcomeOf(slot)
+      }
+      return Effect.flatMap(restore(slot.wait()), (exit) => {
+        if (exit === undefined) return this.lookup(app, span, memoKey, hash, inputJson, input)
+        this.counters.record(app, span, "dedup")
+        return exit
+      })
+    })
+  }
+
+  // A call whose input is encoded: the key, then the memo (a hit is served right here).
+  keyed(app: AppSpec, span: SpanLike, encoded: unknown, input: unknown): Effect.Effect<unknown, unknown, unknown> {
+    if (
+      app.ignoreForCache.length > 0 && (typeof encoded !== "object" || encoded === null || Array.isArray(encoded))
+    ) {
+      return Effect.fail(
+        new AppCacheError({ app: app.name, reason: "ignoreForCache names input keys, but the encoded input is not an object" })
+      )
+    }
+    const filtered = withoutKeys(encoded, app.ignoreForCache)
+    const json = tryCanonicalJson(filtered)
+    if (typeof json !== "string") {
+      return Effect.fail(new AppCacheError({ app: app.name, reason: `The input has no JSON form: ${json.error}` }))
+    }
+    // The memo is keyed by the hashed text itself when it is short (a hit then needs no
+    // sha256), else by the hash; the two cannot collide (the text starts with "[").
+    const text = app.keyPrefix + json + "]"
+    const short = text.length <= SHORT_KEY
+    const memoKey = short ? text : sha256Hex(text)
+    const slot = this.memo.get(memoKey)
+    if (slot !== undefined && !(slot instanceof Flight)) {
+      if (span !== noSpan) span.attribute("hash", short ? sha256Hex(text) : memoKey)
+      this.counters.record(app, span, "hit")
+      return outcomeOf(slot)
+    }
+    const hash = short ? sha256Hex(text) : memoKey
+    span.attribute("hash", hash)
+    if (slot === undefined && this.loaded.size > 0) {
+      const entry = this.loaded.get(hash)
+      if (entry !== undefined) {
+        const served = this.servedFromCheckpoint(app, span, memoKey, hash, { text, prefix: app.keyPrefix, input: filtered }, json, entry)
+        if (served !== undefined) return served
+      }
+    }
+    return this.runner.lendSlot(this.lookup(app, span, memoKey, hash, json, input))
+  }
+
+  // A call answered by a loaded entry, served in one synchronous step when it can be (the
+  // common case): the entry passes the integrity rule, decodes without effects and
+  // serializes again. Then nothing can come between the check of the memo and the memo's
+  // answer, so no claim, mask or flight is needed. `undefined`: take the full path
+  // (lookup → produce), which also says why an entry is not served.
+  servedFromCheckpoint(
+    app: AppSpec,
+    span: SpanLike,
+    memoKey: string,
+    hash: string,
+    key: KnownKey,
+    inputJson: string,
+    entry: LoadedResult
+  ): Exit.Exit<unknown, unknown> | undefined {
+    if (this.isClosed() || entry.app !== app.name || entry.version !== app.version) return undefined
+    if (entryKeyProblem(entry, key) !== undefined) return undefined
+    let decoded: Either.Either<unknown, ParseResult.ParseError>
+    try {
+      decoded = app.decodeOutputSync(entry.result)
+    } catch {
+      return undefined
+    }
+    if (Either.isLeft(decoded)) return undefined
+    const result = tryCanonicalJson(entry.result)
+    if (typeof result !== "string") return undefined
+    this.loaded.delete(hash)
+    this.counters.record(app, span, "checkpoint")
+    // Carried forward, and not waited for (see `produce`).
+    this.checkpointer.enqueueCarried(kernelLine(hash, app.lineInfix, inputJson, result, quote(entry.time)))
+    this.counters.notify()
+    const exit = Exit.succeed(decoded.right)
+    this.memo.set(memoKey, slotOf(exit))
+    return exit
+  }
+
+  // Names (with versions) are unique per kernel: a second app definition under the name and
+  // version of one already called would be served the other's entries, typed as its own.
+  // The app of the last call is remembered, so a run of calls of one app costs one compare.
+  nameTaken(app: AppSpec): AppCacheError | undefined {
+    if (app.ignoreProblem !== undefined && app.cache && this.cfg.memoize) {
+      return new AppCacheError({ app: app.name, reason: app.ignoreProblem })
+    }
+    const known = this.appsByKey.get(app.keyPrefix)
+    if (known === undefined) this.appsByKey.set(app.keyPrefix, app)
+    else if (known !== app) {
+      return new AppCacheError({
+        app: app.name,
+        reason: `Another app named ${app.name} (version ${app.version ?? "null"}) was already called in this run; ` +
+          "app names (with versions) must be unique"
+      })
+    }
+    this.lastApp = app
+    return undefined
+  }
+
+  // Runs when the call's effect runs (from `run`, inside the fiber), so no suspend is needed.
+  callWith(app: AppSpec, input: unknown, span: SpanLike): Effect.Effect<unknown, unknown, unknown> {
+    if (app !== this.lastApp) {
+      const taken = this.nameTaken(app)
+      if (taken !== undefined) return Effect.fail(taken)
+    }
+    this.counters.stats.tasks++
+    if (!app.cache || !this.cfg.memoize) {
+      this.counters.record(app, span, "miss")
+      return this.runner.lendSlot(Effect.uninterruptibleMask((restore) => this.runner.run(app, input, restore)))
+    }
+    const encoded = app.encodeInputSync(input)
+    if (Either.isRight(encoded)) return this.keyed(app, span, encoded.right, input)
+    // The synchronous encoder fails for schemas that need effects too: ask the full one.
+    return app.encodeInput(input).pipe(
+      Effect.mapError((e) => encodeFailed(app, e)),
+      Effect.flatMap((value) => this.keyed(app, span, value, input))
+    )
+  }
+
+  // A span per call, named after the app, with the attributes app, hash and outcome, when a
+  // tracer is installed (with Effect's built-in tracer nobody could see it, so none is made).
+  run(app: AppSpec, input: unknown, tracer: Tracer.Tracer): Effect.Effect<unknown, unknown, unknown> {
+    return tracer === nativeTracer
+      ? this.callWith(app, input, noSpan)
+      : Effect.useSpan(app.name, { attributes: { app: app.name }, captureStackTrace: false }, (span) =>
+        Effect.withParentSpan(Effect.suspend(() => this.callWith(app, input, span)), span))
+  }
+
+  call(app: AppSpec, input: unknown): Effect.Effect<unknown, unknown, unknown> {
+    return Effect.withFiberRuntime((fiber) => this.run(app, input, fiber.currentTracer))
+  }
+}
