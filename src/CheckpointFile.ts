@@ -163,27 +163,26 @@ export interface Line {
  *
  * @example Counting the entries of a file with a torn last line
  * ```ts
- * import * as fs from "node:fs"
- * import * as os from "node:os"
+ * import * as FileSystem from "@effect/platform/FileSystem"
  * import * as path from "node:path"
  * import { NodeContext } from "@effect/platform-node"
  * import { Effect, Stream } from "effect"
  * import { CheckpointFile } from "effect-dfk"
  *
- * const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-lines-"))
- * const file = path.join(dir, CheckpointFile.name)
- * const entry = { v: 1, hash: "a".repeat(64), app: "sq", version: null, input: 3, result: 9, time: "2026-01-01T00:00:00Z" }
- * fs.writeFileSync(file, JSON.stringify(entry) + "\n\n" + '{"v":1,"ha')
+ * const program = Effect.scoped(Effect.gen(function* () {
+ *   const fs = yield* FileSystem.FileSystem
+ *   const dir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-lines-" }) // removed when the scope closes
+ *   const file = path.join(dir, CheckpointFile.name)
+ *   const entry = { v: 1, hash: "a".repeat(64), app: "sq", version: null, input: 3, result: 9, time: "2026-01-01T00:00:00Z" }
+ *   yield* fs.writeFileString(file, JSON.stringify(entry) + "\n\n" + '{"v":1,"ha')
  *
- * const verdicts = await Effect.runPromise(
- *   CheckpointFile.lines(file).pipe(
+ *   const verdicts = yield* CheckpointFile.lines(file).pipe(
  *     Stream.map((line) => CheckpointFile.checkLine(line.text, line.terminated)._tag),
- *     Stream.runCollect,
- *     Effect.provide(NodeContext.layer)
+ *     Stream.runCollect
  *   )
- * )
- * console.assert([...verdicts].join() === "Entry,Blank,Torn")
- * fs.rmSync(dir, { recursive: true, force: true })
+ *   console.assert([...verdicts].join() === "Entry,Blank,Torn")
+ * }))
+ * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
  * ```
  *
  * @since 0.2.0

@@ -47,37 +47,32 @@ export class CheckpointFiles extends Context.Tag("effect-dfk/CheckpointFiles")<
    *
    * @example Resuming from a checkpoint directory you name
    * ```ts
-   * import * as fs from "node:fs"
-   * import * as os from "node:os"
-   * import * as path from "node:path"
+   * import * as FileSystem from "@effect/platform/FileSystem"
    * import { NodeContext } from "@effect/platform-node"
    * import { Effect, Schema } from "effect"
    * import { App, CheckpointFiles, Dfk } from "effect-dfk"
    *
-   * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-files-layer-"))
    * const square = App.make(
    *   { name: "square", input: Schema.Number, output: Schema.Number, cache: true },
    *   (x) => Effect.succeed(x * x)
    * )
    *
-   * const dir = await Effect.runPromise(
-   *   square(6).pipe(
+   * const program = Effect.scoped(Effect.gen(function* () {
+   *   const fs = yield* FileSystem.FileSystem
+   *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-files-layer-" })
+   *   const dir = yield* square(6).pipe(
    *     Effect.zipRight(Dfk.checkpoint),
-   *     Effect.provide(Dfk.layer({ runDir, checkpointMode: "manual" })),
-   *     Effect.provide(NodeContext.layer)
+   *     Effect.provide(Dfk.layer({ runDir, checkpointMode: "manual" }))
    *   )
-   * )
-   * // No checkpoint mode in the second run: the listed directories are loaded all the same.
-   * const stats = await Effect.runPromise(
-   *   square(6).pipe(
+   *   // No checkpoint mode in the second run: the listed directories are loaded all the same.
+   *   const stats = yield* square(6).pipe(
    *     Effect.zipRight(Dfk.detailedStats),
    *     Effect.provide(Dfk.layer({ runDir })),
-   *     Effect.provide(CheckpointFiles.layer([dir])),
-   *     Effect.provide(NodeContext.layer)
+   *     Effect.provide(CheckpointFiles.layer([dir]))
    *   )
-   * )
-   * console.assert(stats.fromCheckpoint === 1 && stats.misses === 0)
-   * fs.rmSync(runDir, { recursive: true, force: true })
+   *   console.assert(stats.fromCheckpoint === 1 && stats.misses === 0)
+   * }))
+   * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
    * ```
    *
    * @since 0.1.0
@@ -93,14 +88,11 @@ export class CheckpointFiles extends Context.Tag("effect-dfk/CheckpointFiles")<
    *
    * @example Resuming from every earlier run
    * ```ts
-   * import * as fs from "node:fs"
-   * import * as os from "node:os"
-   * import * as path from "node:path"
+   * import * as FileSystem from "@effect/platform/FileSystem"
    * import { NodeContext } from "@effect/platform-node"
    * import { Effect, Layer, Schema } from "effect"
    * import { App, CheckpointFiles, Dfk } from "effect-dfk"
    *
-   * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-files-all-"))
    * let bodyRuns = 0
    * const square = App.make(
    *   { name: "square", input: Schema.Number, output: Schema.Number, cache: true },
@@ -110,22 +102,25 @@ export class CheckpointFiles extends Context.Tag("effect-dfk/CheckpointFiles")<
    *       return x * x
    *     })
    * )
-   * const run = (inputs: Array<number>, files: Layer.Layer<CheckpointFiles, never, NodeContext.NodeContext>) =>
-   *   Effect.runPromise(
+   *
+   * const program = Effect.scoped(Effect.gen(function* () {
+   *   const fs = yield* FileSystem.FileSystem
+   *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-files-all-" })
+   *   // Each run builds its own kernel, which closes (and writes its checkpoint) when the run ends.
+   *   const run = (inputs: Array<number>, files: Layer.Layer<CheckpointFiles, never, NodeContext.NodeContext>) =>
    *     Effect.forEach(inputs, square).pipe(
    *       Effect.provide(Dfk.layer({ runDir, checkpointMode: "task_exit" })),
-   *       Effect.provide(files),
-   *       Effect.provide(NodeContext.layer)
+   *       Effect.provide(files)
    *     )
-   *   )
    *
-   * await run([2], CheckpointFiles.none) // run 000 computes 2
-   * await run([3], CheckpointFiles.none) // run 001 computes 3
-   * bodyRuns = 0
-   * const results = await run([2, 3], CheckpointFiles.all(runDir))
-   * console.assert(results.join() === "4,9")
-   * console.assert(bodyRuns === 0) // both results come from checkpoints
-   * fs.rmSync(runDir, { recursive: true, force: true })
+   *   yield* run([2], CheckpointFiles.none) // run 000 computes 2
+   *   yield* run([3], CheckpointFiles.none) // run 001 computes 3
+   *   bodyRuns = 0
+   *   const results = yield* run([2, 3], CheckpointFiles.all(runDir))
+   *   console.assert(results.join() === "4,9")
+   *   console.assert(bodyRuns === 0) // both results come from checkpoints
+   * }))
+   * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
    * ```
    *
    * @since 0.1.0
@@ -145,14 +140,11 @@ export class CheckpointFiles extends Context.Tag("effect-dfk/CheckpointFiles")<
    *
    * @example Resuming from the newest run only
    * ```ts
-   * import * as fs from "node:fs"
-   * import * as os from "node:os"
-   * import * as path from "node:path"
+   * import * as FileSystem from "@effect/platform/FileSystem"
    * import { NodeContext } from "@effect/platform-node"
    * import { Effect, Layer, Schema } from "effect"
    * import { App, CheckpointFiles, Dfk } from "effect-dfk"
    *
-   * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-files-last-"))
    * let bodyRuns = 0
    * const square = App.make(
    *   { name: "square", input: Schema.Number, output: Schema.Number, cache: true },
@@ -162,22 +154,25 @@ export class CheckpointFiles extends Context.Tag("effect-dfk/CheckpointFiles")<
    *       return x * x
    *     })
    * )
-   * const run = (inputs: Array<number>, files: Layer.Layer<CheckpointFiles, never, NodeContext.NodeContext>) =>
-   *   Effect.runPromise(
+   *
+   * const program = Effect.scoped(Effect.gen(function* () {
+   *   const fs = yield* FileSystem.FileSystem
+   *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-files-last-" })
+   *   // Each run builds its own kernel, which closes (and writes its checkpoint) when the run ends.
+   *   const run = (inputs: Array<number>, files: Layer.Layer<CheckpointFiles, never, NodeContext.NodeContext>) =>
    *     Effect.forEach(inputs, square).pipe(
    *       Effect.provide(Dfk.layer({ runDir, checkpointMode: "task_exit" })),
-   *       Effect.provide(files),
-   *       Effect.provide(NodeContext.layer)
+   *       Effect.provide(files)
    *     )
-   *   )
    *
-   * await run([2], CheckpointFiles.none) // run 000 computes 2
-   * await run([3], CheckpointFiles.none) // run 001 computes 3
-   * bodyRuns = 0
-   * const results = await run([2, 3], CheckpointFiles.last(runDir))
-   * console.assert(results.join() === "4,9")
-   * console.assert(bodyRuns === 1) // 3 from the newest checkpoint; 2 is only in the older one, so it ran again
-   * fs.rmSync(runDir, { recursive: true, force: true })
+   *   yield* run([2], CheckpointFiles.none) // run 000 computes 2
+   *   yield* run([3], CheckpointFiles.none) // run 001 computes 3
+   *   bodyRuns = 0
+   *   const results = yield* run([2, 3], CheckpointFiles.last(runDir))
+   *   console.assert(results.join() === "4,9")
+   *   console.assert(bodyRuns === 1) // 3 from the newest checkpoint; 2 is only in the older one, so it ran again
+   * }))
+   * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
    * ```
    *
    * @since 0.1.0
@@ -192,14 +187,11 @@ export class CheckpointFiles extends Context.Tag("effect-dfk/CheckpointFiles")<
    *
    * @example Starting afresh although checkpoints exist
    * ```ts
-   * import * as fs from "node:fs"
-   * import * as os from "node:os"
-   * import * as path from "node:path"
+   * import * as FileSystem from "@effect/platform/FileSystem"
    * import { NodeContext } from "@effect/platform-node"
    * import { Effect, Schema } from "effect"
    * import { App, CheckpointFiles, Dfk } from "effect-dfk"
    *
-   * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-files-none-"))
    * let bodyRuns = 0
    * const square = App.make(
    *   { name: "square", input: Schema.Number, output: Schema.Number, cache: true },
@@ -209,19 +201,21 @@ export class CheckpointFiles extends Context.Tag("effect-dfk/CheckpointFiles")<
    *       return x * x
    *     })
    * )
-   * const kernel = Dfk.layer({ runDir, checkpointMode: "task_exit" })
    *
-   * await Effect.runPromise(square(2).pipe(Effect.provide(kernel), Effect.provide(NodeContext.layer)))
-   * const stats = await Effect.runPromise(
-   *   square(2).pipe(
+   * const program = Effect.scoped(Effect.gen(function* () {
+   *   const fs = yield* FileSystem.FileSystem
+   *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-files-none-" })
+   *   const kernel = Dfk.layer({ runDir, checkpointMode: "task_exit" })
+   *
+   *   yield* square(2).pipe(Effect.provide(kernel))
+   *   const stats = yield* square(2).pipe(
    *     Effect.zipRight(Dfk.detailedStats),
    *     Effect.provide(kernel),
-   *     Effect.provide(CheckpointFiles.none),
-   *     Effect.provide(NodeContext.layer)
+   *     Effect.provide(CheckpointFiles.none)
    *   )
-   * )
-   * console.assert(bodyRuns === 2 && stats.fromCheckpoint === 0 && stats.misses === 1)
-   * fs.rmSync(runDir, { recursive: true, force: true })
+   *   console.assert(bodyRuns === 2 && stats.fromCheckpoint === 0 && stats.misses === 1)
+   * }))
+   * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
    * ```
    *
    * @since 0.1.0

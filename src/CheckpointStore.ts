@@ -118,36 +118,37 @@ export class CheckpointStore extends Context.Tag("effect-dfk/CheckpointStore")<
    *
    * @example Appending and loading entries directly
    * ```ts
-   * import * as fs from "node:fs"
-   * import * as os from "node:os"
+   * import * as FileSystem from "@effect/platform/FileSystem"
    * import * as path from "node:path"
    * import { NodeContext } from "@effect/platform-node"
    * import { Effect } from "effect"
    * import { CheckpointStore, Memo } from "effect-dfk"
    * import type { CheckpointEntry } from "effect-dfk"
    *
-   * const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-store-fs-")), "checkpoint")
    * const hash = Effect.runSync(Memo.key({ name: "square", input: 3 }))
    * const entry: CheckpointEntry = { hash, app: "square", version: null, input: 3, result: 9, time: new Date(0).toISOString() }
    *
-   * const program = Effect.gen(function* () {
-   *   const store = yield* CheckpointStore
-   *   yield* store.append(dir, [entry])
-   *   const loaded: Array<CheckpointEntry> = []
-   *   yield* store.load(dir, (e) => {
-   *     loaded.push(e)
-   *   })
-   *   return { exists: yield* store.exists(dir), loaded }
-   * }).pipe(
-   *   Effect.provide(CheckpointStore.layerFileSystem),
-   *   Effect.provide(NodeContext.layer)
-   * )
-   * const { exists, loaded } = await Effect.runPromise(program)
-   * console.assert(exists && loaded.length === 1 && loaded[0]!.hash === hash && loaded[0]!.result === 9)
-   * // On disk: one JSON line in <dir>/tasks.jsonl.
-   * const line = JSON.parse(fs.readFileSync(path.join(dir, "tasks.jsonl"), "utf8"))
-   * console.assert(line.v === 1 && line.app === "square" && line.result === 9)
-   * fs.rmSync(path.dirname(dir), { recursive: true, force: true })
+   * const roundTrip = (dir: string) =>
+   *   Effect.gen(function* () {
+   *     const store = yield* CheckpointStore
+   *     yield* store.append(dir, [entry])
+   *     const loaded: Array<CheckpointEntry> = []
+   *     yield* store.load(dir, (e) => {
+   *       loaded.push(e)
+   *     })
+   *     return { exists: yield* store.exists(dir), loaded }
+   *   }).pipe(Effect.provide(CheckpointStore.layerFileSystem))
+   *
+   * const program = Effect.scoped(Effect.gen(function* () {
+   *   const fs = yield* FileSystem.FileSystem
+   *   const dir = path.join(yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-store-fs-" }), "checkpoint")
+   *   const { exists, loaded } = yield* roundTrip(dir)
+   *   console.assert(exists && loaded.length === 1 && loaded[0]!.hash === hash && loaded[0]!.result === 9)
+   *   // On disk: one JSON line in <dir>/tasks.jsonl.
+   *   const line = JSON.parse(yield* fs.readFileString(path.join(dir, "tasks.jsonl")))
+   *   console.assert(line.v === 1 && line.app === "square" && line.result === 9)
+   * }))
+   * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
    * ```
    *
    * @since 0.1.0
@@ -161,38 +162,38 @@ export class CheckpointStore extends Context.Tag("effect-dfk/CheckpointStore")<
    *
    * @example Checkpoints that never touch the disk
    * ```ts
-   * import * as fs from "node:fs"
-   * import * as os from "node:os"
+   * import * as FileSystem from "@effect/platform/FileSystem"
    * import * as path from "node:path"
    * import { NodeContext } from "@effect/platform-node"
    * import { Effect, Schema } from "effect"
    * import { App, CheckpointStore, Dfk } from "effect-dfk"
    *
-   * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-store-memory-"))
    * const square = App.make(
    *   { name: "square", input: Schema.Number, output: Schema.Number, cache: true },
    *   (x) => Effect.succeed(x * x)
    * )
    *
-   * const program = Effect.gen(function* () {
-   *   yield* square(3)
-   *   const { checkpointDir } = yield* Dfk
-   *   const store = yield* CheckpointStore
-   *   return { checkpointDir, stored: yield* store.exists(checkpointDir) }
-   * }).pipe(
-   *   Effect.provide(Dfk.layer({ runDir, checkpointMode: "task_exit" })),
-   *   Effect.provide(CheckpointStore.layerMemory),
-   *   Effect.provide(NodeContext.layer)
-   * )
-   * const { checkpointDir, stored } = await Effect.runPromise(program)
-   * console.assert(stored && !fs.existsSync(path.join(checkpointDir, "tasks.jsonl")))
-   * // Each build of the layer starts empty.
-   * const again = CheckpointStore.pipe(
-   *   Effect.flatMap((store) => store.exists(checkpointDir)),
-   *   Effect.provide(CheckpointStore.layerMemory)
-   * )
-   * console.assert((await Effect.runPromise(again)) === false)
-   * fs.rmSync(runDir, { recursive: true, force: true })
+   * const program = Effect.scoped(Effect.gen(function* () {
+   *   const fs = yield* FileSystem.FileSystem
+   *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-store-memory-" })
+   *   const { checkpointDir, stored } = yield* Effect.gen(function* () {
+   *     yield* square(3)
+   *     const { checkpointDir } = yield* Dfk
+   *     const store = yield* CheckpointStore
+   *     return { checkpointDir, stored: yield* store.exists(checkpointDir) }
+   *   }).pipe(
+   *     Effect.provide(Dfk.layer({ runDir, checkpointMode: "task_exit" })),
+   *     Effect.provide(CheckpointStore.layerMemory)
+   *   )
+   *   console.assert(stored && !(yield* fs.exists(path.join(checkpointDir, "tasks.jsonl"))))
+   *   // Each build of the layer starts empty.
+   *   const again = CheckpointStore.pipe(
+   *     Effect.flatMap((store) => store.exists(checkpointDir)),
+   *     Effect.provide(CheckpointStore.layerMemory)
+   *   )
+   *   console.assert((yield* again) === false)
+   * }))
+   * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
    * ```
    *
    * @since 0.1.0
@@ -205,15 +206,12 @@ export class CheckpointStore extends Context.Tag("effect-dfk/CheckpointStore")<
    *
    * @example One memory store shared by two runs
    * ```ts
-   * import * as fs from "node:fs"
-   * import * as os from "node:os"
-   * import * as path from "node:path"
+   * import * as FileSystem from "@effect/platform/FileSystem"
    * import { NodeContext } from "@effect/platform-node"
    * import { Effect, Layer, Schema } from "effect"
    * import { App, CheckpointFiles, CheckpointStore, Dfk } from "effect-dfk"
    * import type { CheckpointEntry } from "effect-dfk"
    *
-   * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-store-make-"))
    * const store = CheckpointStore.makeMemory()
    * const storeLayer = Layer.succeed(CheckpointStore, store)
    * let bodyRuns = 0
@@ -226,30 +224,28 @@ export class CheckpointStore extends Context.Tag("effect-dfk/CheckpointStore")<
    *     })
    * )
    *
-   * const dir = await Effect.runPromise(
-   *   square(3).pipe(
+   * const program = Effect.scoped(Effect.gen(function* () {
+   *   const fs = yield* FileSystem.FileSystem
+   *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-store-make-" })
+   *   const dir = yield* square(3).pipe(
    *     Effect.zipRight(Dfk.checkpoint),
    *     Effect.provide(Dfk.layer({ runDir, checkpointMode: "manual" })),
-   *     Effect.provide(storeLayer),
-   *     Effect.provide(NodeContext.layer)
+   *     Effect.provide(storeLayer)
    *   )
-   * )
-   * const entries: Array<CheckpointEntry> = []
-   * Effect.runSync(store.load(dir, (entry) => {
-   *   entries.push(entry)
-   * }))
-   * console.assert(entries.length === 1 && entries[0]!.app === "square" && entries[0]!.result === 9)
+   *   const entries: Array<CheckpointEntry> = []
+   *   yield* store.load(dir, (entry) => {
+   *     entries.push(entry)
+   *   })
+   *   console.assert(entries.length === 1 && entries[0]!.app === "square" && entries[0]!.result === 9)
    *
-   * const resumed = await Effect.runPromise(
-   *   square(3).pipe(
+   *   const resumed = yield* square(3).pipe(
    *     Effect.provide(Dfk.layer({ runDir })),
    *     Effect.provide(CheckpointFiles.layer([dir])),
-   *     Effect.provide(storeLayer),
-   *     Effect.provide(NodeContext.layer)
+   *     Effect.provide(storeLayer)
    *   )
-   * )
-   * console.assert(resumed === 9 && bodyRuns === 1)
-   * fs.rmSync(runDir, { recursive: true, force: true })
+   *   console.assert(resumed === 9 && bodyRuns === 1)
+   * }))
+   * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
    * ```
    *
    * @since 0.1.0

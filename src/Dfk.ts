@@ -155,14 +155,11 @@ export class Dfk extends Context.Tag("effect-dfk/Dfk")<Dfk, DfkService>() {
    *
    * @example Resuming from the checkpoints of earlier runs
    * ```ts
-   * import * as fs from "node:fs"
-   * import * as os from "node:os"
-   * import * as path from "node:path"
+   * import * as FileSystem from "@effect/platform/FileSystem"
    * import { NodeContext } from "@effect/platform-node"
    * import { Effect, Schema } from "effect"
    * import { App, Dfk } from "effect-dfk"
    *
-   * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-layer-"))
    * let bodyRuns = 0
    * const cube = App.make(
    *   { name: "cube", input: Schema.Number, output: Schema.Number, cache: true },
@@ -173,16 +170,17 @@ export class Dfk extends Context.Tag("effect-dfk/Dfk")<Dfk, DfkService>() {
    *     })
    * )
    *
-   * // A checkpoint mode and no CheckpointFiles: each run loads every checkpoint under runDir.
-   * const run = cube(3).pipe(
-   *   Effect.provide(Dfk.layer({ runDir, checkpointMode: "task_exit" })),
-   *   Effect.provide(NodeContext.layer)
-   * )
-   * console.assert((await Effect.runPromise(run)) === 27)
-   * console.assert((await Effect.runPromise(run)) === 27)
-   * console.assert(bodyRuns === 1) // the second run was served from the first one's checkpoint
-   * console.assert(fs.readdirSync(runDir).sort().join() === "000,001")
-   * fs.rmSync(runDir, { recursive: true, force: true })
+   * const program = Effect.scoped(Effect.gen(function* () {
+   *   const fs = yield* FileSystem.FileSystem
+   *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-layer-" })
+   *   // A checkpoint mode and no CheckpointFiles: each run loads every checkpoint under runDir.
+   *   const run = cube(3).pipe(Effect.provide(Dfk.layer({ runDir, checkpointMode: "task_exit" })))
+   *   console.assert((yield* run) === 27)
+   *   console.assert((yield* run) === 27)
+   *   console.assert(bodyRuns === 1) // the second run was served from the first one's checkpoint
+   *   console.assert((yield* fs.readDirectory(runDir)).sort().join() === "000,001")
+   * }))
+   * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
    * ```
    *
    * @since 0.1.0
@@ -198,35 +196,36 @@ export class Dfk extends Context.Tag("effect-dfk/Dfk")<Dfk, DfkService>() {
    *
    * @example Writing a checkpoint when you choose
    * ```ts
-   * import * as fs from "node:fs"
-   * import * as os from "node:os"
+   * import * as FileSystem from "@effect/platform/FileSystem"
    * import * as path from "node:path"
    * import { NodeContext } from "@effect/platform-node"
    * import { Effect, Schema } from "effect"
    * import { App, Dfk } from "effect-dfk"
    *
-   * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-checkpoint-"))
    * const square = App.make(
    *   { name: "square", input: Schema.Number, output: Schema.Number, cache: true },
    *   (x) => Effect.succeed(x * x)
    * )
    *
-   * const program = Effect.gen(function* () {
-   *   yield* square(4)
-   *   const before = yield* Dfk.stats
-   *   const dir = yield* Dfk.checkpoint
-   *   const after = yield* Dfk.stats
-   *   return { before, dir, after }
-   * }).pipe(
-   *   Effect.provide(Dfk.layer({ runDir, checkpointMode: "manual" })),
-   *   Effect.provide(NodeContext.layer)
-   * )
-   * const { before, dir, after } = await Effect.runPromise(program)
-   * console.assert(before.pending === 1 && after.pending === 0 && after.checkpointed === 1)
-   * console.assert(dir === path.join(runDir, "000", "checkpoint"))
-   * const entry = JSON.parse(fs.readFileSync(path.join(dir, "tasks.jsonl"), "utf8"))
-   * console.assert(entry.app === "square" && entry.input === 4 && entry.result === 16)
-   * fs.rmSync(runDir, { recursive: true, force: true })
+   * const run = (runDir: string) =>
+   *   Effect.gen(function* () {
+   *     yield* square(4)
+   *     const before = yield* Dfk.stats
+   *     const dir = yield* Dfk.checkpoint
+   *     const after = yield* Dfk.stats
+   *     return { before, dir, after }
+   *   }).pipe(Effect.provide(Dfk.layer({ runDir, checkpointMode: "manual" })))
+   *
+   * const program = Effect.scoped(Effect.gen(function* () {
+   *   const fs = yield* FileSystem.FileSystem
+   *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-checkpoint-" })
+   *   const { before, dir, after } = yield* run(runDir)
+   *   console.assert(before.pending === 1 && after.pending === 0 && after.checkpointed === 1)
+   *   console.assert(dir === path.join(runDir, "000", "checkpoint"))
+   *   const entry = JSON.parse(yield* fs.readFileString(path.join(dir, "tasks.jsonl")))
+   *   console.assert(entry.app === "square" && entry.input === 4 && entry.result === 16)
+   * }))
+   * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
    * ```
    *
    * @since 0.1.0
@@ -242,21 +241,23 @@ export class Dfk extends Context.Tag("effect-dfk/Dfk")<Dfk, DfkService>() {
    *
    * @example Each run gets a directory of its own
    * ```ts
-   * import * as fs from "node:fs"
-   * import * as os from "node:os"
+   * import * as FileSystem from "@effect/platform/FileSystem"
    * import * as path from "node:path"
    * import { NodeContext } from "@effect/platform-node"
    * import { Effect } from "effect"
    * import { Dfk } from "effect-dfk"
    *
-   * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-rundir-"))
-   * const program = Dfk.runDir.pipe(Effect.provide(Dfk.layer({ runDir })), Effect.provide(NodeContext.layer))
+   * const program = Effect.scoped(Effect.gen(function* () {
+   *   const fs = yield* FileSystem.FileSystem
+   *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-rundir-" })
+   *   const run = Dfk.runDir.pipe(Effect.provide(Dfk.layer({ runDir })))
    *
-   * const first = await Effect.runPromise(program)
-   * const second = await Effect.runPromise(program)
-   * console.assert(first === path.join(runDir, "000") && second === path.join(runDir, "001"))
-   * console.assert(fs.statSync(second).isDirectory())
-   * fs.rmSync(runDir, { recursive: true, force: true })
+   *   const first = yield* run
+   *   const second = yield* run
+   *   console.assert(first === path.join(runDir, "000") && second === path.join(runDir, "001"))
+   *   console.assert((yield* fs.stat(second)).type === "Directory")
+   * }))
+   * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
    * ```
    *
    * @since 0.1.0
@@ -269,35 +270,36 @@ export class Dfk extends Context.Tag("effect-dfk/Dfk")<Dfk, DfkService>() {
    *
    * @example Counting hits, misses and pending entries
    * ```ts
-   * import * as fs from "node:fs"
-   * import * as os from "node:os"
+   * import * as FileSystem from "@effect/platform/FileSystem"
    * import * as path from "node:path"
    * import { NodeContext } from "@effect/platform-node"
    * import { Effect, Schema } from "effect"
    * import { App, Dfk } from "effect-dfk"
    *
-   * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-stats-"))
    * const inc = App.make(
    *   { name: "inc", input: Schema.Number, output: Schema.Number, cache: true },
    *   (x) => Effect.succeed(x + 1)
    * )
    *
-   * const program = Effect.gen(function* () {
-   *   yield* inc(1)
-   *   yield* inc(1) // a hit
-   *   yield* inc(2)
-   *   return yield* Dfk.stats
-   * }).pipe(
-   *   Effect.provide(Dfk.layer({ runDir, checkpointMode: "dfk_exit" })),
-   *   Effect.provide(NodeContext.layer)
-   * )
-   * const stats = await Effect.runPromise(program)
-   * console.assert(stats.tasks === 3 && stats.hits === 1 && stats.misses === 2)
-   * // dfk_exit: nothing written yet while the kernel runs; both entries at the close.
-   * console.assert(stats.checkpointed === 0 && stats.pending === 2)
-   * const file = path.join(runDir, "000", "checkpoint", "tasks.jsonl")
-   * console.assert(fs.readFileSync(file, "utf8").trim().split("\n").length === 2)
-   * fs.rmSync(runDir, { recursive: true, force: true })
+   * const run = (runDir: string) =>
+   *   Effect.gen(function* () {
+   *     yield* inc(1)
+   *     yield* inc(1) // a hit
+   *     yield* inc(2)
+   *     return yield* Dfk.stats
+   *   }).pipe(Effect.provide(Dfk.layer({ runDir, checkpointMode: "dfk_exit" })))
+   *
+   * const program = Effect.scoped(Effect.gen(function* () {
+   *   const fs = yield* FileSystem.FileSystem
+   *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-stats-" })
+   *   const stats = yield* run(runDir)
+   *   console.assert(stats.tasks === 3 && stats.hits === 1 && stats.misses === 2)
+   *   // dfk_exit: nothing written yet while the kernel runs; both entries at the close.
+   *   console.assert(stats.checkpointed === 0 && stats.pending === 2)
+   *   const file = path.join(runDir, "000", "checkpoint", "tasks.jsonl")
+   *   console.assert((yield* fs.readFileString(file)).trim().split("\n").length === 2)
+   * }))
+   * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
    * ```
    *
    * @since 0.1.0
@@ -311,14 +313,11 @@ export class Dfk extends Context.Tag("effect-dfk/Dfk")<Dfk, DfkService>() {
    *
    * @example Counting results served from a checkpoint, and running bodies
    * ```ts
-   * import * as fs from "node:fs"
-   * import * as os from "node:os"
-   * import * as path from "node:path"
+   * import * as FileSystem from "@effect/platform/FileSystem"
    * import { NodeContext } from "@effect/platform-node"
    * import { Effect, Schema } from "effect"
    * import { App, Dfk } from "effect-dfk"
    *
-   * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-detailed-"))
    * const square = App.make(
    *   { name: "square", input: Schema.Number, output: Schema.Number, cache: true },
    *   (x) => Effect.succeed(x * x)
@@ -328,20 +327,23 @@ export class Dfk extends Context.Tag("effect-dfk/Dfk")<Dfk, DfkService>() {
    *   { name: "running", input: Schema.Null, output: Schema.Number },
    *   () => Effect.map(Dfk.detailedStats, (stats) => stats.running)
    * )
-   * const kernel = Dfk.layer({ runDir, checkpointMode: "task_exit" })
-   *
-   * await Effect.runPromise(square(5).pipe(Effect.provide(kernel), Effect.provide(NodeContext.layer)))
-   * const program = Effect.gen(function* () {
+   * const secondRun = Effect.gen(function* () {
    *   yield* square(5) // served from the first run's checkpoint
    *   const inBody = yield* running(null)
    *   return { inBody, stats: yield* Dfk.detailedStats }
    * })
-   * const { inBody, stats } = await Effect.runPromise(
-   *   program.pipe(Effect.provide(kernel), Effect.provide(NodeContext.layer))
-   * )
-   * console.assert(inBody === 1 && stats.running === 0)
-   * console.assert(stats.fromCheckpoint === 1 && stats.hits === 1 && stats.misses === 1)
-   * fs.rmSync(runDir, { recursive: true, force: true })
+   *
+   * const program = Effect.scoped(Effect.gen(function* () {
+   *   const fs = yield* FileSystem.FileSystem
+   *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-detailed-" })
+   *   const kernel = Dfk.layer({ runDir, checkpointMode: "task_exit" })
+   *
+   *   yield* square(5).pipe(Effect.provide(kernel))
+   *   const { inBody, stats } = yield* secondRun.pipe(Effect.provide(kernel))
+   *   console.assert(inBody === 1 && stats.running === 0)
+   *   console.assert(stats.fromCheckpoint === 1 && stats.hits === 1 && stats.misses === 1)
+   * }))
+   * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
    * ```
    *
    * @since 0.1.0
@@ -359,36 +361,36 @@ export class Dfk extends Context.Tag("effect-dfk/Dfk")<Dfk, DfkService>() {
    *
    * @example A progress display
    * ```ts
-   * import * as fs from "node:fs"
-   * import * as os from "node:os"
-   * import * as path from "node:path"
+   * import * as FileSystem from "@effect/platform/FileSystem"
    * import { NodeContext } from "@effect/platform-node"
    * import { Effect, Fiber, Schema, Stream } from "effect"
    * import { App, Dfk } from "effect-dfk"
    *
-   * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-progress-"))
    * const inc = App.make(
    *   { name: "inc", input: Schema.Number, output: Schema.Number, cache: true },
    *   (x) => Effect.succeed(x + 1)
    * )
    *
    * const shown: Array<string> = []
-   * const program = Effect.gen(function* () {
-   *   // Forked: it renders each value, and ends when the kernel closes.
-   *   const display = yield* Dfk.progress({ interval: "1 millis" }).pipe(
-   *     Stream.runForEach((s) => Effect.sync(() => shown.push(`${s.tasks} tasks, ${s.hits} hits, ${s.running} running`))),
-   *     Effect.forkDaemon
-   *   )
-   *   yield* Effect.forEach([1, 2, 1], inc)
-   *   return display
-   * }).pipe(
-   *   Effect.provide(Dfk.layer({ runDir })),
-   *   Effect.provide(NodeContext.layer)
-   * )
-   * const display = await Effect.runPromise(program)
-   * await Effect.runPromise(Fiber.join(display)) // the stream ended with the kernel
-   * console.assert(shown.length >= 1 && shown[shown.length - 1] === "3 tasks, 1 hits, 0 running")
-   * fs.rmSync(runDir, { recursive: true, force: true })
+   * const run = (runDir: string) =>
+   *   Effect.gen(function* () {
+   *     // Forked: it renders each value, and ends when the kernel closes.
+   *     const display = yield* Dfk.progress({ interval: "1 millis" }).pipe(
+   *       Stream.runForEach((s) => Effect.sync(() => shown.push(`${s.tasks} tasks, ${s.hits} hits, ${s.running} running`))),
+   *       Effect.forkDaemon
+   *     )
+   *     yield* Effect.forEach([1, 2, 1], inc)
+   *     return display
+   *   }).pipe(Effect.provide(Dfk.layer({ runDir })))
+   *
+   * const program = Effect.scoped(Effect.gen(function* () {
+   *   const fs = yield* FileSystem.FileSystem
+   *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-progress-" })
+   *   const display = yield* run(runDir)
+   *   yield* Fiber.join(display) // the stream ended with the kernel
+   *   console.assert(shown.length >= 1 && shown[shown.length - 1] === "3 tasks, 1 hits, 0 running")
+   * }))
+   * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
    * ```
    *
    * @since 0.1.0

@@ -35,20 +35,22 @@ export interface Run {
  *
  * @example Listing the runs of a run directory
  * ```ts
- * import * as fs from "node:fs"
- * import * as os from "node:os"
+ * import * as FileSystem from "@effect/platform/FileSystem"
  * import * as path from "node:path"
  * import { NodeContext } from "@effect/platform-node"
  * import { Effect } from "effect"
  * import { RunDirs } from "effect-dfk"
  *
- * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-runs-"))
- * for (const name of ["000", "002", "010", "notes"]) fs.mkdirSync(path.join(runDir, name))
+ * const program = Effect.scoped(Effect.gen(function* () {
+ *   const fs = yield* FileSystem.FileSystem
+ *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-runs-" })
+ *   for (const name of ["000", "002", "010", "notes"]) yield* fs.makeDirectory(path.join(runDir, name))
  *
- * const runs = await Effect.runPromise(RunDirs.list(runDir).pipe(Effect.provide(NodeContext.layer)))
- * console.assert(runs.map((run) => run.number).join() === "0,2,10")
- * console.assert(runs[2]!.checkpointDir === path.join(runDir, "010", "checkpoint"))
- * fs.rmSync(runDir, { recursive: true, force: true })
+ *   const runs = yield* RunDirs.list(runDir)
+ *   console.assert(runs.map((run) => run.number).join() === "0,2,10")
+ *   console.assert(runs[2]!.checkpointDir === path.join(runDir, "010", "checkpoint"))
+ * }))
+ * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
  * ```
  *
  * @since 0.2.0
@@ -76,19 +78,19 @@ export const list = (runDir: string): Effect.Effect<Array<Run>, never, FileSyste
  *
  * @example Two new runs
  * ```ts
- * import * as fs from "node:fs"
- * import * as os from "node:os"
+ * import * as FileSystem from "@effect/platform/FileSystem"
  * import * as path from "node:path"
  * import { NodeContext } from "@effect/platform-node"
  * import { Effect } from "effect"
  * import { RunDirs } from "effect-dfk"
  *
- * const runDir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-alloc-")), "runinfo")
- * const [first, second] = await Effect.runPromise(
- *   Effect.all([RunDirs.allocate(runDir), RunDirs.allocate(runDir)]).pipe(Effect.provide(NodeContext.layer))
- * )
- * console.assert(first === path.join(runDir, "000") && second === path.join(runDir, "001"))
- * fs.rmSync(path.dirname(runDir), { recursive: true, force: true })
+ * const program = Effect.scoped(Effect.gen(function* () {
+ *   const fs = yield* FileSystem.FileSystem
+ *   const runDir = path.join(yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-alloc-" }), "runinfo")
+ *   const [first, second] = yield* Effect.all([RunDirs.allocate(runDir), RunDirs.allocate(runDir)])
+ *   console.assert(first === path.join(runDir, "000") && second === path.join(runDir, "001"))
+ * }))
+ * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
  * ```
  *
  * @since 0.2.0

@@ -12,24 +12,23 @@ import * as Schema from "effect/Schema"
  *
  * @example Catching a bad configuration
  * ```ts
- * import * as fs from "node:fs"
- * import * as os from "node:os"
- * import * as path from "node:path"
+ * import * as FileSystem from "@effect/platform/FileSystem"
  * import { NodeContext } from "@effect/platform-node"
  * import { Effect } from "effect"
  * import { ConfigurationError, Dfk } from "effect-dfk"
  *
- * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-config-"))
- * const program = Dfk.runDir.pipe(
- *   Effect.provide(Dfk.layer({ runDir, checkpointMode: "periodic" })), // no checkpointPeriod
- *   Effect.provide(NodeContext.layer),
- *   Effect.catchTag("ConfigurationError", (e) => Effect.succeed(e))
- * )
- * const error = await Effect.runPromise(program)
- * console.assert(error instanceof ConfigurationError && error.field === "checkpointPeriod")
- * console.assert(error instanceof ConfigurationError && error.reason.includes("checkpointPeriod"))
- * console.assert(fs.readdirSync(runDir).length === 0) // no run directory was made
- * fs.rmSync(runDir, { recursive: true, force: true })
+ * const program = Effect.scoped(Effect.gen(function* () {
+ *   const fs = yield* FileSystem.FileSystem
+ *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-config-" })
+ *   const error = yield* Dfk.runDir.pipe(
+ *     Effect.provide(Dfk.layer({ runDir, checkpointMode: "periodic" })), // no checkpointPeriod
+ *     Effect.catchTag("ConfigurationError", (e) => Effect.succeed(e))
+ *   )
+ *   console.assert(error instanceof ConfigurationError && error.field === "checkpointPeriod")
+ *   console.assert(error instanceof ConfigurationError && error.reason.includes("checkpointPeriod"))
+ *   console.assert((yield* fs.readDirectory(runDir)).length === 0) // no run directory was made
+ * }))
+ * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
  * ```
  *
  * @since 0.1.0
@@ -57,8 +56,7 @@ export class ConfigurationError extends Schema.TaggedError<ConfigurationError>()
  *
  * @example Reporting the line at fault
  * ```ts
- * import * as fs from "node:fs"
- * import * as os from "node:os"
+ * import * as FileSystem from "@effect/platform/FileSystem"
  * import * as path from "node:path"
  * import { NodeContext } from "@effect/platform-node"
  * import { Effect } from "effect"
@@ -66,29 +64,29 @@ export class ConfigurationError extends Schema.TaggedError<ConfigurationError>()
  *
  * const report = (e: BadCheckpoint) => Effect.logError(`${e.path}:${e.line}: ${e.reason}`)
  * const resumeFrom = (dir: string) =>
- *   Effect.runPromise(
- *     Dfk.runDir.pipe(
- *       Effect.provide(Dfk.layer({ runDir: path.join(dir, "runinfo") })),
- *       Effect.provide(CheckpointFiles.layer([dir])),
- *       Effect.provide(NodeContext.layer),
- *       Effect.catchTag("BadCheckpoint", (e) => Effect.as(report(e), e))
- *     )
+ *   Dfk.runDir.pipe(
+ *     Effect.provide(Dfk.layer({ runDir: path.join(dir, "runinfo") })),
+ *     Effect.provide(CheckpointFiles.layer([dir])),
+ *     Effect.catchTag("BadCheckpoint", (e) => Effect.as(report(e), e))
  *   )
  *
- * // A checkpoint whose second line is not JSON.
- * const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-bad-"))
- * const file = path.join(dir, "tasks.jsonl")
- * const entry = { v: 1, hash: "a".repeat(64), app: "square", version: null, input: 3, result: 9, time: "2026-01-01T00:00:00.000Z" }
- * fs.writeFileSync(file, JSON.stringify(entry) + "\nnot json\n")
- * const corrupt = await resumeFrom(dir)
- * console.assert(corrupt instanceof BadCheckpoint && corrupt.path === file && corrupt.line === 2)
- * console.assert(corrupt instanceof BadCheckpoint && corrupt.reason === "the line is not valid JSON")
+ * const program = Effect.scoped(Effect.gen(function* () {
+ *   const fs = yield* FileSystem.FileSystem
+ *   // A checkpoint whose second line is not JSON.
+ *   const dir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-bad-" })
+ *   const file = path.join(dir, "tasks.jsonl")
+ *   const entry = { v: 1, hash: "a".repeat(64), app: "square", version: null, input: 3, result: 9, time: "2026-01-01T00:00:00.000Z" }
+ *   yield* fs.writeFileString(file, JSON.stringify(entry) + "\nnot json\n")
+ *   const corrupt = yield* resumeFrom(dir)
+ *   console.assert(corrupt instanceof BadCheckpoint && corrupt.path === file && corrupt.line === 2)
+ *   console.assert(corrupt instanceof BadCheckpoint && corrupt.reason === "the line is not valid JSON")
  *
- * // A listed directory without a checkpoint: the whole file is at fault, line 0.
- * fs.rmSync(file)
- * const missing = await resumeFrom(dir)
- * console.assert(missing instanceof BadCheckpoint && missing.path === file && missing.line === 0)
- * fs.rmSync(dir, { recursive: true, force: true })
+ *   // A listed directory without a checkpoint: the whole file is at fault, line 0.
+ *   yield* fs.remove(file)
+ *   const missing = yield* resumeFrom(dir)
+ *   console.assert(missing instanceof BadCheckpoint && missing.path === file && missing.line === 0)
+ * }))
+ * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
  * ```
  *
  * @since 0.1.0
@@ -120,49 +118,49 @@ export class BadCheckpoint extends Schema.TaggedError<BadCheckpoint>()("BadCheck
  *
  * @example Retrying a failed checkpoint
  * ```ts
- * import * as fs from "node:fs"
- * import * as os from "node:os"
+ * import * as FileSystem from "@effect/platform/FileSystem"
  * import * as path from "node:path"
  * import { NodeContext } from "@effect/platform-node"
  * import { Effect, Schedule, Schema } from "effect"
  * import { App, CheckpointError, Dfk } from "effect-dfk"
  *
- * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-checkpoint-error-"))
  * const square = App.make(
  *   { name: "square", input: Schema.Number, output: Schema.Number, cache: true },
  *   (x) => Effect.succeed(x * x)
  * )
  *
  * const failures: Array<CheckpointError> = []
- * const program = Effect.gen(function* () {
- *   yield* square(3) // pending until the next checkpoint
- *   // Something in the way: a directory where the checkpoint file goes.
- *   const { checkpointDir } = yield* Dfk
- *   const obstacle = path.join(checkpointDir, "tasks.jsonl")
- *   fs.mkdirSync(obstacle, { recursive: true })
+ * const run = (runDir: string) =>
+ *   Effect.gen(function* () {
+ *     const fs = yield* FileSystem.FileSystem
+ *     yield* square(3) // pending until the next checkpoint
+ *     // Something in the way: a directory where the checkpoint file goes.
+ *     const { checkpointDir } = yield* Dfk
+ *     const obstacle = path.join(checkpointDir, "tasks.jsonl")
+ *     yield* fs.makeDirectory(obstacle, { recursive: true })
  *
- *   const checkpointWithRetry = Dfk.checkpoint.pipe(
- *     Effect.tapError((e) =>
- *       Effect.sync(() => {
+ *     const checkpointWithRetry = Dfk.checkpoint.pipe(
+ *       Effect.tapError((e) => {
  *         failures.push(e)
- *         fs.rmdirSync(obstacle) // the way is cleared before the next attempt
- *       })
- *     ),
- *     Effect.retry({ schedule: Schedule.spaced("5 millis"), times: 3 })
- *   )
- *   const dir = yield* checkpointWithRetry
- *   return { dir, stats: yield* Dfk.stats }
- * }).pipe(
- *   Effect.provide(Dfk.layer({ runDir, checkpointMode: "manual" })),
- *   Effect.provide(NodeContext.layer)
- * )
- * const { dir, stats } = await Effect.runPromise(program)
- * const file = path.join(dir, "tasks.jsonl")
- * console.assert(failures.length === 1 && failures[0] instanceof CheckpointError)
- * console.assert(failures[0]!.path === file && failures[0]!.written === undefined) // nothing of it stored
- * // The entry stayed pending through the failure; the retry wrote it.
- * console.assert(stats.checkpointed === 1 && stats.pending === 0 && fs.statSync(file).isFile())
- * fs.rmSync(runDir, { recursive: true, force: true })
+ *         return Effect.orDie(fs.remove(obstacle, { recursive: true })) // the way is cleared before the next attempt
+ *       }),
+ *       Effect.retry({ schedule: Schedule.spaced("5 millis"), times: 3 })
+ *     )
+ *     const dir = yield* checkpointWithRetry
+ *     return { dir, stats: yield* Dfk.stats }
+ *   }).pipe(Effect.provide(Dfk.layer({ runDir, checkpointMode: "manual" })))
+ *
+ * const program = Effect.scoped(Effect.gen(function* () {
+ *   const fs = yield* FileSystem.FileSystem
+ *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-checkpoint-error-" })
+ *   const { dir, stats } = yield* run(runDir)
+ *   const file = path.join(dir, "tasks.jsonl")
+ *   console.assert(failures.length === 1 && failures[0] instanceof CheckpointError)
+ *   console.assert(failures[0]!.path === file && failures[0]!.written === undefined) // nothing of it stored
+ *   // The entry stayed pending through the failure; the retry wrote it.
+ *   console.assert(stats.checkpointed === 1 && stats.pending === 0 && (yield* fs.stat(file)).type === "File")
+ * }))
+ * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
  * ```
  *
  * @since 0.1.0
@@ -195,14 +193,11 @@ export class CheckpointError extends Schema.TaggedError<CheckpointError>()("Chec
  *
  * @example Falling back when an input cannot be hashed
  * ```ts
- * import * as fs from "node:fs"
- * import * as os from "node:os"
- * import * as path from "node:path"
+ * import * as FileSystem from "@effect/platform/FileSystem"
  * import { NodeContext } from "@effect/platform-node"
  * import { Effect, Schema } from "effect"
  * import { App, AppCacheError, Dfk } from "effect-dfk"
  *
- * const runDir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-doc-app-cache-"))
  * let bodyRuns = 0
  * const half = App.make(
  *   { name: "half", input: Schema.Number, output: Schema.Number, cache: true },
@@ -214,17 +209,19 @@ export class CheckpointError extends Schema.TaggedError<CheckpointError>()("Chec
  * )
  * const explain = (e: AppCacheError) => Effect.logWarning(`${e.app}: ${e.reason}`)
  *
- * // NaN has no JSON form, so the call has no memo key: it fails, and the body does not run.
- * const program = half(NaN).pipe(
- *   Effect.catchTag("AppCacheError", (e) => Effect.as(explain(e), e)),
- *   Effect.provide(Dfk.layer({ runDir })),
- *   Effect.provide(NodeContext.layer)
- * )
- * const error = await Effect.runPromise(program)
- * console.assert(error instanceof AppCacheError && error.app === "half")
- * console.assert(error instanceof AppCacheError && error.reason.startsWith("The input has no JSON form"))
- * console.assert(bodyRuns === 0)
- * fs.rmSync(runDir, { recursive: true, force: true })
+ * const program = Effect.scoped(Effect.gen(function* () {
+ *   const fs = yield* FileSystem.FileSystem
+ *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-app-cache-" })
+ *   // NaN has no JSON form, so the call has no memo key: it fails, and the body does not run.
+ *   const error = yield* half(NaN).pipe(
+ *     Effect.catchTag("AppCacheError", (e) => Effect.as(explain(e), e)),
+ *     Effect.provide(Dfk.layer({ runDir }))
+ *   )
+ *   console.assert(error instanceof AppCacheError && error.app === "half")
+ *   console.assert(error instanceof AppCacheError && error.reason.startsWith("The input has no JSON form"))
+ *   console.assert(bodyRuns === 0)
+ * }))
+ * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
  * ```
  *
  * @since 0.1.0
