@@ -22,7 +22,7 @@ import type { LoadedResult } from "./loaded.ts"
 import { Flight, outcomeOf, slotOf } from "./memo.ts"
 import type { Slot } from "./memo.ts"
 import { Warning } from "./messages.ts"
-import { decodeLoaded, resultLine } from "./results.ts"
+import { decodeLoaded, decodeLoadedSync, resultLine } from "./results.ts"
 import type { Runner } from "./runner.ts"
 import { nativeTracer, noSpan } from "./spans.ts"
 import type { SpanLike } from "./spans.ts"
@@ -178,27 +178,28 @@ export class Calls {
           Effect.suspend(miss)
         )
       }
-      this.counters.record(app, span, "checkpoint")
-      const line = kernelLine(hash, app.lineInfix, inputJson, result, JSON.stringify(entry.time))
-      // Already durable in the checkpoint it came from: the caller never waits for this
-      // copy, in any mode (task_exit included); it goes with the next pass, at the close
-      // at the latest.
-      if (this.isClosed() && this.cfg.checkpointMode !== undefined) return this.queueAndPublish(app, line, memoKey, exit, flight)
-      this.checkpointer.enqueueCarried(line)
-      this.counters.notify()
+      if (this.isClosed() && this.cfg.checkpointMode !== undefined) {
+        this.counters.record(app, span, "checkpoint")
+        const line = kernelLine(hash, app.lineInfix, inputJson, result, quote(entry.time))
+        return this.queueAndPublish(app, line, memoKey, exit, flight)
+      }
+      this.carry(app, span, hash, inputJson, result, entry)
       return this.publish(memoKey, exit, flight)
     }
     // The synchronous decoder first (no effect to run, the common case); the full one when
     // it fails, which may only mean that the schema needs effects (and says why otherwise).
-    let decoded: Either.Either<unknown, ParseResult.ParseError> | undefined
-    try {
-      decoded = app.decodeOutputSync(entry.result)
-    } catch {
-      decoded = undefined
-    }
-    return decoded !== undefined && Either.isRight(decoded)
-      ? served(Exit.succeed(decoded.right))
-      : Effect.flatMap(decodeLoaded(app, hash, entry), served)
+    const decoded = decodeLoadedSync(app, entry)
+    return decoded !== undefined ? served(decoded) : Effect.flatMap(decodeLoaded(app, hash, entry), served)
+  }
+
+  // Carried forward: the entry of a result served from a loaded checkpoint, queued for this
+  // run's checkpoint with the call's canonical input. Already durable in the checkpoint it
+  // came from, so the caller never waits for this copy, in any mode (task_exit included); it
+  // goes with the next pass, at the close at the latest.
+  private carry(app: AppSpec, span: SpanLike, hash: string, inputJson: string, result: string, entry: LoadedResult): void {
+    this.counters.record(app, span, "checkpoint")
+    this.checkpointer.enqueueCarried(kernelLine(hash, app.lineInfix, inputJson, result, quote(entry.time)))
+    this.counters.notify()
   }
 
   // The check of the memo and the claim of a missing key happen in one synchronous step,
@@ -284,21 +285,12 @@ export class Calls {
   ): Exit.Exit<unknown, unknown> | undefined {
     if (this.isClosed() || entry.app !== app.name || entry.version !== app.version) return undefined
     if (entryKeyProblem(entry, key) !== undefined) return undefined
-    let decoded: Either.Either<unknown, ParseResult.ParseError>
-    try {
-      decoded = app.decodeOutputSync(entry.result)
-    } catch {
-      return undefined
-    }
-    if (Either.isLeft(decoded)) return undefined
+    const exit = decodeLoadedSync(app, entry)
+    if (exit === undefined) return undefined
     const result = tryCanonicalJson(entry.result)
     if (typeof result !== "string") return undefined
     this.loaded.delete(hash)
-    this.counters.record(app, span, "checkpoint")
-    // Carried forward, and not waited for (see `produce`).
-    this.checkpointer.enqueueCarried(kernelLine(hash, app.lineInfix, inputJson, result, quote(entry.time)))
-    this.counters.notify()
-    const exit = Exit.succeed(decoded.right)
+    this.carry(app, span, hash, inputJson, result, entry)
     this.memo.set(memoKey, slotOf(exit))
     return exit
   }

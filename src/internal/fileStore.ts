@@ -149,9 +149,8 @@ export const make = Effect.gen(function*() {
             )
           }
         )
-      const size = goodSize.get(file)
-      // The common case: a file this store has written before, intact.
-      if (size !== undefined && !damaged.has(file)) {
+      // Writes from `size` on (the file is marked damaged until the write succeeds).
+      const writeFrom = (size: number): Effect.Effect<void, CheckpointError> => {
         damaged.add(file)
         return Effect.matchEffect(written, {
           onFailure: (cause) => salvage(size, cause),
@@ -162,6 +161,9 @@ export const make = Effect.gen(function*() {
           }
         })
       }
+      const size = goodSize.get(file)
+      // The common case: a file this store has written before, intact.
+      if (size !== undefined && !damaged.has(file)) return writeFrom(size)
       return Effect.gen(function*() {
         if (!goodSize.has(file)) {
           yield* fs.makeDirectory(dir, { recursive: true })
@@ -178,20 +180,10 @@ export const make = Effect.gen(function*() {
           )
           damaged.delete(file)
         }
-        damaged.add(file)
         return size
       }).pipe(
         Effect.mapError((cause) => fail(cause)),
-        Effect.flatMap((size) =>
-          Effect.matchEffect(written, {
-            onFailure: (cause) => salvage(size, cause),
-            onSuccess: (length) => {
-              damaged.delete(file)
-              goodSize.set(file, size + length)
-              return Effect.void
-            }
-          })
-        )
+        Effect.flatMap(writeFrom)
       )
     })
 

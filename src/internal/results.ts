@@ -91,3 +91,17 @@ export const decodeLoaded = (
       )
     )
   ) as Effect.Effect<Exit.Exit<unknown, unknown> | undefined>
+
+/**
+ * Decodes a loaded entry with the app's synchronous decoder: its outcome, or `undefined`
+ * when that decoder fails or throws (which may only mean that the schema needs effects:
+ * then `decodeLoaded` says).
+ */
+export const decodeLoadedSync = (app: AppSpec, entry: LoadedResult): Exit.Exit<unknown, unknown> | undefined => {
+  try {
+    const decoded = app.decodeOutputSync(entry.result)
+    return Either.isRight(decoded) ? Exit.succeed(decoded.right) : undefined
+  } catch {
+    return undefined
+  }
+}
