@@ -9,7 +9,16 @@ export * as App from "./src/App.ts"
 export * as CheckpointFile from "./src/CheckpointFile.ts"
 export { CheckpointFiles, getAllCheckpoints, getLastCheckpoint } from "./src/CheckpointFiles.ts"
 export { CheckpointStore } from "./src/CheckpointStore.ts"
-export type { AppendOptions, CheckpointEntry, CheckpointStoreService, Durability } from "./src/CheckpointStore.ts"
+export type {
+  AppendOptions,
+  CheckpointEntry,
+  CheckpointStoreService,
+  Durability,
+  EncodedEntry,
+  LookupScope,
+  StoreClaims,
+  StoreRuns
+} from "./src/CheckpointStore.ts"
 export { Dfk } from "./src/Dfk.ts"
 export type { CheckpointMode, DfkConfig, DfkDetailedStats, DfkService, DfkStats, ProgressOptions } from "./src/Dfk.ts"
 export { AppCacheError, BadCheckpoint, CheckpointError, ConfigurationError } from "./src/errors.ts"

@@ -7,7 +7,7 @@
 import { createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs"
 import * as path from "node:path"
 import { memoKey } from "../src/internal/canonical.ts"
-import { kernelLine, lineInfix } from "../src/internal/entry.ts"
+import { encodedLine } from "../src/internal/format.ts"
 import { DATA_DIR } from "./util.ts"
 
 /** A small, seeded pseudo-random generator (mulberry32). */
@@ -53,7 +53,7 @@ export const LOAD_APP = "bench_load"
 export const loadLine = (i: number, time: string): string => {
   const input = { i }
   const inputJson = JSON.stringify(input)
-  return kernelLine(memoKey(LOAD_APP, null, input, []), lineInfix(LOAD_APP, null), inputJson, String(i * 2), JSON.stringify(time))
+  return encodedLine({ hash: memoKey(LOAD_APP, null, input, []), app: LOAD_APP, version: null, input: inputJson, result: String(i * 2), time })
 }
 
 /** The run dir whose `000/checkpoint/tasks.jsonl` holds `n` small entries. */

@@ -51,7 +51,7 @@ const importOptional = async <A>(rel: string): Promise<A | undefined> => {
   }
 }
 const fileStore = await importOptional<typeof import("../src/internal/fileStore.ts")>("src/internal/fileStore.js")
-const entryModule = await importOptional<typeof import("../src/internal/entry.ts")>("src/internal/entry.js")
+const format = await importOptional<typeof import("../src/internal/format.ts")>("src/internal/format.js")
 const fileLoad = await importOptional<typeof import("../src/internal/fileLoad.ts")>("src/internal/fileLoad.js")
 
 interface Split {
@@ -167,9 +167,9 @@ const callPieces = async () => {
   await effectPiece(g, "miss: encodeOutput(result) as an Effect", () => encodeOutput(seq++))
   await effectPiece(g, "miss: Clock.currentTimeMillis + toISOString", () =>
     Effect.map(Clock.currentTimeMillis, (now) => new Date(now).toISOString()))
-  if (entryModule !== undefined) {
-    await syncPiece(g, "miss: kernelLine (builds the line)", N, () =>
-      entryModule.kernelLine(keys[seq++ & 1023]!, entryModule.lineInfix("bench_cached", null), "{\"x\":1}", "2", "\"2025-01-01T00:00:00.000Z\""))
+  if (format !== undefined) {
+    await syncPiece(g, "miss: encodedLine (builds the line)", N, () =>
+      format.encodedLine({ hash: keys[seq++ & 1023]!, app: "bench_cached", version: null, input: "{\"x\":1}", result: "2", time: "2025-01-01T00:00:00.000Z" }))
   }
 }
 
@@ -183,10 +183,10 @@ const stats = { hits: 0 }
 
 const passPieces = async () => {
   const g = "pass (per entry)"
-  if (entryModule === undefined) return
+  if (format === undefined) return
   const n = quick ? 20_000 : 100_000
   const lines = Array.from({ length: n }, (_, i) =>
-    entryModule.kernelLine(keys[i & 1023]!, entryModule.lineInfix("bench_cached", null), `{"label":"small","x":${i}}`, String(2 * i), "\"2025-01-01T00:00:00.000Z\""))
+    format.encodedLine({ hash: keys[i & 1023]!, app: "bench_cached", version: null, input: `{"label":"small","x":${i}}`, result: String(2 * i), time: "2025-01-01T00:00:00.000Z" }))
   let text = ""
   await syncPiece(g, `text += line for ${fmt(n)} lines`, 1, () => {
     text = ""
@@ -241,10 +241,10 @@ const loadPieces = async () => {
     for (const l of lines) c += JSON.parse(l).v
     return c
   })
-  if (fileLoad !== undefined) {
+  if (format !== undefined) {
     await whole("invalidEntry(parsed) (validation)", () => {
       let c = 0
-      for (const o of parsed) if (fileLoad.invalidEntry(o) === undefined) c++
+      for (const o of parsed) if (format.invalidEntry(o) === undefined) c++
       return c
     })
   }

@@ -7,13 +7,10 @@
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import * as SchemaAST from "effect/SchemaAST"
 import { Dfk } from "./Dfk.ts"
 import type { AppCacheError } from "./errors.ts"
-import { keyPrefix } from "./internal/canonical.ts"
-import { lineInfix } from "./internal/entry.ts"
-import { metricTagsOf } from "./internal/appSpec.ts"
-import type { AppSpec } from "./internal/appSpec.ts"
+import * as appSpec from "./internal/appSpec.ts"
+import type { KernelService } from "./internal/kernel.ts"
 
 /**
  * The top-level keys of a schema's encoded form, when it is an object.
@@ -74,40 +71,6 @@ export interface App<I, A, E, R> {
  * `undefined` when nothing is, or when the schema does not tell (then the call checks that
  * the encoded input is an object).
  */
-const ignoreProblemOf = (input: Schema.Schema.Any, ignore: ReadonlyArray<string>): string | undefined => {
-  if (ignore.length === 0) return undefined
-  const keys = new Set<string>()
-  const visit = (ast: SchemaAST.AST): "object" | "other" | "unknown" => {
-    switch (ast._tag) {
-      case "TypeLiteral":
-        if (ast.indexSignatures.length > 0) return "unknown"
-        for (const p of ast.propertySignatures) if (typeof p.name === "string") keys.add(p.name)
-        return "object"
-      case "Union": {
-        const kinds = ast.types.map(visit)
-        return kinds.includes("unknown") ? "unknown" : kinds.includes("object") ? "object" : "other"
-      }
-      case "Suspend":
-      case "Declaration":
-      case "Transformation":
-      case "Refinement":
-      case "AnyKeyword":
-      case "UnknownKeyword":
-      case "ObjectKeyword":
-        return "unknown"
-      default:
-        return "other"
-    }
-  }
-  const kind = visit(SchemaAST.encodedAST(input.ast))
-  if (kind === "unknown") return undefined
-  if (kind === "other") return `ignoreForCache names ${ignore.map((k) => JSON.stringify(k)).join(", ")}, but the encoded input is not an object`
-  const missing = ignore.filter((k) => !keys.has(k))
-  return missing.length === 0
-    ? undefined
-    : `ignoreForCache names ${missing.map((k) => JSON.stringify(k)).join(", ")}, which the encoded input does not have`
-}
-
 const describe = (value: unknown): string =>
   typeof value === "string" ? JSON.stringify(value) : value === null ? "null" : typeof value
 
@@ -171,31 +134,12 @@ export const make = <In extends Schema.Schema.Any, Out extends Schema.Schema.Any
       throw new TypeError(`App.make: the "${field}" option of app ${options.name} must be a Schema (got ${describe(options[field])})`)
     }
   }
-  const input = options.input as unknown as Schema.Schema<unknown, unknown, never>
-  const output = options.output as unknown as Schema.Schema<unknown, unknown, never>
-  const spec: AppSpec = {
-    name: options.name,
-    version: options.version ?? null,
-    cache: options.cache ?? false,
-    ignoreForCache: [...(options.ignoreForCache ?? [])],
-    encodeInput: Schema.encode(input),
-    encodeInputSync: Schema.encodeEither(input),
-    encodeOutput: Schema.encode(output),
-    encodeOutputSync: Schema.encodeEither(output),
-    decodeOutput: Schema.decodeUnknown(output),
-    decodeOutputSync: Schema.decodeUnknownEither(output),
-    body,
-    metricTags: metricTagsOf(options.name),
-    lineInfix: lineInfix(options.name, options.version ?? null),
-    keyPrefix: keyPrefix(options.name, options.version ?? null),
-    ignoreProblem: ignoreProblemOf(options.input, options.ignoreForCache ?? []),
-    retries: options.retries
-  }
+  const spec = appSpec.make(options, body)
   // One step: the kernel and the tracer are read off the running fiber (a service lookup
   // through Effect.flatMap(Dfk, ...) costs as much as the rest of a memo hit).
   const app = (value: Schema.Schema.Type<In>) =>
     Effect.withFiberRuntime<unknown, unknown, unknown>((fiber) =>
-      Context.unsafeGet(fiber.currentContext, Dfk).run(spec, value, fiber.currentTracer)
+      (Context.unsafeGet(fiber.currentContext, Dfk) as KernelService).run(spec, value, fiber.currentTracer)
     )
   return Object.assign(app, { appName: options.name, options }) as any
 }

@@ -17,8 +17,8 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import type { CheckpointEntry } from "./CheckpointStore.ts"
 import { withoutKeys } from "./internal/canonical.ts"
-import { TASKS_FILE } from "./internal/entry.ts"
-import { ByteLines, LineFault, lineRule } from "./internal/fileLoad.ts"
+import { ByteLines } from "./internal/fileLoad.ts"
+import { LineFault, lineRule, TASKS_FILE } from "./internal/format.ts"
 
 /**
  * The name of the checkpoint file inside a checkpoint directory: `tasks.jsonl`.

@@ -8,7 +8,7 @@ import type * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
-import * as runDirs from "./internal/runDirs.ts"
+import { allCheckpoints } from "./internal/store.ts"
 
 /**
  * The checkpoint directories to load, in order (for a repeated key, the last entry read
@@ -245,7 +245,7 @@ export class CheckpointFiles extends Context.Tag("effect-dfk/CheckpointFiles")<
  */
 export const getAllCheckpoints = (
   runDir: string = "runinfo"
-): Effect.Effect<Array<string>, never, FileSystem.FileSystem | Path.Path> => runDirs.allCheckpoints(runDir)
+): Effect.Effect<Array<string>, never, FileSystem.FileSystem | Path.Path> => allCheckpoints(runDir)
 
 /**
  * The newest checkpoint directory under `runDir` (numerically highest run), as a

@@ -61,8 +61,89 @@ export interface AppendOptions {
 export type Durability = "none" | "fsync"
 
 /**
+ * An entry whose input and result are JSON text: the canonical JSON of the encoded input
+ * (the text its memo key was computed from) and the JSON of the encoded result. The kernel
+ * hands its entries to a store's `appendEncoded` in this form, so that a store that keeps
+ * JSON text (the JSON Lines files, a SQL table) writes them as they are, with no parse and
+ * no second serialization.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface EncodedEntry {
+  /** The memo key: lowercase hex sha256. */
+  readonly hash: string
+  /** The app's name. */
+  readonly app: string
+  /** The app's version, or `null`. */
+  readonly version: string | null
+  /** The encoded input as canonical JSON text (without the `ignoreForCache` keys). */
+  readonly input: string
+  /** The result, encoded with the app's `output` schema, as JSON text. */
+  readonly result: string
+  /** When the result was computed, ISO-8601. */
+  readonly time: string
+}
+
+/**
+ * Where a store keeps its runs. A run is named `<runDir>/<NNN>` (`000`, `001`, …, `999`,
+ * `1000`); its checkpoint is `<run>/checkpoint`. A store without `runs` keeps them as folders
+ * made through the platform's `FileSystem`.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface StoreRuns {
+  /** The runs under `runDir`, oldest first, as paths such as `runinfo/003`. */
+  readonly list: (runDir: string) => Effect.Effect<ReadonlyArray<string>>
+  /**
+   * Makes the next run under `runDir` and returns its path. Atomic: two processes that
+   * allocate at once get two runs.
+   */
+  readonly allocate: (runDir: string) => Effect.Effect<string, CheckpointError>
+}
+
+/**
+ * Where a lookup looks: the listed checkpoint dirs in order (for a repeated key the last one
+ * wins, as when they are loaded), or every run under a `runDir` at the time of the lookup,
+ * runs that are running now included.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export type LookupScope =
+  | { readonly _tag: "Dirs"; readonly dirs: ReadonlyArray<string> }
+  | { readonly _tag: "RunDir"; readonly runDir: string }
+
+/**
+ * Claims on keys, shared by every process that uses the store (DESIGN §7): before a body runs
+ * for a key that no entry answers, the kernel claims the key, so that one process in all runs
+ * it and the others wait for its entry.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface StoreClaims {
+  /**
+   * Claims `hash` under `runDir` for the run `run` (e.g. `runinfo/003`): `"won"` when the
+   * caller is to run the body (the claim ends when `run` writes an entry for `hash`, or with
+   * `release`), `"held"` when a live holder has it, or the entry that answers the key when
+   * one was written meanwhile.
+   */
+  readonly claim: (runDir: string, hash: string, run: string) => Effect.Effect<"won" | "held" | CheckpointEntry, CheckpointError>
+  /**
+   * Waits until `hash` has an entry under `runDir` (returns it), or until its claim is
+   * released or its holder stopped renewing it (returns `undefined`: claim it again).
+   */
+  readonly await: (runDir: string, hash: string) => Effect.Effect<CheckpointEntry | undefined, CheckpointError>
+  /** Releases the claims of `run` on `hashes`, with no entry written (a failure, an interruption). */
+  readonly release: (runDir: string, hashes: ReadonlyArray<string>, run: string) => Effect.Effect<void, CheckpointError>
+}
+
+/**
  * The operations a checkpoint store provides. `dir` is a checkpoint directory such as
- * `runinfo/003/checkpoint`.
+ * `runinfo/003/checkpoint`. `append`, `load` and `exists` are required; the others are what
+ * a store may add: entries as JSON text, its own runs, lookups on demand and claims.
  *
  * @since 0.1.0
  * @category models
@@ -74,10 +155,49 @@ export interface CheckpointStoreService {
     entries: ReadonlyArray<CheckpointEntry>,
     options?: AppendOptions
   ) => Effect.Effect<void, CheckpointError>
+  /**
+   * Appends entries given as JSON text (see `EncodedEntry`), like `append`. When a store has
+   * it, the kernel writes through it; otherwise through `append`, with the texts parsed.
+   * @since 0.2.0
+   */
+  readonly appendEncoded?: (
+    dir: string,
+    entries: ReadonlyArray<EncodedEntry>,
+    options?: AppendOptions
+  ) => Effect.Effect<void, CheckpointError>
   /** Hands every entry of the checkpoint in `dir` to `onEntry`, in stored order. */
   readonly load: (dir: string, onEntry: (entry: CheckpointEntry) => void) => Effect.Effect<void, BadCheckpoint>
   /** Whether `dir` holds a checkpoint. */
   readonly exists: (dir: string) => Effect.Effect<boolean>
+  /**
+   * Whether `load` checks every entry it hands over (the JSON Lines store checks each line
+   * against the format). Default `false`: the kernel checks each loaded entry for the fields
+   * it uses.
+   * @since 0.2.0
+   */
+  readonly checksEntries?: boolean
+  /**
+   * Where runs live. Default: folders made through the platform's `FileSystem`.
+   * @since 0.2.0
+   */
+  readonly runs?: StoreRuns
+  /**
+   * Lookups on demand: when a store has it, the kernel loads nothing at its start and asks
+   * for the keys its calls need, several at a time; the answers, one per hash (`undefined`:
+   * none), are those a load of the same scope would give. Default: the kernel loads the
+   * checkpoints it resumes from when it starts.
+   * @since 0.2.0
+   */
+  readonly lookup?: (
+    scope: LookupScope,
+    hashes: ReadonlyArray<string>
+  ) => Effect.Effect<ReadonlyArray<CheckpointEntry | undefined>, BadCheckpoint>
+  /**
+   * Claims shared across processes (DESIGN §7), used under default resume. Default: none
+   * (no claims; in-process dedup only).
+   * @since 0.2.0
+   */
+  readonly claims?: StoreClaims
 }
 
 /**
@@ -271,13 +391,20 @@ export class CheckpointStore extends Context.Tag("effect-dfk/CheckpointStore")<
  */
 export function makeMemory(): CheckpointStoreService {
   const dirs = new Map<string, Array<CheckpointEntry>>()
+  const runs = new Map<string, Array<string>>()
+  const plain = (e: CheckpointEntry): CheckpointEntry => ({
+    hash: e.hash,
+    app: e.app,
+    version: e.version,
+    input: e.input,
+    result: e.result,
+    time: e.time
+  })
   return {
     append: (dir, entries) =>
       Effect.sync(() => {
         const list = dirs.get(dir) ?? []
-        for (const e of entries) {
-          list.push({ hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time })
-        }
+        for (const e of entries) list.push(plain(e))
         dirs.set(dir, list)
       }),
     load: (dir, onEntry) =>
@@ -289,6 +416,30 @@ export function makeMemory(): CheckpointStoreService {
         for (const e of list) onEntry(e)
         return Effect.void
       }),
-    exists: (dir) => Effect.sync(() => dirs.has(dir))
+    exists: (dir) => Effect.sync(() => dirs.has(dir)),
+    // Runs live in the store too: a memory store never touches the disk.
+    runs: {
+      list: (runDir) => Effect.sync(() => [...(runs.get(runDirKey(runDir)) ?? [])]),
+      allocate: (runDir) =>
+        Effect.sync(() => {
+          const key = runDirKey(runDir)
+          const list = runs.get(key) ?? []
+          const run = runPath(key, list.length)
+          list.push(run)
+          runs.set(key, list)
+          return run
+        })
+    }
   }
 }
+
+// `runDir` as `path.join` would give it (no trailing or doubled slashes, no "./" segments),
+// without the Path service (the memory store needs none).
+const runDirKey = (runDir: string): string => {
+  const absolute = runDir.startsWith("/")
+  const parts = runDir.split("/").filter((p) => p !== "" && p !== ".")
+  const joined = parts.join("/")
+  return absolute ? "/" + joined : joined === "" ? "." : joined
+}
+
+const runPath = (runDir: string, n: number): string => (runDir === "." ? "" : runDir === "/" ? "/" : runDir + "/") + String(n).padStart(3, "0")

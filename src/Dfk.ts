@@ -11,11 +11,8 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
-import type * as Tracer from "effect/Tracer"
 import type { Durability } from "./CheckpointStore.ts"
 import type { CheckpointError, DfkError } from "./errors.ts"
-import type { AppSpec } from "./internal/appSpec.ts"
-import type { ResolvedConfig } from "./internal/config.ts"
 import * as kernel from "./internal/kernel.ts"
 
 /**
@@ -92,6 +89,29 @@ export interface DfkDetailedStats extends DfkStats {
 }
 
 /**
+ * A kernel's configuration once validated, with every default filled in.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface ResolvedDfkConfig {
+  /** Where run directories go. */
+  readonly runDir: string
+  /** Whether memoization is on. */
+  readonly memoize: boolean
+  /** When checkpoints are written; `undefined`: checkpointing off. */
+  readonly checkpointMode: CheckpointMode | undefined
+  /** The period of `periodic` passes, when one is set. */
+  readonly checkpointPeriod: Duration.Duration | undefined
+  /** How many more times a failed body runs. */
+  readonly retries: number
+  /** At most this many bodies at once; `undefined`: no limit. */
+  readonly maxConcurrency: number | undefined
+  /** How far a checkpoint write goes before it counts as done. */
+  readonly durability: Durability
+}
+
+/**
  * The kernel's interface.
  *
  * @since 0.1.0
@@ -103,7 +123,7 @@ export interface DfkService {
   /** This run's checkpoint directory, e.g. `runinfo/003/checkpoint`. */
   readonly checkpointDir: string
   /** The validated configuration. */
-  readonly config: ResolvedConfig
+  readonly config: ResolvedDfkConfig
   /** Writes every pending entry and returns the checkpoint directory. */
   readonly checkpoint: Effect.Effect<string, CheckpointError>
   /** A snapshot of the counters. */
@@ -112,10 +132,6 @@ export interface DfkService {
   readonly detailedStats: Effect.Effect<DfkDetailedStats>
   /** The counters now, then after each change (at most once per `interval`), until the kernel closes. */
   readonly progress: (interval: Duration.Duration) => Stream.Stream<DfkDetailedStats>
-  /** Runs one app call through the memo. Used by `App.make`; not for direct use. */
-  readonly call: (app: AppSpec, input: unknown) => Effect.Effect<unknown, unknown, unknown>
-  /** `call` from inside a running fiber that knows its tracer. Used by `App.make`. */
-  readonly run: (app: AppSpec, input: unknown, tracer: Tracer.Tracer) => Effect.Effect<unknown, unknown, unknown>
 }
 
 /**

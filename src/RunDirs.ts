@@ -7,10 +7,11 @@
  * @module
  */
 import type { PlatformError } from "@effect/platform/Error"
-import * as FileSystem from "@effect/platform/FileSystem"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as runDirs from "./internal/runDirs.ts"
+import * as store from "./internal/store.ts"
 
 /**
  * One run directory under a `runDir`.
@@ -30,8 +31,9 @@ export interface Run {
 }
 
 /**
- * The run directories under `runDir` (names of digits only; anything else there is not a
- * run), in ascending numeric order; none when `runDir` does not exist or cannot be read.
+ * The runs under `runDir` in ascending numeric order: in the provided `CheckpointStore` when
+ * it keeps runs of its own (`StoreRuns`), else the run directories (names of digits only;
+ * anything else there is not a run); none when `runDir` does not exist or cannot be read.
  *
  * @example Listing the runs of a run directory
  * ```ts
@@ -57,18 +59,14 @@ export interface Run {
  * @category getters
  */
 export const list = (runDir: string): Effect.Effect<Array<Run>, never, FileSystem.FileSystem | Path.Path> =>
-  Effect.gen(function*() {
-    const fs = yield* FileSystem.FileSystem
+  Effect.scoped(Effect.gen(function*() {
     const path = yield* Path.Path
-    const out: Array<Run> = []
-    for (const { n, name } of yield* runDirs.runEntries(runDir)) {
-      const dir = path.join(runDir, name)
-      const info = yield* Effect.option(fs.stat(dir))
-      if (info._tag === "None" || info.value.type !== "Directory") continue
-      out.push({ name, number: n, path: dir, checkpointDir: path.join(dir, "checkpoint") })
-    }
-    return out
-  })
+    const runs = yield* Effect.flatMap(store.currentStore, store.runsOf)
+    return (yield* runs.list(runDir)).map((run): Run => {
+      const name = path.basename(run)
+      return { name, number: Number(name), path: run, checkpointDir: path.join(run, "checkpoint") }
+    })
+  }))
 
 /**
  * Creates the next run directory under `runDir` (creating `runDir` too if needed) and

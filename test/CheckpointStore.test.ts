@@ -9,8 +9,8 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
 import * as path from "node:path"
-import { App, BadCheckpoint, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, getLastCheckpoint } from "effect-dfk"
-import type { CheckpointEntry, CheckpointStoreService, DfkConfig } from "effect-dfk"
+import { App, BadCheckpoint, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, getLastCheckpoint, RunDirs } from "effect-dfk"
+import type { CheckpointEntry, CheckpointStoreService, DfkConfig, EncodedEntry } from "effect-dfk"
 import { captureLogs, platform, tmpDir } from "./util.ts"
 
 /**
@@ -108,6 +108,45 @@ for (const [name, storeLayer] of stores) {
         const error = yield* Effect.flip(store.load(path.join(root, "nothing"), () => {}))
         assert.strictEqual(error._tag, "BadCheckpoint")
         assert.include(error.path, "nothing")
+      }).pipe(Effect.provide(storeLayer)))
+
+    it.scoped("runs: allocated in order, listed oldest first, and the kernel's run is one of them", () =>
+      Effect.gen(function*() {
+        const root = yield* tmpDir
+        const store = yield* CheckpointStore
+        const runs = store.runs
+        if (runs !== undefined) {
+          assert.deepStrictEqual(yield* runs.list(root), [])
+          const first = yield* runs.allocate(root)
+          const second = yield* runs.allocate(root)
+          assert.deepStrictEqual([first, second], [path.join(root, "000"), path.join(root, "001")])
+          assert.deepStrictEqual(yield* runs.list(root), [first, second])
+          // Another runDir has runs of its own.
+          assert.deepStrictEqual(yield* runs.allocate(path.join(root, "other")), path.join(root, "other", "000"))
+        }
+        const runDir = yield* Dfk.runDir.pipe(Effect.provide(Dfk.layer({ runDir: root })))
+        assert.strictEqual(runDir, path.join(root, runs === undefined ? "000" : "002"))
+        const listed = yield* RunDirs.list(root)
+        assert.deepStrictEqual(listed.map((run) => run.path).at(-1), runDir)
+      }).pipe(Effect.provide(storeLayer), Effect.provide(platform)))
+
+    it.scoped("encoded entries (appendEncoded, when the store has it) load back as entries", () =>
+      Effect.gen(function*() {
+        const root = yield* tmpDir
+        const dir = path.join(root, "000", "checkpoint")
+        const store = yield* CheckpointStore
+        const encoded: Array<EncodedEntry> = [1, 2].map((n) => {
+          const e = entry(n)
+          return { ...e, input: JSON.stringify(e.input), result: JSON.stringify(e.result) }
+        })
+        if (store.appendEncoded !== undefined) yield* store.appendEncoded(dir, encoded)
+        else yield* store.append(dir, [entry(1), entry(2)])
+        const seen: Array<CheckpointEntry> = []
+        yield* store.load(dir, (e) => seen.push(e))
+        assert.deepStrictEqual(
+          seen.map((e) => ({ hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time })),
+          [entry(1), entry(2)]
+        )
       }).pipe(Effect.provide(storeLayer)))
 
     it.scoped("the kernel writes through it and resumes from it", () =>

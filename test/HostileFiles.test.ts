@@ -23,7 +23,7 @@ import * as path from "node:path"
 import { afterAll, beforeAll } from "vitest"
 import { App, BadCheckpoint, CheckpointFiles, CheckpointStore, Dfk, Memo } from "../mod.ts"
 import type { CheckpointEntry, DfkError } from "../mod.ts"
-import { mayBeTorn } from "../src/internal/fileLoad.ts"
+import { mayBeTorn } from "../src/internal/format.ts"
 
 // ---------------------------------------------------------------------------------------
 // One runtime for every case, with a logger that keeps what was logged.

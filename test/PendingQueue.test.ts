@@ -3,14 +3,64 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as path from "node:path"
 import { App, CheckpointFiles, Dfk } from "effect-dfk"
-import { ByteQueue, EntryQueue } from "../src/internal/pending.ts"
+import type { EncodedEntry } from "effect-dfk"
+import { PendingQueue } from "../src/internal/pending.ts"
+import { decodedEntry } from "../src/internal/store.ts"
 import { checkpointEntries, withKernel } from "./util.ts"
 
-const decoder = new TextDecoder()
-const text = (pieces: ReadonlyArray<Uint8Array>) => pieces.map((p) => decoder.decode(p)).join("")
+const entry = (n: number): EncodedEntry => ({
+  hash: n.toString(16).padStart(64, "0"),
+  app: "a",
+  version: null,
+  input: String(n),
+  result: String(n),
+  time: "t"
+})
 
-// Lines of every size class: small, several per 64 KiB first slab, a third of a 1 MiB slab,
-// longer than a slab, and multi-byte UTF-8 (2, 3 and 4 bytes a character).
+describe("PendingQueue", () => {
+  it("gives back every queued entry in order, and puts a failed batch back in front less what was written", () => {
+    const queue = new PendingQueue()
+    queue.push(entry(1))
+    queue.push(entry(2))
+    queue.push(entry(3))
+    assert.strictEqual(queue.size, 3)
+    const batch = queue.take()
+    assert.strictEqual(queue.size, 0)
+    assert.deepStrictEqual(batch.map((e) => e.input), ["1", "2", "3"])
+    queue.push(entry(4))
+    // The append stored the first entry of the batch before it failed.
+    queue.putBack(batch, 1)
+    assert.strictEqual(queue.size, 3)
+    assert.deepStrictEqual(queue.take().map((e) => e.input), ["2", "3", "4"])
+    queue.putBack([entry(5)], 0)
+    assert.deepStrictEqual(queue.take().map((e) => e.input), ["5"])
+    assert.deepStrictEqual(queue.take(), [])
+  })
+})
+
+describe("decodedEntry", () => {
+  it("hands a store without appendEncoded plain entries: copying or serializing one keeps every field", () => {
+    const hash = "ab".repeat(32)
+    const e = decodedEntry({ hash, app: "a", version: "2", input: "{\"x\":1}", result: "[1,\"é\"]", time: "t" })
+    const expected = { hash, app: "a", version: "2", input: { x: 1 }, result: [1, "é"], time: "t" }
+    // A store may read the fields, spread the entry, serialize it or clone it.
+    assert.deepStrictEqual(
+      { hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time },
+      expected
+    )
+    assert.deepStrictEqual({ ...e }, expected)
+    assert.deepStrictEqual(JSON.parse(JSON.stringify(e)), expected)
+    assert.deepStrictEqual(structuredClone(e), expected)
+  })
+})
+
+const echo = App.make(
+  { name: "echo", input: Schema.Struct({ i: Schema.Number, s: Schema.String }), output: Schema.String, cache: true },
+  ({ s }) => Effect.succeed(s)
+)
+
+// Results of every size: small, tens and hundreds of KiB, longer than a MiB, and multi-byte
+// UTF-8 (2, 3 and 4 bytes a character).
 const lines = [
   "{\"a\":1}\n",
   `{"s":"${"x".repeat(40_000)}"}\n`,
@@ -22,80 +72,7 @@ const lines = [
   "{\"b\":2}\n"
 ]
 
-describe("ByteQueue", () => {
-  it("gives back every queued line, byte for byte and in order, whatever their sizes", () => {
-    const queue = new ByteQueue()
-    for (const line of lines) queue.push(line)
-    assert.strictEqual(queue.size, lines.length)
-    const batch = queue.take()
-    assert.strictEqual(batch.count, lines.length)
-    assert.strictEqual(queue.size, 0)
-    assert.strictEqual(text(batch.pieces), lines.join(""))
-    // No piece is much larger than a slab, except a line that is larger by itself.
-    for (const piece of batch.pieces) {
-      const own = lines.some((l) => piece.length === new TextEncoder().encode(l).length && l.length * 3 > 1 << 20)
-      assert.isTrue(piece.length <= 1 << 20 || own)
-    }
-  })
-
-  it("keeps bytes already taken intact while it fills on, and puts a failed batch back in front", () => {
-    const queue = new ByteQueue()
-    queue.push(lines[0]!)
-    queue.push(lines[1]!)
-    const first = queue.take()
-    const firstText = text(first.pieces)
-    // More lines into the same slab, after the part handed out.
-    queue.push(lines[2]!)
-    queue.push(lines[7]!)
-    assert.strictEqual(text(first.pieces), firstText)
-    queue.putBack(first, 0)
-    assert.strictEqual(queue.size, 4)
-    const all = queue.take()
-    assert.strictEqual(all.count, 4)
-    assert.strictEqual(text(all.pieces), lines[0]! + lines[1]! + lines[2]! + lines[7]!)
-    assert.strictEqual(queue.take().count, 0)
-    assert.deepStrictEqual(queue.take().pieces, [])
-  })
-})
-
-describe("EntryQueue", () => {
-  it("hands out plain entries: copying or serializing one keeps every field", () => {
-    const queue = new EntryQueue()
-    const hash = "ab".repeat(32)
-    queue.push(`{"v":1,"hash":"${hash}","app":"a","version":"2","input":{"x":1},"result":[1,"é"],"time":"t"}\n`)
-    const { entries } = queue.take()
-    assert.strictEqual(entries.length, 1)
-    const expected = { hash, app: "a", version: "2", input: { x: 1 }, result: [1, "é"], time: "t" }
-    // A store may read the fields, spread the entry, serialize it or clone it.
-    const e = entries[0]!
-    assert.deepStrictEqual(
-      { hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time },
-      expected
-    )
-    assert.deepStrictEqual({ ...e }, expected)
-    assert.deepStrictEqual(JSON.parse(JSON.stringify(e)), expected)
-    assert.deepStrictEqual(structuredClone(e), expected)
-  })
-
-  it("gives a batch back in front of what was queued since", () => {
-    const queue = new EntryQueue()
-    const line = (n: number) => `{"v":1,"hash":"${"0".repeat(63)}${n}","app":"a","version":null,"input":${n},"result":${n},"time":"t"}\n`
-    queue.push(line(1))
-    queue.push(line(2))
-    const batch = queue.take()
-    queue.push(line(3))
-    queue.putBack(batch, 0)
-    assert.strictEqual(queue.size, 3)
-    assert.deepStrictEqual(queue.take().entries.map((e) => e.input), [1, 2, 3])
-  })
-})
-
-const echo = App.make(
-  { name: "echo", input: Schema.Struct({ i: Schema.Number, s: Schema.String }), output: Schema.String, cache: true },
-  ({ s }) => Effect.succeed(s)
-)
-
-describe("pending entries across slabs", () => {
+describe("pending entries of every size", () => {
   it.scoped("a manual pass writes results of every size, and a resume serves them all", () =>
     Effect.gen(function*() {
       const inputs = lines.map((line, i) => ({ i, s: line.slice(0, -1) }))

@@ -54,7 +54,7 @@ describe("README", () => {
     const entry = JSON.parse(json!)
     const { Effect } = await import("effect")
     const { Memo } = await import("effect-dfk")
-    const { invalidEntry } = await import("../src/internal/fileLoad.ts")
+    const { invalidEntry } = await import("../src/internal/format.ts")
     assert.isUndefined(invalidEntry(entry))
     const key = Effect.runSync(Memo.key({ name: entry.app, version: entry.version, input: entry.input }))
     assert.strictEqual(entry.hash, key)

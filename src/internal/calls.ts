@@ -10,19 +10,19 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as ParseResult from "effect/ParseResult"
 import type * as Tracer from "effect/Tracer"
+import type { EncodedEntry } from "../CheckpointStore.ts"
 import { AppCacheError } from "../errors.ts"
 import type { AppSpec } from "./appSpec.ts"
-import { entryKeyProblem, quote, sha256Hex, tryCanonicalJson, withoutKeys } from "./canonical.ts"
+import { entryKeyProblem, sha256Hex, tryCanonicalJson, withoutKeys } from "./canonical.ts"
 import type { KnownKey } from "./canonical.ts"
 import type { Checkpointer } from "./checkpointer.ts"
 import type { ResolvedConfig } from "./config.ts"
 import type { Counters } from "./counters.ts"
-import { kernelLine } from "./entry.ts"
 import type { LoadedResult } from "./loaded.ts"
 import { Flight, outcomeOf, slotOf } from "./memo.ts"
 import type { Slot } from "./memo.ts"
 import { Warning } from "./messages.ts"
-import { decodeLoaded, decodeLoadedSync, resultLine } from "./results.ts"
+import { decodeLoaded, decodeLoadedSync, encodedEntry, resultEntry } from "./results.ts"
 import type { Runner } from "./runner.ts"
 import { nativeTracer, noSpan } from "./spans.ts"
 import type { SpanLike } from "./spans.ts"
@@ -55,8 +55,8 @@ export class Calls {
   ) {}
 
   // Queues an entry; returns its queue number.
-  enqueue(line: string): number {
-    const seq = this.checkpointer.enqueue(line)
+  enqueue(entry: EncodedEntry): number {
+    const seq = this.checkpointer.enqueue(entry)
     this.counters.notify()
     return seq
   }
@@ -81,7 +81,7 @@ export class Calls {
   // no pass will come to write it, and the warning says so.
   queueAndPublish(
     app: AppSpec,
-    line: string,
+    entry: EncodedEntry,
     memoKey: string,
     exit: Exit.Exit<unknown, unknown>,
     flight: Flight
@@ -91,7 +91,7 @@ export class Calls {
         Effect.logWarning(`A result of ${app.name} came after the kernel closed, so it is not checkpointed`),
         Effect.suspend(() => this.publish(memoKey, exit, flight))
       )
-      : this.published(this.enqueue(line), memoKey, exit, flight)
+      : this.published(this.enqueue(entry), memoKey, exit, flight)
   }
 
   // Publishes the result of a call that ran and queues its checkpoint entry. In task_exit
@@ -104,14 +104,14 @@ export class Calls {
     exit: Exit.Success<unknown, unknown>,
     flight: Flight
   ): Effect.Effect<unknown, unknown, unknown> {
-    const withEntry = (line: string | Warning) => {
-      if (typeof line !== "string") {
-        return Effect.zipRight(Effect.logWarning(line.message), Effect.suspend(() => this.publish(memoKey, exit, flight)))
+    const withEntry = (entry: EncodedEntry | Warning) => {
+      if (entry instanceof Warning) {
+        return Effect.zipRight(Effect.logWarning(entry.message), Effect.suspend(() => this.publish(memoKey, exit, flight)))
       }
-      return this.queueAndPublish(app, line, memoKey, exit, flight)
+      return this.queueAndPublish(app, entry, memoKey, exit, flight)
     }
-    const line = resultLine(app, hash, inputJson, exit.value)
-    return typeof line === "string" || line instanceof Warning ? withEntry(line) : Effect.flatMap(line, withEntry)
+    const entry = resultEntry(app, hash, inputJson, exit.value)
+    return Effect.isEffect(entry) ? Effect.flatMap(entry, withEntry) : withEntry(entry)
   }
 
   // Runs in an uninterruptible region; only the body itself (and waiting) is interruptible.
@@ -180,8 +180,7 @@ export class Calls {
       }
       if (this.isClosed() && this.cfg.checkpointMode !== undefined) {
         this.counters.record(app, span, "checkpoint")
-        const line = kernelLine(hash, app.lineInfix, inputJson, result, quote(entry.time))
-        return this.queueAndPublish(app, line, memoKey, exit, flight)
+        return this.queueAndPublish(app, encodedEntry(app, hash, inputJson, result, entry.time), memoKey, exit, flight)
       }
       this.carry(app, span, hash, inputJson, result, entry)
       return this.publish(memoKey, exit, flight)
@@ -198,7 +197,7 @@ export class Calls {
   // goes with the next pass, at the close at the latest.
   private carry(app: AppSpec, span: SpanLike, hash: string, inputJson: string, result: string, entry: LoadedResult): void {
     this.counters.record(app, span, "checkpoint")
-    this.checkpointer.enqueueCarried(kernelLine(hash, app.lineInfix, inputJson, result, quote(entry.time)))
+    this.checkpointer.enqueueCarried(encodedEntry(app, hash, inputJson, result, entry.time))
     this.counters.notify()
   }
 
@@ -342,9 +341,5 @@ export class Calls {
       ? this.callWith(app, input, noSpan)
       : Effect.useSpan(app.name, { attributes: { app: app.name }, captureStackTrace: false }, (span) =>
         Effect.withParentSpan(Effect.suspend(() => this.callWith(app, input, span)), span))
-  }
-
-  call(app: AppSpec, input: unknown): Effect.Effect<unknown, unknown, unknown> {
-    return Effect.withFiberRuntime((fiber) => this.run(app, input, fiber.currentTracer))
   }
 }

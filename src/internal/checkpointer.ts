@@ -11,7 +11,8 @@ import type { CheckpointMode } from "../Dfk.ts"
 import { CheckpointError } from "../errors.ts"
 import * as Metrics from "../Metrics.ts"
 import { causeMessage, keptOf, oneLine, plural } from "./messages.ts"
-import type { Pending } from "./pending.ts"
+import type { AppendOptions, EncodedEntry } from "../CheckpointStore.ts"
+import { PendingQueue } from "./pending.ts"
 import { nativeTracer, noSpan } from "./spans.ts"
 import type { SpanLike } from "./spans.ts"
 
@@ -60,8 +61,17 @@ export class Checkpointer {
   /** Writes every pending entry, after the pass under way if there is one. Uninterruptible. */
   readonly pass: Effect.Effect<void, CheckpointError>
 
+  /** Entries not written yet (less those of the pass under way). */
+  private readonly queue = new PendingQueue()
+
   constructor(
-    private readonly pending: Pending,
+    /** Appends entries to the checkpoint dir (the store's `appendEncoded`, or `append`). */
+    private readonly append: (
+      dir: string,
+      entries: ReadonlyArray<EncodedEntry>,
+      options: AppendOptions
+    ) => Effect.Effect<void, CheckpointError>,
+    private readonly appendOptions: AppendOptions,
     private readonly dir: string,
     mode: CheckpointMode | undefined,
     /** Called with the number of entries each write stored. */
@@ -73,18 +83,18 @@ export class Checkpointer {
 
   /** Entries not written yet (those of the pass under way included). */
   get size(): number {
-    return this.pending.queue.size + this.writing
+    return this.queue.size + this.writing
   }
 
-  /** Queues an entry, given as its line; returns its queue number. */
-  enqueue(line: string): number {
-    this.pending.queue.push(line)
+  /** Queues an entry; returns its queue number. */
+  enqueue(entry: EncodedEntry): number {
+    this.queue.push(entry)
     return ++this.queued
   }
 
   /** Queues the entry of a result carried forward from a loaded checkpoint (not waited for). */
-  enqueueCarried(line: string): void {
-    this.carried.push(this.enqueue(line))
+  enqueueCarried(entry: EncodedEntry): void {
+    this.carried.push(this.enqueue(entry))
   }
 
   /** How many carried-forward entries are written. */
@@ -134,7 +144,7 @@ export class Checkpointer {
     return Effect.matchCauseEffect(this.unlockedPass(), {
       onFailure: (cause) => {
         this.endPass()
-        const pending = this.pending.queue.size
+        const pending = this.queue.size
         return Effect.zipRight(
           this.failureLogged(
             `Checkpoint write failed; ${plural(pending, "entry stays", "entries stay")} pending`,
@@ -160,7 +170,7 @@ export class Checkpointer {
     return Effect.matchCauseEffect(this.pass, {
       onFailure: (cause) =>
         Effect.suspend(() => {
-          const lost = this.pending.queue.size
+          const lost = this.queue.size
           const reason = causeMessage(cause)
           const failure = Option.getOrUndefined(Cause.failureOption(cause))
           const inner = failure instanceof CheckpointError ? failure : undefined
@@ -237,11 +247,12 @@ export class Checkpointer {
 
   private write(span: SpanLike): Effect.Effect<void, CheckpointError> {
     return Effect.suspend(() => {
-      const queue = this.pending.queue
+      const queue = this.queue
       const batch = queue.take()
+      const count = batch.length
       const through = this.queued // the batch holds the entries after `written`, up to here
-      this.writing = batch.count
-      span.attribute("entries", batch.count)
+      this.writing = count
+      span.attribute("entries", count)
       const started = performance.now()
       const timed = () => Metrics.checkpointPassDuration.unsafeUpdate(Duration.millis(performance.now() - started), [])
       const wrote = (count: number) => {
@@ -249,12 +260,12 @@ export class Checkpointer {
         Metrics.entriesCheckpointed.unsafeUpdate(count, [])
         this.onWritten(count)
       }
-      return Effect.matchCauseEffect(this.pending.write(batch), {
+      return Effect.matchCauseEffect(this.append(this.dir, batch, this.appendOptions), {
         // On a failure, and on a defect of the store too, the batch goes back to the queue.
         onFailure: (cause) => {
           timed()
           this.writing = 0
-          const kept = Math.min(batch.count, keptOf(cause))
+          const kept = Math.min(count, keptOf(cause))
           queue.putBack(batch, kept)
           if (kept > 0) wrote(kept)
           this.failedThrough = Math.max(this.failedThrough, through)
@@ -267,8 +278,8 @@ export class Checkpointer {
         onSuccess: () => {
           timed()
           this.writing = 0
-          wrote(batch.count)
-          const message = batch.count > 0 ? `Done checkpointing ${batch.count} tasks` : "No tasks checkpointed in this pass"
+          wrote(count)
+          const message = count > 0 ? `Done checkpointing ${count} tasks` : "No tasks checkpointed in this pass"
           return this.inBurst ? Effect.zipRight(this.burstEnded(), this.passLog(message)) : this.passLog(message)
         }
       })

@@ -4,20 +4,12 @@
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import type { Durability } from "../CheckpointStore.ts"
-import type { CheckpointMode, DfkConfig } from "../Dfk.ts"
+import type { CheckpointMode, DfkConfig, ResolvedDfkConfig } from "../Dfk.ts"
 import { ConfigurationError } from "../errors.ts"
 
 /** The configuration after validation. */
-export interface ResolvedConfig {
-  readonly runDir: string
-  readonly memoize: boolean
-  readonly checkpointMode: CheckpointMode | undefined
-  readonly checkpointPeriod: Duration.Duration | undefined
-  readonly retries: number
-  readonly maxConcurrency: number | undefined
-  readonly durability: Durability
-}
+/** A validated configuration (the public `ResolvedDfkConfig`). */
+export type ResolvedConfig = ResolvedDfkConfig
 
 const MODES: ReadonlyArray<CheckpointMode> = ["task_exit", "periodic", "dfk_exit", "manual"]
 const HMS = /^(\d+):(\d{1,2}):(\d{1,2})$/

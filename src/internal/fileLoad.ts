@@ -1,5 +1,6 @@
 /**
- * Loading a JSON Lines checkpoint file: line splitting, parsing and validation.
+ * Reading a JSON Lines checkpoint file: its bytes split into lines, each judged by the line
+ * rule of `format.ts`, entries handed over one by one.
  */
 import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
@@ -7,64 +8,9 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { CheckpointEntry } from "../CheckpointStore.ts"
 import { BadCheckpoint } from "../errors.ts"
-import { allocBytes, decodeUtf8 } from "./entry.ts"
-
-/** The message of an error (a platform error, an `Error`, anything with a message), else its text. */
-export const reasonOf = (error: unknown): string =>
-  error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
-    ? String((error as { message: unknown }).message)
-    : String(error)
-
-// Which UTF-16 code units are lowercase hex digits: a table lookup per character checks a
-// hash about 3x faster than an anchored regex (a million hashes per million-entry load).
-const HEX = new Uint8Array(128)
-for (const c of "0123456789abcdef") HEX[c.charCodeAt(0)] = 1
-
-const isHex64 = (s: string): boolean => {
-  if (s.length !== 64) return false
-  for (let i = 0; i < 64; i++) {
-    const c = s.charCodeAt(i)
-    if (c > 127 || HEX[c] === 0) return false
-  }
-  return true
-}
-
-/**
- * Checks that a parsed line is a version-1 entry. Returns the reason when it is not.
- */
-export const invalidEntry = (value: unknown): string | undefined => {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) {
-    return "the line is not a JSON object"
-  }
-  const o = value as Record<string, unknown>
-  if (!Object.hasOwn(o, "v")) return "the entry has no \"v\" field"
-  if (o.v !== 1) return `unsupported entry format version ${JSON.stringify(o.v) ?? String(o.v)}`
-  if (typeof o.hash !== "string" || !isHex64(o.hash)) return "\"hash\" is not 64 lowercase hex digits"
-  if (typeof o.app !== "string") return "\"app\" is not a string"
-  if (o.version !== null && typeof o.version !== "string") return "\"version\" is neither a string nor null"
-  if (!Object.hasOwn(o, "input")) return "the entry has no \"input\" field"
-  if (!Object.hasOwn(o, "result")) return "the entry has no \"result\" field"
-  if (typeof o.time !== "string") return "\"time\" is not a string"
-  return undefined
-}
-
-/**
- * Checks what the kernel needs of an entry handed over by a store other than the built-in
- * one (which checks its lines whole): a hash to look it up by, the app, version and input
- * whose key the hash must be (checked when it is served), a result, and the time it writes
- * again when it carries the result forward. Returns the reason when one is missing.
- */
-export const invalidLoaded = (value: unknown): string | undefined => {
-  if (typeof value !== "object" || value === null) return "the entry is not an object"
-  const o = value as Record<string, unknown>
-  if (typeof o.hash !== "string") return "\"hash\" is not a string"
-  if (typeof o.app !== "string") return "\"app\" is not a string"
-  if (o.version !== null && typeof o.version !== "string") return "\"version\" is neither a string nor null"
-  if (o.input === undefined) return "the entry has no \"input\""
-  if (o.result === undefined) return "the entry has no \"result\""
-  if (typeof o.time !== "string") return "\"time\" is not a string"
-  return undefined
-}
+import { BLANK_LINE, LineFault, lineRule, TORN_LINE } from "./format.ts"
+import { reasonOf } from "./messages.ts"
+import { allocBytes, decodeUtf8 } from "./utf8.ts"
 
 /**
  * Splits text chunks into lines and hands each complete line, and a final unterminated
@@ -93,65 +39,6 @@ export class LineSplitter {
       this.onLine(line, ++this.lineNo, false)
     }
   }
-}
-
-/**
- * Whether an unterminated, unparsable last line can be a torn write: what a write cut short
- * leaves is the start of an entry, which starts with "{" (after a byte order mark or JSON
- * whitespace, if any). Any other such line (a text or binary file that is not a checkpoint)
- * is an error.
- */
-export const mayBeTorn = (line: string): boolean => {
-  for (let i = 0; i < line.length; i++) {
-    const c = line.charCodeAt(i)
-    if (c === 123) return true
-    // A byte order mark at the start, or JSON whitespace: space, tab, carriage return.
-    if (!((c === 0xfeff && i === 0) || c === 32 || c === 9 || c === 13)) return false
-  }
-  return false
-}
-
-/**
- * Why a line is not an entry: a blank line (skipped on load), a torn last line (an
- * unterminated, unparsable line that starts like an entry: an interrupted write, skipped on
- * load with a warning), or a corrupt line (loading fails), with the reason. A class, so that
- * `lineRule` can return either this or the parsed entry (a plain object from `JSON.parse`,
- * never an instance of it) with no wrapper allocated per good line.
- */
-export class LineFault {
-  constructor(readonly kind: "blank" | "torn" | "corrupt", readonly reason: string) {}
-}
-
-/** The verdict on a blank line. */
-export const BLANK_LINE = new LineFault("blank", "a blank line (skipped on load)")
-
-/** The verdict on a torn last line. */
-export const TORN_LINE = new LineFault(
-  "torn",
-  "a torn last line (an interrupted write); loadable: the library skips it with a warning"
-)
-
-const NOT_JSON = new LineFault("corrupt", "the line is not valid JSON")
-
-/**
- * The line rule of the JSON Lines checkpoint file, the one the loader applies and the public
- * `CheckpointFile.checkLine` exposes (so `dfk verify` and `dfk repair` judge lines exactly as
- * a load does): a blank line is skipped; any other line must parse as JSON and be a version-1
- * entry (`invalidEntry`), except that an unterminated last line that does not parse and
- * starts like an entry (`mayBeTorn`) is a torn write. Returns the parsed entry, or why the
- * line is not one. `terminated`: whether the line ended with a newline.
- */
-export const lineRule = (line: string, terminated: boolean): CheckpointEntry | LineFault => {
-  // Blank lines are skipped; a line that starts with "{" (every entry) needs no trim.
-  if (line.length === 0 || (line.charCodeAt(0) !== 123 && line.trim() === "")) return BLANK_LINE
-  let value: unknown
-  try {
-    value = JSON.parse(line)
-  } catch {
-    return !terminated && mayBeTorn(line) ? TORN_LINE : NOT_JSON
-  }
-  const invalid = invalidEntry(value)
-  return invalid === undefined ? value as CheckpointEntry : new LineFault("corrupt", invalid)
 }
 
 class Stop {

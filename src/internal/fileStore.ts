@@ -1,5 +1,6 @@
 /**
- * The default checkpoint store: one `tasks.jsonl` per checkpoint directory, appended.
+ * The default checkpoint store: one `tasks.jsonl` per checkpoint directory, appended; runs
+ * are folders (`runDirs.ts`). The only place, with `format.ts`, that knows the file format.
  */
 import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
@@ -8,15 +9,14 @@ import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
 import * as Scope from "effect/Scope"
-import type { AppendOptions, CheckpointEntry, CheckpointStoreService } from "../CheckpointStore.ts"
+import type { AppendOptions, CheckpointEntry, CheckpointStoreService, EncodedEntry } from "../CheckpointStore.ts"
 import type { BadCheckpoint } from "../errors.ts"
 import { CheckpointError } from "../errors.ts"
-import { entryLine, PieceEncoder, TASKS_FILE, utf8, utf8ByteLength } from "./entry.ts"
-import { isAbsent, loadFile, reasonOf } from "./fileLoad.ts"
-import { AppendEncoded } from "./pending.ts"
-import type { AppendEncodedFn } from "./pending.ts"
-
-export { reasonOf } from "./fileLoad.ts"
+import { isAbsent, loadFile } from "./fileLoad.ts"
+import { encodedLine, entryLine, TASKS_FILE } from "./format.ts"
+import { reasonOf } from "./messages.ts"
+import * as runDirs from "./runDirs.ts"
+import { PieceEncoder, utf8, utf8ByteLength } from "./utf8.ts"
 
 // Lines are encoded and written in pieces of this many bytes; appends of up to SMALL_APPEND
 // lines in one piece made at once.
@@ -92,15 +92,6 @@ export const make = Effect.gen(function*() {
       yield* dirHandle.sync
       synced.add(dir)
     }))
-  // Writes already encoded pieces, one after another.
-  const writePieces = (handle: FileSystem.File, pieces: ReadonlyArray<Uint8Array>): Effect.Effect<number, PlatformError> =>
-    Effect.suspend(() => {
-      let length = 0
-      for (const piece of pieces) length += piece.length
-      if (pieces.length === 1) return Effect.as(handle.writeAll(pieces[0]!), length)
-      return Effect.as(Effect.forEach(pieces, (piece) => handle.writeAll(piece), { discard: true }), length)
-    })
-
   // Appends to `dir`'s file what `write` writes to its handle (returning the byte count).
   // `linesIn(n)` says how many complete lines the first `n` bytes of the append hold, and
   // their length in bytes: after a write cut short (a full disk), the complete lines that
@@ -200,34 +191,18 @@ export const make = Effect.gen(function*() {
     return { lines: count, bytes: at }
   }
 
-  /** Complete lines among the first `bytes` bytes of `pieces` (which hold whole lines). */
-  const linesOfPieces = (pieces: ReadonlyArray<Uint8Array>) => (bytes: number) => {
-    let seen = 0
-    let count = 0
-    let end = 0
-    for (const piece of pieces) {
-      const upTo = Math.min(piece.length, bytes - seen)
-      for (let i = 0; i < upTo; i++) {
-        if (piece[i] === 10) {
-          count++
-          end = seen + i + 1
-        }
-      }
-      seen += piece.length
-      if (seen >= bytes) break
-    }
-    return { lines: count, bytes: end }
-  }
-
-  const append = (
+  // Entries as lines: JSON.stringify of each entry object, or the JSON texts of encoded
+  // entries (the kernel's) put in place as they are.
+  const appendLines = <E>(
     dir: string,
-    entries: ReadonlyArray<CheckpointEntry>,
-    options?: AppendOptions
+    entries: ReadonlyArray<E>,
+    lineOf: (entry: E) => string,
+    options: AppendOptions | undefined
   ): Effect.Effect<void, CheckpointError> =>
     Effect.suspend(() => {
       let lines: Array<string>
       try {
-        lines = entries.map(entryLine)
+        lines = entries.map(lineOf)
       } catch (cause) {
         // JSON.stringify overflows on values nested too deeply: a typed failure, not a defect.
         const file = path.join(dir, TASKS_FILE)
@@ -236,9 +211,10 @@ export const make = Effect.gen(function*() {
       return appendWith(dir, options, (handle) => writeLines(handle, lines), linesOfText(lines))
     })
 
-  // The kernel's pending lines, encoded when they were queued (see ByteQueue).
-  const appendEncoded: AppendEncodedFn = (dir, pieces, options) =>
-    appendWith(dir, options, (handle) => writePieces(handle, pieces), linesOfPieces(pieces))
+  const append = (dir: string, entries: ReadonlyArray<CheckpointEntry>, options?: AppendOptions) =>
+    appendLines(dir, entries, entryLine, options)
+  const appendEncoded = (dir: string, entries: ReadonlyArray<EncodedEntry>, options?: AppendOptions) =>
+    appendLines(dir, entries, encodedLine, options)
 
   const load = (dir: string, onEntry: (entry: CheckpointEntry) => void): Effect.Effect<void, BadCheckpoint> =>
     loadFile(fs, path.join(dir, TASKS_FILE), dir, onEntry)
@@ -252,11 +228,14 @@ export const make = Effect.gen(function*() {
       Effect.catchAll((error) => Effect.succeed(!isAbsent(error)))
     )
 
-  const store: CheckpointStoreService & { readonly [AppendEncoded]: AppendEncodedFn } = {
+  const store: CheckpointStoreService = {
     append,
+    appendEncoded,
     load,
     exists,
-    [AppendEncoded]: appendEncoded
+    // Every line is checked against the format as it is read.
+    checksEntries: true,
+    runs: runDirs.fileRuns(fs, path)
   }
   return store
 })

@@ -10,29 +10,34 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
 import type * as Scope from "effect/Scope"
+import type * as Tracer from "effect/Tracer"
 import { CheckpointFiles } from "../CheckpointFiles.ts"
-import { CheckpointStore } from "../CheckpointStore.ts"
-import type { CheckpointStoreService } from "../CheckpointStore.ts"
 import type { DfkConfig, DfkService } from "../Dfk.ts"
-import { CheckpointError } from "../errors.ts"
 import type { DfkError } from "../errors.ts"
+import type { AppSpec } from "./appSpec.ts"
 import { Calls } from "./calls.ts"
 import { Checkpointer } from "./checkpointer.ts"
 import { resolveConfig } from "./config.ts"
 import { Counters } from "./counters.ts"
-import * as fileStore from "./fileStore.ts"
-import { reasonOf } from "./fileStore.ts"
 import { loadAll } from "./loaded.ts"
 import type { LoadedResult } from "./loaded.ts"
 import { causeMessage, plural } from "./messages.ts"
-import { appendEncodedOf, pendingFor } from "./pending.ts"
-import * as runDirs from "./runDirs.ts"
 import { Runner } from "./runner.ts"
+import { appendEncodedTo, checkpointsOf, currentStore, runsOf } from "./store.ts"
+
+/**
+ * The service a kernel makes: the public `DfkService`, and the entry point of app calls
+ * (which `App.make`'s functions find on the `Dfk` service).
+ */
+export interface KernelService extends DfkService {
+  /** One app call, from inside a running fiber that knows its tracer. */
+  readonly run: (app: AppSpec, input: unknown, tracer: Tracer.Tracer) => Effect.Effect<unknown, unknown, unknown>
+}
 
 /** Builds a kernel in the current scope. */
 export const make = (
   config: DfkConfig
-): Effect.Effect<DfkService, DfkError, FileSystem.FileSystem | Path.Path | Scope.Scope> =>
+): Effect.Effect<KernelService, DfkError, FileSystem.FileSystem | Path.Path | Scope.Scope> =>
   Effect.gen(function*() {
     const cfg = yield* resolveConfig(config)
     if (cfg.checkpointPeriod !== undefined && cfg.checkpointMode !== "periodic") {
@@ -42,8 +47,7 @@ export const make = (
       )
     }
     const path = yield* Path.Path
-    const storeOption = yield* Effect.serviceOption(CheckpointStore)
-    const store: CheckpointStoreService = Option.isSome(storeOption) ? storeOption.value : yield* fileStore.make
+    const store = yield* currentStore
 
     // Which checkpoints to load: explicit ones always; otherwise every checkpoint under
     // runDir when a mode is set (read before this run's dir exists).
@@ -51,24 +55,21 @@ export const make = (
     const dirs = Option.isSome(files)
       ? files.value
       : cfg.checkpointMode !== undefined
-      ? yield* runDirs.allCheckpoints(cfg.runDir)
+      ? yield* checkpointsOf(store, cfg.runDir)
       : []
-    // The built-in store checks every line it reads; entries from any other store are
-    // checked for what the kernel uses of them.
-    const loaded = cfg.memoize ? yield* loadAll(store, dirs, appendEncodedOf(store) === undefined) : new Map<string, LoadedResult>()
+    // Entries from a store that does not check them (as the JSON Lines store checks every
+    // line) are checked for what the kernel uses of them.
+    const loaded = cfg.memoize ? yield* loadAll(store, dirs, store.checksEntries !== true) : new Map<string, LoadedResult>()
 
-    const runDir = yield* runDirs.allocate(cfg.runDir).pipe(
-      Effect.mapError((cause) =>
-        new CheckpointError({ path: cfg.runDir, reason: `Cannot create a run directory: ${reasonOf(cause)}`, cause })
-      )
-    )
+    const runDir = yield* Effect.flatMap(runsOf(store), (runs) => runs.allocate(cfg.runDir))
     const checkpointDir = path.join(runDir, "checkpoint")
 
     // (The counters ask the checkpointer for the pending count only once calls are made.)
     const counters = new Counters(() => checkpointer.size)
     const stats = counters.stats
     const checkpointer = new Checkpointer(
-      pendingFor(store, checkpointDir, { durability: cfg.durability }),
+      appendEncodedTo(store),
+      { durability: cfg.durability },
       checkpointDir,
       cfg.checkpointMode,
       (count) => {
@@ -132,7 +133,7 @@ export const make = (
 
     yield* Effect.addFinalizer(() => Effect.sync(() => counters.close()))
 
-    const service: DfkService = {
+    const service: KernelService = {
       runDir,
       checkpointDir,
       config: cfg,
@@ -140,7 +141,6 @@ export const make = (
       stats: Effect.sync(() => counters.snapshot()),
       detailedStats: Effect.sync(() => counters.detailed()),
       progress: (interval) => counters.progress(interval),
-      call: (app, input) => calls.call(app, input),
       run: (app, input, tracer) => calls.run(app, input, tracer)
     }
     return service

@@ -5,7 +5,6 @@
 import * as Effect from "effect/Effect"
 import type { CheckpointStoreService } from "../CheckpointStore.ts"
 import { BadCheckpoint } from "../errors.ts"
-import { invalidLoaded } from "./fileLoad.ts"
 import { plural } from "./messages.ts"
 
 /**
@@ -36,6 +35,24 @@ export class Interned {
     this.strings.set(s, s)
     return s
   }
+}
+
+/**
+ * Checks what the kernel needs of an entry handed over by a store other than the built-in
+ * one (which checks its lines whole): a hash to look it up by, the app, version and input
+ * whose key the hash must be (checked when it is served), a result, and the time it writes
+ * again when it carries the result forward. Returns the reason when one is missing.
+ */
+export const invalidLoaded = (value: unknown): string | undefined => {
+  if (typeof value !== "object" || value === null) return "the entry is not an object"
+  const o = value as Record<string, unknown>
+  if (typeof o.hash !== "string") return "\"hash\" is not a string"
+  if (typeof o.app !== "string") return "\"app\" is not a string"
+  if (o.version !== null && typeof o.version !== "string") return "\"version\" is neither a string nor null"
+  if (o.input === undefined) return "the entry has no \"input\""
+  if (o.result === undefined) return "the entry has no \"result\""
+  if (typeof o.time !== "string") return "\"time\" is not a string"
+  return undefined
 }
 
 /**

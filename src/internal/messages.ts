@@ -41,3 +41,9 @@ export class Warning {
 }
 
 export const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`
+
+/** The message of an error (a platform error, an `Error`, anything with a message), else its text. */
+export const reasonOf = (error: unknown): string =>
+  error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
+    ? String((error as { message: unknown }).message)
+    : String(error)

@@ -1,6 +1,6 @@
 /**
- * Results and their checkpoint lines: a result encoded with its app's output schema into the
- * line of its entry, and a loaded entry's result decoded back. Neither ever throws: what goes
+ * Results and their checkpoint entries: a result encoded with its app's output schema into
+ * its entry (an `EncodedEntry`), and a loaded entry's result decoded back. Neither ever throws: what goes
  * wrong is a `Warning` (the result is returned, not checkpointed) or a miss.
  */
 import * as Cause from "effect/Cause"
@@ -10,18 +10,41 @@ import * as Exit from "effect/Exit"
 import type * as ParseResult from "effect/ParseResult"
 import type { AppSpec } from "./appSpec.ts"
 import { tryCanonicalJson } from "./canonical.ts"
-import { kernelLine, timeJsonNow } from "./entry.ts"
-import { reasonOf } from "./fileLoad.ts"
+import type { EncodedEntry } from "../CheckpointStore.ts"
 import type { LoadedResult } from "./loaded.ts"
-import { parseMessage, Warning } from "./messages.ts"
+import { parseMessage, reasonOf, Warning } from "./messages.ts"
 
-/** The line of an encoded result, or a warning when it cannot be checkpointed. */
-const lineOfEncoded = (
+// The current time, ISO-8601, formatted at most once per millisecond.
+let lastMillis = -1
+let lastTime = ""
+
+/** The current time, ISO-8601: the `time` of an entry made now. */
+export const timeNow = (): string => {
+  const now = Date.now()
+  if (now !== lastMillis) {
+    lastMillis = now
+    lastTime = new Date(now).toISOString()
+  }
+  return lastTime
+}
+
+/** The entry of a result with its JSON texts. */
+export const encodedEntry = (app: AppSpec, hash: string, input: string, result: string, time: string): EncodedEntry => ({
+  hash,
+  app: app.name,
+  version: app.version,
+  input,
+  result,
+  time
+})
+
+/** The entry of an encoded result, or a warning when it cannot be checkpointed. */
+const entryOfEncoded = (
   app: AppSpec,
   hash: string,
   inputJson: string,
   encoded: Either.Either<unknown, ParseResult.ParseError>
-): string | Warning => {
+): EncodedEntry | Warning => {
   // Whatever goes wrong making the entry (a getter that throws included), the result is
   // still returned: a throw here would leave the call in flight.
   try {
@@ -36,35 +59,35 @@ const lineOfEncoded = (
     if (typeof json !== "string") {
       return new Warning(`The result of ${app.name} cannot be checkpointed: it has no JSON form (${json.error})`)
     }
-    return kernelLine(hash, app.lineInfix, inputJson, json, timeJsonNow())
+    return encodedEntry(app, hash, inputJson, json, timeNow())
   } catch (e) {
     return new Warning(`The result of ${app.name} cannot be checkpointed: ${reasonOf(e)}`)
   }
 }
 
 /**
- * The checkpoint line of a result that a call computed (its time: now), or a warning: at
+ * The checkpoint entry of a result that a call computed (its time: now), or a warning: at
  * once with the synchronous encoder (the common case), else as an effect, with the full one
  * (a schema that needs effects).
  */
-export const resultLine = (
+export const resultEntry = (
   app: AppSpec,
   hash: string,
   inputJson: string,
   value: unknown
-): string | Warning | Effect.Effect<string | Warning> => {
+): EncodedEntry | Warning | Effect.Effect<EncodedEntry | Warning> => {
   let encoded: Either.Either<unknown, ParseResult.ParseError>
   try {
     encoded = app.encodeOutputSync(value)
   } catch (e) {
     return new Warning(`The result of ${app.name} cannot be checkpointed: encoding it threw: ${reasonOf(e)}`)
   }
-  if (Either.isRight(encoded)) return lineOfEncoded(app, hash, inputJson, encoded)
+  if (Either.isRight(encoded)) return entryOfEncoded(app, hash, inputJson, encoded)
   return Effect.map(
     Effect.exit(Effect.either(app.encodeOutput(value)) as Effect.Effect<Either.Either<unknown, ParseResult.ParseError>>),
     (e) =>
       Exit.isSuccess(e)
-        ? lineOfEncoded(app, hash, inputJson, e.value)
+        ? entryOfEncoded(app, hash, inputJson, e.value)
         : new Warning(`The result of ${app.name} cannot be checkpointed: encoding it failed: ${parseMessage(e.cause)}`)
   )
 }

@@ -1,12 +1,14 @@
 /**
- * Run directories: `runDir/000`, `001`, … `999`, `1000`, allocated atomically.
+ * Run directories on the file system: `runDir/000`, `001`, … `999`, `1000`, allocated
+ * atomically (the runs of the file store, and of stores that keep no runs of their own).
  */
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import type { PlatformError } from "@effect/platform/Error"
 import * as Effect from "effect/Effect"
-import { CheckpointStore } from "../CheckpointStore.ts"
-import * as fileStore from "./fileStore.ts"
+import type { StoreRuns } from "../CheckpointStore.ts"
+import { CheckpointError } from "../errors.ts"
+import { reasonOf } from "./messages.ts"
 
 const NUMERIC = /^[0-9]+$/
 
@@ -55,21 +57,33 @@ export const allocate = (runDir: string): Effect.Effect<string, PlatformError, F
   })
 
 /**
- * The `<runDir>/<NNN>/checkpoint` directories that hold a checkpoint, in numeric order.
- * Uses the provided `CheckpointStore` to tell, or the JSON Lines files by default.
+ * The run directories under `runDir` (numeric names that are directories, or that cannot be
+ * looked at: a run that cannot be read is listed, so that loading it says why), oldest first.
  */
-export const allCheckpoints = (
-  runDir: string
-): Effect.Effect<Array<string>, never, FileSystem.FileSystem | Path.Path> =>
+export const listRuns = (runDir: string): Effect.Effect<Array<string>, never, FileSystem.FileSystem | Path.Path> =>
   Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
-    const store = yield* Effect.serviceOption(CheckpointStore)
-    const exists = store._tag === "Some" ? store.value.exists : (yield* Effect.scoped(fileStore.make)).exists
-    const entries = yield* runEntries(runDir)
     const out: Array<string> = []
-    for (const { name } of entries) {
-      const dir = path.join(runDir, name, "checkpoint")
-      if (yield* exists(dir)) out.push(dir)
+    for (const { name } of yield* runEntries(runDir)) {
+      const dir = path.join(runDir, name)
+      const info = yield* Effect.option(fs.stat(dir))
+      if (info._tag === "None" || info.value.type === "Directory") out.push(dir)
     }
     return out
   })
+
+/** Runs as folders through `fs` and `path`: the runs of the file store (`StoreRuns`). */
+export const fileRuns = (fs: FileSystem.FileSystem, path: Path.Path): StoreRuns => {
+  const provide = <A, E>(effect: Effect.Effect<A, E, FileSystem.FileSystem | Path.Path>) =>
+    effect.pipe(Effect.provideService(FileSystem.FileSystem, fs), Effect.provideService(Path.Path, path))
+  return {
+    list: (runDir) => provide(listRuns(runDir)),
+    allocate: (runDir) =>
+      provide(allocate(runDir)).pipe(
+        Effect.mapError((cause) =>
+          new CheckpointError({ path: runDir, reason: `Cannot create a run directory: ${reasonOf(cause)}`, cause })
+        )
+      )
+  }
+}

@@ -1,12 +1,7 @@
 /**
- * The JSON Lines line of a checkpoint entry: building it (the kernel's lines, the store's), and the
- * UTF-8 helpers both use. Parsing and the line rule are in `fileLoad.ts`.
+ * UTF-8: encoding strings into byte arrays (Buffer where the runtime has it, else
+ * TextEncoder), decoding spans back, byte lengths, and lines encoded into pieces.
  */
-import type { CheckpointEntry } from "../CheckpointStore.ts"
-
-/** The name of the checkpoint file inside a checkpoint directory. */
-export const TASKS_FILE = "tasks.jsonl"
-
 const encoder = new TextEncoder()
 type BufferLike = Uint8Array & {
   write(text: string, offset: number, encoding: "utf8"): number
@@ -96,56 +91,3 @@ export class PieceEncoder {
     return this.buffer.subarray(0, offset)
   }
 }
-
-/**
- * The part of an app's lines between the hash and the input: `","app":…,"version":…,"input":`.
- * Built once per app.
- */
-export const lineInfix = (app: string, version: string | null): string =>
-  "\",\"app\":" + JSON.stringify(app) + ",\"version\":" + (version === null ? "null" : JSON.stringify(version)) +
-  ",\"input\":"
-
-// The current time as a JSON string of ISO-8601, formatted at most once per millisecond.
-let lastMillis = -1
-let lastTimeJson = "\"\""
-
-/** The current time as a JSON string (ISO-8601, quoted), for the `time` of an entry made now. */
-export const timeJsonNow = (): string => {
-  const now = Date.now()
-  if (now !== lastMillis) {
-    lastMillis = now
-    lastTimeJson = "\"" + new Date(now).toISOString() + "\""
-  }
-  return lastTimeJson
-}
-
-const HEAD = "{\"v\":1,\"hash\":\""
-
-/**
- * The line of an entry made by the kernel, newline included (its input is the canonical
- * text that went into the hash). Built with one `join`, which makes a flat string:
- * concatenation would keep a rope of its pieces, half again as large.
- */
-export const kernelLine = (hash: string, infix: string, inputJson: string, resultJson: string, timeJson: string): string =>
-  [HEAD, hash, infix, inputJson, ",\"result\":", resultJson, ",\"time\":", timeJson, "}\n"].join("")
-
-/**
- * The entry of a line made by the kernel, as a plain object with exactly the fields of
- * `CheckpointEntry` (a store may copy, spread or serialize what it is handed).
- */
-export const entryOfLine = (line: string): CheckpointEntry => {
-  const o = JSON.parse(line) as CheckpointEntry
-  return { hash: o.hash, app: o.app, version: o.version, input: o.input, result: o.result, time: o.time }
-}
-
-/** The JSON Lines form of an entry, newline included. */
-export const entryLine = (entry: CheckpointEntry): string =>
-  JSON.stringify({
-    v: 1,
-    hash: entry.hash,
-    app: entry.app,
-    version: entry.version,
-    input: entry.input,
-    result: entry.result,
-    time: entry.time
-  }) + "\n"
