@@ -33,6 +33,29 @@ const SHORT_KEY = 128
 const encodeFailed = (app: AppSpec, e: ParseResult.ParseError) =>
   new AppCacheError({ app: app.name, reason: `The input does not encode with the input schema: ${e.message}` })
 
+/**
+ * One call of a cached app once its key is known: what each step (lookup, produce, settle,
+ * publish) needs, in one record rather than passed along one value at a time.
+ */
+export class Call {
+  constructor(
+    readonly app: AppSpec,
+    readonly span: SpanLike,
+    /** The memo's key: the hashed text when it is short, else the hash. */
+    readonly memoKey: string,
+    /** The memo key of DESIGN §3: sha256 of the hashed text. */
+    readonly hash: string,
+    /** The canonical JSON of the encoded input (less the `ignoreForCache` keys). */
+    readonly inputJson: string,
+    /** The input as the caller gave it. */
+    readonly input: unknown,
+    /** The execution in flight for this key, once this call runs it. */
+    public flight: Flight
+  ) {}
+}
+
+const NO_FLIGHT = undefined as unknown as Flight
+
 /** The app calls of one kernel. */
 export class Calls {
   /** The in-run memo: by key, an execution in flight, a failure, or a success. */
@@ -62,91 +85,73 @@ export class Calls {
   }
 
   // Makes an outcome visible: to later calls (the memo) and to the callers waiting for it.
-  publish(memoKey: string, exit: Exit.Exit<unknown, unknown>, flight: Flight) {
-    this.memo.set(memoKey, slotOf(exit))
-    flight.done(exit)
+  publish(call: Call, exit: Exit.Exit<unknown, unknown>) {
+    this.memo.set(call.memoKey, slotOf(exit))
+    call.flight.done(exit)
     return exit
   }
 
   // Publishes an outcome whose entry has queue number `seq`: at once, or in task_exit mode
   // once the entry is written (with whatever else is pending).
-  published(seq: number, memoKey: string, exit: Exit.Exit<unknown, unknown>, flight: Flight) {
+  published(seq: number, call: Call, exit: Exit.Exit<unknown, unknown>) {
     return this.cfg.checkpointMode === "task_exit"
-      ? this.checkpointer.afterWrite(seq, () => this.publish(memoKey, exit, flight))
-      : this.publish(memoKey, exit, flight)
+      ? this.checkpointer.afterWrite(seq, () => this.publish(call, exit))
+      : this.publish(call, exit)
   }
 
   // Queues the entry of an outcome and publishes it (see `published`). An outcome that comes
   // after the kernel closed (a call its scope did not wait for) is published but not queued:
   // no pass will come to write it, and the warning says so.
-  queueAndPublish(
-    app: AppSpec,
-    entry: EncodedEntry,
-    memoKey: string,
-    exit: Exit.Exit<unknown, unknown>,
-    flight: Flight
-  ): Effect.Effect<unknown, unknown, unknown> {
+  queueAndPublish(call: Call, entry: EncodedEntry, exit: Exit.Exit<unknown, unknown>): Effect.Effect<unknown, unknown, unknown> {
     return this.isClosed() && this.cfg.checkpointMode !== undefined
       ? Effect.zipRight(
-        Effect.logWarning(`A result of ${app.name} came after the kernel closed, so it is not checkpointed`),
-        Effect.suspend(() => this.publish(memoKey, exit, flight))
+        Effect.logWarning(`A result of ${call.app.name} came after the kernel closed, so it is not checkpointed`),
+        Effect.suspend(() => this.publish(call, exit))
       )
-      : this.published(this.enqueue(entry), memoKey, exit, flight)
+      : this.published(this.enqueue(entry), call, exit)
   }
 
   // Publishes the result of a call that ran and queues its checkpoint entry. In task_exit
   // mode the waiters and the caller see it only once it is written.
-  settle(
-    app: AppSpec,
-    memoKey: string,
-    hash: string,
-    inputJson: string,
-    exit: Exit.Success<unknown, unknown>,
-    flight: Flight
-  ): Effect.Effect<unknown, unknown, unknown> {
+  settle(call: Call, exit: Exit.Success<unknown, unknown>): Effect.Effect<unknown, unknown, unknown> {
     const withEntry = (entry: EncodedEntry | Warning) => {
       if (entry instanceof Warning) {
-        return Effect.zipRight(Effect.logWarning(entry.message), Effect.suspend(() => this.publish(memoKey, exit, flight)))
+        return Effect.zipRight(Effect.logWarning(entry.message), Effect.suspend(() => this.publish(call, exit)))
       }
-      return this.queueAndPublish(app, entry, memoKey, exit, flight)
+      return this.queueAndPublish(call, entry, exit)
     }
-    const entry = resultEntry(app, hash, inputJson, exit.value)
+    const entry = resultEntry(call.app, call.hash, call.inputJson, exit.value)
     return Effect.isEffect(entry) ? Effect.flatMap(entry, withEntry) : withEntry(entry)
   }
 
   // Runs in an uninterruptible region; only the body itself (and waiting) is interruptible.
   produce(
-    app: AppSpec,
-    span: SpanLike,
-    memoKey: string,
-    hash: string,
-    inputJson: string,
-    input: unknown,
-    flight: Flight,
+    call: Call,
     restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   ): Effect.Effect<unknown, unknown, unknown> {
+    const { app, hash, span } = call
     const miss = (): Effect.Effect<unknown, unknown, unknown> => {
       this.counters.record(app, span, "miss")
       // Without retries and slots, the body runs as it is and `running` is kept here
       // (saves an ensuring and a suspend per miss).
       const plainBodies = this.runner.plain(app)
       if (plainBodies) this.runner.started()
-      return Effect.matchCauseEffect(plainBodies ? restore(this.runner.bodyOf(app, input)) : this.runner.run(app, input, restore), {
+      return Effect.matchCauseEffect(plainBodies ? restore(this.runner.bodyOf(app, call.input)) : this.runner.run(app, call.input, restore), {
         onFailure: (cause) => {
           if (plainBodies) this.runner.ended()
           // Interrupted (a finalizer of the body may have failed too): not memoized, and a
           // waiter runs the body instead.
           if (Cause.isInterrupted(cause)) {
-            this.memo.delete(memoKey)
-            flight.done(undefined)
+            this.memo.delete(call.memoKey)
+            call.flight.done(undefined)
             return Effect.failCause(cause)
           }
           this.failedCalls++
-          return this.publish(memoKey, Exit.failCause(cause), flight)
+          return this.publish(call, Exit.failCause(cause))
         },
         onSuccess: (value) => {
           if (plainBodies) this.runner.ended()
-          return this.settle(app, memoKey, hash, inputJson, Exit.succeed(value) as Exit.Success<unknown, unknown>, flight)
+          return this.settle(call, Exit.succeed(value) as Exit.Success<unknown, unknown>)
         }
       })
     }
@@ -180,10 +185,10 @@ export class Calls {
       }
       if (this.isClosed() && this.cfg.checkpointMode !== undefined) {
         this.counters.record(app, span, "checkpoint")
-        return this.queueAndPublish(app, encodedEntry(app, hash, inputJson, result, entry.time), memoKey, exit, flight)
+        return this.queueAndPublish(call, encodedEntry(app, hash, call.inputJson, result, entry.time), exit)
       }
-      this.carry(app, span, hash, inputJson, result, entry)
-      return this.publish(memoKey, exit, flight)
+      this.carry(call, result, entry)
+      return this.publish(call, exit)
     }
     // The synchronous decoder first (no effect to run, the common case); the full one when
     // it fails, which may only mean that the schema needs effects (and says why otherwise).
@@ -195,37 +200,30 @@ export class Calls {
   // run's checkpoint with the call's canonical input. Already durable in the checkpoint it
   // came from, so the caller never waits for this copy, in any mode (task_exit included); it
   // goes with the next pass, at the close at the latest.
-  private carry(app: AppSpec, span: SpanLike, hash: string, inputJson: string, result: string, entry: LoadedResult): void {
-    this.counters.record(app, span, "checkpoint")
-    this.checkpointer.enqueueCarried(encodedEntry(app, hash, inputJson, result, entry.time))
+  private carry(call: Call, result: string, entry: LoadedResult): void {
+    this.counters.record(call.app, call.span, "checkpoint")
+    this.checkpointer.enqueueCarried(encodedEntry(call.app, call.hash, call.inputJson, result, entry.time))
     this.counters.notify()
   }
 
   // The check of the memo and the claim of a missing key happen in one synchronous step,
   // so exactly one of several concurrent callers runs the body; the others wait for it.
-  lookup(
-    app: AppSpec,
-    span: SpanLike,
-    memoKey: string,
-    hash: string,
-    inputJson: string,
-    input: unknown
-  ): Effect.Effect<unknown, unknown, unknown> {
+  lookup(call: Call): Effect.Effect<unknown, unknown, unknown> {
     // (The mask calls its function when it runs, inside the region: no suspend needed.)
     return Effect.uninterruptibleMask((restore) => {
-      const slot = this.memo.get(memoKey)
+      const slot = this.memo.get(call.memoKey)
       if (slot === undefined) {
-        const flight = new Flight()
-        this.memo.set(memoKey, flight)
-        return this.produce(app, span, memoKey, hash, inputJson, input, flight, restore)
+        call.flight = new Flight()
+        this.memo.set(call.memoKey, call.flight)
+        return this.produce(call, restore)
       }
       if (!(slot instanceof Flight)) {
-        this.counters.record(app, span, "hit")
+        this.counters.record(call.app, call.span, "hit")
         return outcomeOf(slot)
       }
       return Effect.flatMap(restore(slot.wait()), (exit) => {
-        if (exit === undefined) return this.lookup(app, span, memoKey, hash, inputJson, input)
-        this.counters.record(app, span, "dedup")
+        if (exit === undefined) return this.lookup(call)
+        this.counters.record(call.app, call.span, "dedup")
         return exit
       })
     })
@@ -258,14 +256,15 @@ export class Calls {
     }
     const hash = short ? sha256Hex(text) : memoKey
     span.attribute("hash", hash)
+    const call = new Call(app, span, memoKey, hash, json, input, NO_FLIGHT)
     if (slot === undefined && this.loaded.size > 0) {
       const entry = this.loaded.get(hash)
       if (entry !== undefined) {
-        const served = this.servedFromCheckpoint(app, span, memoKey, hash, { text, prefix: app.keyPrefix, input: filtered }, json, entry)
+        const served = this.servedFromCheckpoint(call, { text, prefix: app.keyPrefix, input: filtered }, entry)
         if (served !== undefined) return served
       }
     }
-    return this.runner.lendSlot(this.lookup(app, span, memoKey, hash, json, input))
+    return this.runner.lendSlot(this.lookup(call))
   }
 
   // A call answered by a loaded entry, served in one synchronous step when it can be (the
@@ -273,24 +272,17 @@ export class Calls {
   // serializes again. Then nothing can come between the check of the memo and the memo's
   // answer, so no claim, mask or flight is needed. `undefined`: take the full path
   // (lookup → produce), which also says why an entry is not served.
-  servedFromCheckpoint(
-    app: AppSpec,
-    span: SpanLike,
-    memoKey: string,
-    hash: string,
-    key: KnownKey,
-    inputJson: string,
-    entry: LoadedResult
-  ): Exit.Exit<unknown, unknown> | undefined {
+  servedFromCheckpoint(call: Call, key: KnownKey, entry: LoadedResult): Exit.Exit<unknown, unknown> | undefined {
+    const app = call.app
     if (this.isClosed() || entry.app !== app.name || entry.version !== app.version) return undefined
     if (entryKeyProblem(entry, key) !== undefined) return undefined
     const exit = decodeLoadedSync(app, entry)
     if (exit === undefined) return undefined
     const result = tryCanonicalJson(entry.result)
     if (typeof result !== "string") return undefined
-    this.loaded.delete(hash)
-    this.carry(app, span, hash, inputJson, result, entry)
-    this.memo.set(memoKey, slotOf(exit))
+    this.loaded.delete(call.hash)
+    this.carry(call, result, entry)
+    this.memo.set(call.memoKey, slotOf(exit))
     return exit
   }
 

@@ -23,219 +23,252 @@ import { PieceEncoder, utf8, utf8ByteLength } from "./utf8.ts"
 const PIECE = 1 << 20
 const SMALL_APPEND = 256
 
-/** The JSON Lines store over the platform's `FileSystem`; its open files close with the scope. */
-export const make = Effect.gen(function*() {
-  const fs = yield* FileSystem.FileSystem
-  const path = yield* Path.Path
+/** An open checkpoint file, in a scope of its own (so that a handle that failed can be closed and opened again). */
+interface OpenFile {
+  readonly file: FileSystem.File
+  readonly scope: Scope.CloseableScope
+}
 
-  // The size each file had after its last good append. After a failed append (which may
-  // have written part of its bytes), the next append first cuts the file back to that size,
-  // so a failed pass never leaves a torn line in the middle of a checkpoint.
-  const goodSize = new Map<string, number>()
-  const damaged = new Set<string>()
+/** Complete lines among the first `bytes` bytes of `lines` (strings, each ending in "\n"), and their length. */
+const completeLines = (lines: ReadonlyArray<string>, bytes: number): { readonly lines: number; readonly bytes: number } => {
+  let at = 0
+  let count = 0
+  for (const line of lines) {
+    const next = at + utf8ByteLength(line)
+    if (next > bytes) break
+    at = next
+    count++
+  }
+  return { lines: count, bytes: at }
+}
 
-  // Large appends go in pieces of 1 MiB, each encoded into one reused buffer: no copy of the
-  // whole batch as text or bytes (`dfk compact` appends whole checkpoints).
-  const writeLines = (handle: FileSystem.File, lines: ReadonlyArray<string>): Effect.Effect<number, PlatformError> => {
-    if (lines.length === 0) return Effect.succeed(0)
-    if (lines.length <= SMALL_APPEND) {
-      const bytes = utf8(lines.length === 1 ? lines[0]! : lines.join(""))
-      return Effect.as(handle.writeAll(bytes), bytes.length)
+/**
+ * Large appends go in pieces of 1 MiB, each encoded into one reused buffer: no copy of the
+ * whole batch as text or bytes (`dfk compact` appends whole checkpoints). Returns the byte count.
+ */
+const writeLines = (handle: FileSystem.File, lines: ReadonlyArray<string>): Effect.Effect<number, PlatformError> => {
+  if (lines.length === 0) return Effect.succeed(0)
+  if (lines.length <= SMALL_APPEND) {
+    const bytes = utf8(lines.length === 1 ? lines[0]! : lines.join(""))
+    return Effect.as(handle.writeAll(bytes), bytes.length)
+  }
+  return Effect.suspend(() => {
+    const encoder = new PieceEncoder(lines, PIECE)
+    let written = 0
+    const step = (piece: Uint8Array | undefined): Effect.Effect<number, PlatformError> => {
+      if (piece === undefined) return Effect.succeed(written)
+      written += piece.length
+      return Effect.flatMap(handle.writeAll(piece), () => step(encoder.piece()))
     }
-    return Effect.suspend(() => {
-      const encoder = new PieceEncoder(lines, PIECE)
-      let written = 0
-      const step = (piece: Uint8Array | undefined): Effect.Effect<number, PlatformError> => {
-        if (piece === undefined) return Effect.succeed(written)
-        written += piece.length
-        return Effect.flatMap(handle.writeAll(piece), () => step(encoder.piece()))
-      }
-      return step(encoder.piece())
-    })
-  }
+    return step(encoder.piece())
+  })
+}
 
-  // Each checkpoint file is kept open for appending while the store lives (one write per
-  // pass instead of open, write and close), in a scope of its own so that a handle that
-  // failed can be closed and opened again.
-  const handles = new Map<string, { readonly file: FileSystem.File; readonly scope: Scope.CloseableScope }>()
-  // Registered now, so it runs after finalizers added later (such as a kernel's final pass).
-  yield* Effect.addFinalizer(() =>
-    Effect.suspend(() => {
-      const open = [...handles.values()]
-      handles.clear()
-      return Effect.forEach(open, (h) => Scope.close(h.scope, Exit.void), { discard: true })
-    })
-  )
-  const handleFor = (file: string) => {
-    const open = handles.get(file)
-    if (open !== undefined) return Effect.succeed(open.file)
-    return Effect.flatMap(Scope.make(ExecutionStrategy.sequential), (child) =>
-      fs.open(file, { flag: "a" }).pipe(
-        Scope.extend(child),
-        Effect.tap((handle) => Effect.sync(() => handles.set(file, { file: handle, scope: child }))),
-        Effect.tapErrorCause(() => Scope.close(child, Exit.void))
-      ))
-  }
-  const dropHandle = (file: string) =>
-    Effect.suspend(() => {
-      const open = handles.get(file)
-      handles.delete(file)
-      return open === undefined ? Effect.void : Scope.close(open.scope, Exit.void)
-    })
+/** The JSON Lines files of one store: open handles, the size of each file after its last good append. */
+class FileStore {
+  /**
+   * The size each file had after its last good append. After a failed append (which may have
+   * written part of its bytes), the next append first cuts the file back to that size, so a
+   * failed pass never leaves a torn line in the middle of a checkpoint.
+   */
+  private readonly goodSize = new Map<string, number>()
+  private readonly damaged = new Set<string>()
+  /**
+   * Each checkpoint file is kept open for appending while the store lives (one write per pass
+   * instead of open, write and close).
+   */
+  private readonly handles = new Map<string, OpenFile>()
+  /** Directories synced once (with fsync: a new file's directory entry survives a power loss too). */
+  private readonly synced = new Set<string>()
 
-  // With fsync: sync the file after each write, and its directory the first time (so that
-  // a new file's directory entry survives a power loss too).
-  const synced = new Set<string>()
-  const syncDir = (dir: string) =>
-    synced.has(dir) ? Effect.void : Effect.scoped(Effect.gen(function*() {
-      const dirHandle = yield* fs.open(dir, { flag: "r" })
-      yield* dirHandle.sync
-      synced.add(dir)
-    }))
-  // Appends to `dir`'s file what `write` writes to its handle (returning the byte count).
-  // `linesIn(n)` says how many complete lines the first `n` bytes of the append hold, and
-  // their length in bytes: after a write cut short (a full disk), the complete lines that
-  // landed are kept (and counted as written), the torn rest is cut off.
-  const appendWith = (
-    dir: string,
-    options: AppendOptions | undefined,
-    write: (handle: FileSystem.File) => Effect.Effect<number, PlatformError>,
-    linesIn: (bytes: number) => { readonly lines: number; readonly bytes: number }
-  ): Effect.Effect<void, CheckpointError> =>
-    Effect.suspend(() => {
-      const file = path.join(dir, TASKS_FILE)
-      const fail = (cause: unknown, written?: number) =>
-        new CheckpointError({
-          path: file,
-          reason: reasonOf(cause),
-          cause,
-          ...(written !== undefined && written > 0 ? { written } : {})
-        })
-      const fsync = options?.durability === "fsync"
-      const written = Effect.flatMap(handleFor(file), (handle) =>
-        fsync ? write(handle).pipe(Effect.tap(handle.sync), Effect.tap(syncDir(dir))) : write(handle)).pipe(
-          // A failed handle is closed; the next append opens the file again.
-          Effect.onError(() => dropHandle(file))
-        )
-      // After a failed write from `size` on: keeps the complete lines that landed, cuts off
-      // the rest, and fails saying how many landed. When the file cannot be looked at, it
-      // stays marked damaged, and the next append cuts it back to `size` first.
-      const salvage = (size: number, cause: unknown): Effect.Effect<never, CheckpointError> =>
-        Effect.flatMap(
-          fs.stat(file).pipe(Effect.map((info) => Number(info.size)), Effect.option),
-          (now) => {
-            if (now._tag === "None" || now.value < size) return Effect.fail(fail(cause))
-            const kept = linesIn(now.value - size)
-            const end = size + kept.bytes
-            const cut = now.value > end ? fs.truncate(file, end) : Effect.void
-            return cut.pipe(
-              Effect.matchEffect({
-                onFailure: () => Effect.fail(fail(cause)),
-                onSuccess: () => {
-                  damaged.delete(file)
-                  goodSize.set(file, end)
-                  return Effect.fail(fail(cause, kept.lines))
-                }
-              })
-            )
-          }
-        )
-      // Writes from `size` on (the file is marked damaged until the write succeeds).
-      const writeFrom = (size: number): Effect.Effect<void, CheckpointError> => {
-        damaged.add(file)
-        return Effect.matchEffect(written, {
-          onFailure: (cause) => salvage(size, cause),
-          onSuccess: (length) => {
-            damaged.delete(file)
-            goodSize.set(file, size + length)
-            return Effect.void
-          }
-        })
-      }
-      const size = goodSize.get(file)
-      // The common case: a file this store has written before, intact.
-      if (size !== undefined && !damaged.has(file)) return writeFrom(size)
-      return Effect.gen(function*() {
-        if (!goodSize.has(file)) {
-          yield* fs.makeDirectory(dir, { recursive: true })
-          const size = yield* fs.stat(file).pipe(
-            Effect.map((info) => Number(info.size)),
-            Effect.catchTag("SystemError", (e) => e.reason === "NotFound" ? Effect.succeed(0) : Effect.fail(e))
-          )
-          goodSize.set(file, size)
-        }
-        const size = goodSize.get(file)!
-        if (damaged.has(file)) {
-          yield* fs.truncate(file, size).pipe(
-            Effect.catchTag("SystemError", (e) => e.reason === "NotFound" && size === 0 ? Effect.void : Effect.fail(e))
-          )
-          damaged.delete(file)
-        }
-        return size
-      }).pipe(
-        Effect.mapError((cause) => fail(cause)),
-        Effect.flatMap(writeFrom)
-      )
-    })
+  constructor(private readonly fs: FileSystem.FileSystem, private readonly path: Path.Path) {}
 
-  /** Complete lines among the first `bytes` bytes of `lines` (strings, each ending in "\n"). */
-  const linesOfText = (lines: ReadonlyArray<string>) => (bytes: number) => {
-    let at = 0
-    let count = 0
-    for (const line of lines) {
-      const next = at + utf8ByteLength(line)
-      if (next > bytes) break
-      at = next
-      count++
+  /** Closes every open file. */
+  readonly closeAll: Effect.Effect<void> = Effect.suspend(() => {
+    const open = [...this.handles.values()]
+    this.handles.clear()
+    return Effect.forEach(open, (h) => Scope.close(h.scope, Exit.void), { discard: true })
+  })
+
+  /** The service: entries appended as lines (JSON.stringify of an entry, or the texts of an encoded one). */
+  service(): CheckpointStoreService {
+    return {
+      append: (dir: string, entries: ReadonlyArray<CheckpointEntry>, options?: AppendOptions) =>
+        this.appendLines(dir, entries, entryLine, options),
+      appendEncoded: (dir: string, entries: ReadonlyArray<EncodedEntry>, options?: AppendOptions) =>
+        this.appendLines(dir, entries, encodedLine, options),
+      load: (dir: string, onEntry: (entry: CheckpointEntry) => void): Effect.Effect<void, BadCheckpoint> =>
+        loadFile(this.fs, this.path.join(dir, TASKS_FILE), dir, onEntry),
+      exists: (dir) => this.exists(dir),
+      // Every line is checked against the format as it is read.
+      checksEntries: true,
+      runs: runDirs.fileRuns(this.fs, this.path)
     }
-    return { lines: count, bytes: at }
   }
 
-  // Entries as lines: JSON.stringify of each entry object, or the JSON texts of encoded
-  // entries (the kernel's) put in place as they are.
-  const appendLines = <E>(
+  // A checkpoint file that cannot be stat'ed for another reason than its absence (permissions,
+  // I/O) counts as there, so that loading it reports why it cannot be read instead of the run
+  // being skipped in silence.
+  private exists(dir: string): Effect.Effect<boolean> {
+    return this.fs.stat(this.path.join(dir, TASKS_FILE)).pipe(
+      Effect.map((info) => info.type === "File"),
+      Effect.catchAll((error) => Effect.succeed(!isAbsent(error)))
+    )
+  }
+
+  private appendLines<E>(
     dir: string,
     entries: ReadonlyArray<E>,
     lineOf: (entry: E) => string,
     options: AppendOptions | undefined
-  ): Effect.Effect<void, CheckpointError> =>
-    Effect.suspend(() => {
+  ): Effect.Effect<void, CheckpointError> {
+    return Effect.suspend(() => {
+      const file = this.path.join(dir, TASKS_FILE)
       let lines: Array<string>
       try {
         lines = entries.map(lineOf)
       } catch (cause) {
         // JSON.stringify overflows on values nested too deeply: a typed failure, not a defect.
-        const file = path.join(dir, TASKS_FILE)
         return Effect.fail(new CheckpointError({ path: file, reason: `An entry has no JSON form: ${reasonOf(cause)}`, cause }))
       }
-      return appendWith(dir, options, (handle) => writeLines(handle, lines), linesOfText(lines))
+      const size = this.goodSize.get(file)
+      // The common case: a file this store has written before, intact.
+      if (size !== undefined && !this.damaged.has(file)) return this.writeFrom(dir, file, size, lines, options)
+      return this.prepare(dir, file).pipe(
+        Effect.mapError((cause) => failure(file, cause)),
+        Effect.flatMap((size) => this.writeFrom(dir, file, size, lines, options))
+      )
     })
-
-  const append = (dir: string, entries: ReadonlyArray<CheckpointEntry>, options?: AppendOptions) =>
-    appendLines(dir, entries, entryLine, options)
-  const appendEncoded = (dir: string, entries: ReadonlyArray<EncodedEntry>, options?: AppendOptions) =>
-    appendLines(dir, entries, encodedLine, options)
-
-  const load = (dir: string, onEntry: (entry: CheckpointEntry) => void): Effect.Effect<void, BadCheckpoint> =>
-    loadFile(fs, path.join(dir, TASKS_FILE), dir, onEntry)
-
-  // A checkpoint file that cannot be stat'ed for another reason than its absence (permissions,
-  // I/O) counts as there, so that loading it reports why it cannot be read instead of the run
-  // being skipped in silence.
-  const exists = (dir: string): Effect.Effect<boolean> =>
-    fs.stat(path.join(dir, TASKS_FILE)).pipe(
-      Effect.map((info) => info.type === "File"),
-      Effect.catchAll((error) => Effect.succeed(!isAbsent(error)))
-    )
-
-  const store: CheckpointStoreService = {
-    append,
-    appendEncoded,
-    load,
-    exists,
-    // Every line is checked against the format as it is read.
-    checksEntries: true,
-    runs: runDirs.fileRuns(fs, path)
   }
-  return store
-})
+
+  /**
+   * Before the first append to a file (its directory made, its size read), or after a failed
+   * one (the file cut back to its last good size): the size to write from.
+   */
+  private prepare(dir: string, file: string): Effect.Effect<number, PlatformError> {
+    const fs = this.fs
+    return Effect.gen(this, function*() {
+      if (!this.goodSize.has(file)) {
+        yield* fs.makeDirectory(dir, { recursive: true })
+        const size = yield* fs.stat(file).pipe(
+          Effect.map((info) => Number(info.size)),
+          Effect.catchTag("SystemError", (e) => e.reason === "NotFound" ? Effect.succeed(0) : Effect.fail(e))
+        )
+        this.goodSize.set(file, size)
+      }
+      const size = this.goodSize.get(file)!
+      if (this.damaged.has(file)) {
+        yield* fs.truncate(file, size).pipe(
+          Effect.catchTag("SystemError", (e) => e.reason === "NotFound" && size === 0 ? Effect.void : Effect.fail(e))
+        )
+        this.damaged.delete(file)
+      }
+      return size
+    })
+  }
+
+  /** Writes `lines` at the end of `file`, from `size` on (the file is marked damaged until the write succeeds). */
+  private writeFrom(
+    dir: string,
+    file: string,
+    size: number,
+    lines: ReadonlyArray<string>,
+    options: AppendOptions | undefined
+  ): Effect.Effect<void, CheckpointError> {
+    this.damaged.add(file)
+    const written = Effect.flatMap(this.handleFor(file), (handle) =>
+      options?.durability === "fsync"
+        ? writeLines(handle, lines).pipe(Effect.tap(handle.sync), Effect.tap(this.syncDir(dir)))
+        : writeLines(handle, lines)).pipe(
+        // A failed handle is closed; the next append opens the file again.
+        Effect.onError(() => this.dropHandle(file))
+      )
+    return Effect.matchEffect(written, {
+      onFailure: (cause) => this.salvage(file, size, lines, cause),
+      onSuccess: (length) => {
+        this.damaged.delete(file)
+        this.goodSize.set(file, size + length)
+        return Effect.void
+      }
+    })
+  }
+
+  /**
+   * After a failed write from `size` on (a full disk cuts a write short): keeps the complete
+   * lines that landed (counted as written), cuts off the torn rest, and fails saying how many
+   * landed. When the file cannot be looked at, it stays marked damaged, and the next append
+   * cuts it back to `size` first.
+   */
+  private salvage(
+    file: string,
+    size: number,
+    lines: ReadonlyArray<string>,
+    cause: unknown
+  ): Effect.Effect<never, CheckpointError> {
+    return Effect.flatMap(
+      this.fs.stat(file).pipe(Effect.map((info) => Number(info.size)), Effect.option),
+      (now) => {
+        if (now._tag === "None" || now.value < size) return Effect.fail(failure(file, cause))
+        const kept = completeLines(lines, now.value - size)
+        const end = size + kept.bytes
+        const cut = now.value > end ? this.fs.truncate(file, end) : Effect.void
+        return cut.pipe(
+          Effect.matchEffect({
+            onFailure: () => Effect.fail(failure(file, cause)),
+            onSuccess: () => {
+              this.damaged.delete(file)
+              this.goodSize.set(file, end)
+              return Effect.fail(failure(file, cause, kept.lines))
+            }
+          })
+        )
+      }
+    )
+  }
+
+  private handleFor(file: string): Effect.Effect<FileSystem.File, PlatformError> {
+    const open = this.handles.get(file)
+    if (open !== undefined) return Effect.succeed(open.file)
+    return Effect.flatMap(Scope.make(ExecutionStrategy.sequential), (child) =>
+      this.fs.open(file, { flag: "a" }).pipe(
+        Scope.extend(child),
+        Effect.tap((handle) => Effect.sync(() => this.handles.set(file, { file: handle, scope: child }))),
+        Effect.tapErrorCause(() => Scope.close(child, Exit.void))
+      ))
+  }
+
+  private dropHandle(file: string): Effect.Effect<void> {
+    return Effect.suspend(() => {
+      const open = this.handles.get(file)
+      this.handles.delete(file)
+      return open === undefined ? Effect.void : Scope.close(open.scope, Exit.void)
+    })
+  }
+
+  private syncDir(dir: string): Effect.Effect<void, PlatformError> {
+    const fs = this.fs
+    return this.synced.has(dir) ? Effect.void : Effect.scoped(Effect.gen(this, function*() {
+      const dirHandle = yield* fs.open(dir, { flag: "r" })
+      yield* dirHandle.sync
+      this.synced.add(dir)
+    }))
+  }
+}
+
+/** A failed append to `file`, with the number of entries it stored all the same. */
+const failure = (file: string, cause: unknown, written?: number): CheckpointError =>
+  new CheckpointError({
+    path: file,
+    reason: reasonOf(cause),
+    cause,
+    ...(written !== undefined && written > 0 ? { written } : {})
+  })
+
+/** The JSON Lines store over the platform's `FileSystem`; its open files close with the scope. */
+export const make: Effect.Effect<CheckpointStoreService, never, FileSystem.FileSystem | Path.Path | Scope.Scope> = Effect
+  .gen(function*() {
+    const store = new FileStore(yield* FileSystem.FileSystem, yield* Path.Path)
+    // Registered now, so it runs after finalizers added later (such as a kernel's final pass).
+    yield* Effect.addFinalizer(() => store.closeAll)
+    return store.service()
+  })
