@@ -16,7 +16,9 @@ export type {
   Durability,
   EncodedEntry,
   LookupScope,
+  StoreBatch,
   StoreClaims,
+  StoreQueue,
   StoreRuns
 } from "./src/CheckpointStore.ts"
 export { Dfk } from "./src/Dfk.ts"

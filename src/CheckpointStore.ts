@@ -141,6 +141,43 @@ export interface StoreClaims {
 }
 
 /**
+ * A batch of entries taken off a `StoreQueue`, to be written by it.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface StoreBatch {
+  /** How many entries it holds. */
+  readonly count: number
+}
+
+/**
+ * A queue of entries waiting to be written to one checkpoint dir, kept in a store's own form:
+ * a store that provides one does, when an entry is queued, the work that writing it needs
+ * (the JSON Lines store: the line, encoded as UTF-8 into 1 MiB slabs), so that a checkpoint
+ * pass only writes what is ready. The kernel queues entries in order, takes them all for a
+ * pass, writes the batch, and gives a failed batch back.
+ *
+ * @since 0.2.0
+ * @category models
+ */
+export interface StoreQueue {
+  /** How many entries are queued (taken batches not counted). */
+  readonly size: number
+  /** Queues an entry. */
+  readonly push: (entry: EncodedEntry) => void
+  /** Takes every queued entry. */
+  readonly take: () => StoreBatch
+  /** Writes a batch taken off this queue, in order; like `append`, it says how many it stored when it fails part-way. */
+  readonly write: (batch: StoreBatch) => Effect.Effect<void, CheckpointError>
+  /**
+   * Puts a batch back in front of whatever was queued since it was taken, less its first
+   * `written` entries (which a failed write stored all the same).
+   */
+  readonly putBack: (batch: StoreBatch, written: number) => void
+}
+
+/**
  * The operations a checkpoint store provides. `dir` is a checkpoint directory such as
  * `runinfo/003/checkpoint`. `append`, `load` and `exists` are required; the others are what
  * a store may add: entries as JSON text, its own runs, lookups on demand and claims.
@@ -165,6 +202,13 @@ export interface CheckpointStoreService {
     entries: ReadonlyArray<EncodedEntry>,
     options?: AppendOptions
   ) => Effect.Effect<void, CheckpointError>
+  /**
+   * A queue for the entries of the checkpoint in `dir` (see `StoreQueue`). When a store has
+   * it, the kernel queues its entries there; otherwise in a queue of its own, written with
+   * `appendEncoded` or `append`.
+   * @since 0.2.0
+   */
+  readonly queue?: (dir: string, options: AppendOptions) => StoreQueue
   /** Hands every entry of the checkpoint in `dir` to `onEntry`, in stored order. */
   readonly load: (dir: string, onEntry: (entry: CheckpointEntry) => void) => Effect.Effect<void, BadCheckpoint>
   /** Whether `dir` holds a checkpoint. */

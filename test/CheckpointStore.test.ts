@@ -149,6 +149,30 @@ for (const [name, storeLayer] of stores) {
         )
       }).pipe(Effect.provide(storeLayer)))
 
+    it.scoped("its queue (when it has one) writes the queued entries in order; a batch put back is written again", () =>
+      Effect.gen(function*() {
+        const root = yield* tmpDir
+        const dir = path.join(root, "000", "checkpoint")
+        const store = yield* CheckpointStore
+        if (store.queue === undefined) return
+        const queue = store.queue(dir, {})
+        const encoded = (n: number): EncodedEntry => {
+          const e = entry(n)
+          return { ...e, input: JSON.stringify(e.input), result: JSON.stringify(e.result) }
+        }
+        queue.push(encoded(1))
+        queue.push(encoded(2))
+        const first = queue.take()
+        assert.strictEqual(first.count, 2)
+        queue.push(encoded(3))
+        queue.putBack(first, 1)
+        assert.strictEqual(queue.size, 2)
+        yield* queue.write(queue.take())
+        const seen: Array<CheckpointEntry> = []
+        yield* store.load(dir, (e) => seen.push(e))
+        assert.deepStrictEqual(seen.map((e) => e.input), [entry(2).input, entry(3).input])
+      }).pipe(Effect.provide(storeLayer)))
+
     it.scoped("the kernel writes through it and resumes from it", () =>
       Effect.gen(function*() {
         const root = yield* tmpDir

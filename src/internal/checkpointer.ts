@@ -11,8 +11,7 @@ import type { CheckpointMode } from "../Dfk.ts"
 import { CheckpointError } from "../errors.ts"
 import * as Metrics from "../Metrics.ts"
 import { causeMessage, keptOf, oneLine, plural } from "./messages.ts"
-import type { AppendOptions, EncodedEntry } from "../CheckpointStore.ts"
-import { PendingQueue } from "./pending.ts"
+import type { EncodedEntry, StoreQueue } from "../CheckpointStore.ts"
 import { nativeTracer, noSpan } from "./spans.ts"
 import type { SpanLike } from "./spans.ts"
 
@@ -61,17 +60,9 @@ export class Checkpointer {
   /** Writes every pending entry, after the pass under way if there is one. Uninterruptible. */
   readonly pass: Effect.Effect<void, CheckpointError>
 
-  /** Entries not written yet (less those of the pass under way). */
-  private readonly queue = new PendingQueue()
-
   constructor(
-    /** Appends entries to the checkpoint dir (the store's `appendEncoded`, or `append`). */
-    private readonly append: (
-      dir: string,
-      entries: ReadonlyArray<EncodedEntry>,
-      options: AppendOptions
-    ) => Effect.Effect<void, CheckpointError>,
-    private readonly appendOptions: AppendOptions,
+    /** Entries not written yet (less those of the pass under way), and how they are written. */
+    private readonly queue: StoreQueue,
     private readonly dir: string,
     mode: CheckpointMode | undefined,
     /** Called with the number of entries each write stored. */
@@ -249,7 +240,7 @@ export class Checkpointer {
     return Effect.suspend(() => {
       const queue = this.queue
       const batch = queue.take()
-      const count = batch.length
+      const count = batch.count
       const through = this.queued // the batch holds the entries after `written`, up to here
       this.writing = count
       span.attribute("entries", count)
@@ -260,7 +251,7 @@ export class Checkpointer {
         Metrics.entriesCheckpointed.unsafeUpdate(count, [])
         this.onWritten(count)
       }
-      return Effect.matchCauseEffect(this.append(this.dir, batch, this.appendOptions), {
+      return Effect.matchCauseEffect(queue.write(batch), {
         // On a failure, and on a defect of the store too, the batch goes back to the queue.
         onFailure: (cause) => {
           timed()

@@ -12,6 +12,8 @@ import * as Scope from "effect/Scope"
 import type { AppendOptions, CheckpointEntry, CheckpointStoreService, EncodedEntry } from "../CheckpointStore.ts"
 import type { BadCheckpoint } from "../errors.ts"
 import { CheckpointError } from "../errors.ts"
+import { ByteQueue, completeLinesOfPieces } from "./byteQueue.ts"
+import type { ByteBatch } from "./byteQueue.ts"
 import { isAbsent, loadFile } from "./fileLoad.ts"
 import { encodedLine, entryLine, TASKS_FILE } from "./format.ts"
 import { reasonOf } from "./messages.ts"
@@ -27,6 +29,16 @@ const SMALL_APPEND = 256
 interface OpenFile {
   readonly file: FileSystem.File
   readonly scope: Scope.CloseableScope
+}
+
+/**
+ * What one append writes: the bytes it writes to a handle (returning their count), and how
+ * many complete lines the first `bytes` of them hold, with their length (after a write cut
+ * short, those are kept).
+ */
+interface Payload {
+  readonly write: (handle: FileSystem.File) => Effect.Effect<number, PlatformError>
+  readonly landed: (bytes: number) => { readonly lines: number; readonly bytes: number }
 }
 
 /** Complete lines among the first `bytes` bytes of `lines` (strings, each ending in "\n"), and their length. */
@@ -64,6 +76,15 @@ const writeLines = (handle: FileSystem.File, lines: ReadonlyArray<string>): Effe
   })
 }
 
+/** Writes pieces that hold whole lines, one after another. Returns the byte count. */
+const writePieces = (handle: FileSystem.File, pieces: ReadonlyArray<Uint8Array>): Effect.Effect<number, PlatformError> =>
+  Effect.suspend(() => {
+    let length = 0
+    for (const piece of pieces) length += piece.length
+    if (pieces.length === 1) return Effect.as(handle.writeAll(pieces[0]!), length)
+    return Effect.as(Effect.forEach(pieces, (piece) => handle.writeAll(piece), { discard: true }), length)
+  })
+
 /** The JSON Lines files of one store: open handles, the size of each file after its last good append. */
 class FileStore {
   /**
@@ -100,6 +121,25 @@ class FileStore {
       load: (dir: string, onEntry: (entry: CheckpointEntry) => void): Effect.Effect<void, BadCheckpoint> =>
         loadFile(this.fs, this.path.join(dir, TASKS_FILE), dir, onEntry),
       exists: (dir) => this.exists(dir),
+      // Pending entries as the UTF-8 bytes of their lines, encoded when they are queued.
+      queue: (dir, options) => {
+        const bytes = new ByteQueue()
+        return {
+          get size() {
+            return bytes.size
+          },
+          push: (entry) => bytes.push(encodedLine(entry)),
+          take: () => bytes.take(),
+          putBack: (batch, written) => bytes.putBack(batch as ByteBatch, written),
+          write: (batch) => {
+            const pieces = (batch as ByteBatch).pieces
+            return this.append(dir, {
+              write: (handle) => writePieces(handle, pieces),
+              landed: (n) => completeLinesOfPieces(pieces, n)
+            }, options)
+          }
+        }
+      },
       // Every line is checked against the format as it is read.
       checksEntries: true,
       runs: runDirs.fileRuns(this.fs, this.path)
@@ -123,20 +163,28 @@ class FileStore {
     options: AppendOptions | undefined
   ): Effect.Effect<void, CheckpointError> {
     return Effect.suspend(() => {
-      const file = this.path.join(dir, TASKS_FILE)
       let lines: Array<string>
       try {
         lines = entries.map(lineOf)
       } catch (cause) {
         // JSON.stringify overflows on values nested too deeply: a typed failure, not a defect.
+        const file = this.path.join(dir, TASKS_FILE)
         return Effect.fail(new CheckpointError({ path: file, reason: `An entry has no JSON form: ${reasonOf(cause)}`, cause }))
       }
+      return this.append(dir, { write: (handle) => writeLines(handle, lines), landed: (n) => completeLines(lines, n) }, options)
+    })
+  }
+
+  /** Appends `payload` to the file of `dir`. */
+  private append(dir: string, payload: Payload, options: AppendOptions | undefined): Effect.Effect<void, CheckpointError> {
+    return Effect.suspend(() => {
+      const file = this.path.join(dir, TASKS_FILE)
       const size = this.goodSize.get(file)
       // The common case: a file this store has written before, intact.
-      if (size !== undefined && !this.damaged.has(file)) return this.writeFrom(dir, file, size, lines, options)
+      if (size !== undefined && !this.damaged.has(file)) return this.writeFrom(dir, file, size, payload, options)
       return this.prepare(dir, file).pipe(
         Effect.mapError((cause) => failure(file, cause)),
-        Effect.flatMap((size) => this.writeFrom(dir, file, size, lines, options))
+        Effect.flatMap((size) => this.writeFrom(dir, file, size, payload, options))
       )
     })
   }
@@ -167,24 +215,24 @@ class FileStore {
     })
   }
 
-  /** Writes `lines` at the end of `file`, from `size` on (the file is marked damaged until the write succeeds). */
+  /** Writes `payload` at the end of `file`, from `size` on (the file is marked damaged until the write succeeds). */
   private writeFrom(
     dir: string,
     file: string,
     size: number,
-    lines: ReadonlyArray<string>,
+    payload: Payload,
     options: AppendOptions | undefined
   ): Effect.Effect<void, CheckpointError> {
     this.damaged.add(file)
     const written = Effect.flatMap(this.handleFor(file), (handle) =>
       options?.durability === "fsync"
-        ? writeLines(handle, lines).pipe(Effect.tap(handle.sync), Effect.tap(this.syncDir(dir)))
-        : writeLines(handle, lines)).pipe(
+        ? payload.write(handle).pipe(Effect.tap(handle.sync), Effect.tap(this.syncDir(dir)))
+        : payload.write(handle)).pipe(
         // A failed handle is closed; the next append opens the file again.
         Effect.onError(() => this.dropHandle(file))
       )
     return Effect.matchEffect(written, {
-      onFailure: (cause) => this.salvage(file, size, lines, cause),
+      onFailure: (cause) => this.salvage(file, size, payload, cause),
       onSuccess: (length) => {
         this.damaged.delete(file)
         this.goodSize.set(file, size + length)
@@ -202,14 +250,14 @@ class FileStore {
   private salvage(
     file: string,
     size: number,
-    lines: ReadonlyArray<string>,
+    payload: Payload,
     cause: unknown
   ): Effect.Effect<never, CheckpointError> {
     return Effect.flatMap(
       this.fs.stat(file).pipe(Effect.map((info) => Number(info.size)), Effect.option),
       (now) => {
         if (now._tag === "None" || now.value < size) return Effect.fail(failure(file, cause))
-        const kept = completeLines(lines, now.value - size)
+        const kept = payload.landed(now.value - size)
         const end = size + kept.bytes
         const cut = now.value > end ? this.fs.truncate(file, end) : Effect.void
         return cut.pipe(

@@ -22,6 +22,7 @@ import { Counters } from "./counters.ts"
 import { loadAll } from "./loaded.ts"
 import type { LoadedResult } from "./loaded.ts"
 import { causeMessage, plural } from "./messages.ts"
+import { queueFor } from "./pending.ts"
 import { Runner } from "./runner.ts"
 import { appendEncodedTo, checkpointsOf, currentStore, runsOf } from "./store.ts"
 
@@ -68,8 +69,7 @@ export const make = (
     const counters = new Counters(() => checkpointer.size)
     const stats = counters.stats
     const checkpointer = new Checkpointer(
-      appendEncodedTo(store),
-      { durability: cfg.durability },
+      queueFor(store, checkpointDir, { durability: cfg.durability }, appendEncodedTo(store)),
       checkpointDir,
       cfg.checkpointMode,
       (count) => {
