@@ -10,6 +10,10 @@
  *   generated file, `../package.json`);
  * - `README.md` and `LICENSE` copied from the repository root.
  *
+ * The declarations describe the public API only: no public `.d.ts` may import one under
+ * `src/internal/` or `cli/` (the build fails if one does), and those are left out; exports
+ * marked `/** @internal *\/` are stripped (`stripInternal`).
+ *
  * Usage: `tsx scripts/build_npm.ts [--out-dir <dir>]` (default `npm`, relative to the repo root).
  *
  * @module
@@ -70,6 +74,12 @@ const isRelativeTs = (specifier: string): boolean =>
 
 const toJs = (specifier: string): string =>
   specifier.replace(/\.(m|c)?tsx?$/, (_, m: string | undefined) => `.${m ?? ""}js`)
+
+/** Whether a declaration file of the build is not part of the public API (src/internal/, cli/). */
+const isPrivateDeclaration = (outDir: string, file: string): boolean => {
+  const rel = path.relative(outDir, file).split(path.sep).join("/")
+  return rel.startsWith("src/internal/") || rel.startsWith("cli/")
+}
 
 /**
  * A declaration transformer that rewrites relative `.ts` specifiers to `.js` in import and export
@@ -203,6 +213,21 @@ export const build = (outDirOption = "npm"): BuildResult => {
       }
     }
     if (file.endsWith(".js")) for (const name of importedPackages(code)) imported.add(name)
+  }
+
+  // Declarations describe the public API only: none may import a file under src/internal/
+  // or cli/ (checked here), so those files' own declarations are left out of the package.
+  for (const file of listFiles(outDir)) {
+    if (!file.endsWith(".d.ts") || isPrivateDeclaration(outDir, file)) continue
+    for (const { fileName } of ts.preProcessFile(fs.readFileSync(file, "utf8"), true, true).importedFiles) {
+      if (!fileName.startsWith(".")) continue
+      if (isPrivateDeclaration(outDir, path.resolve(path.dirname(file), fileName.replace(/\.js$/, ".d.ts")))) {
+        throw new Error(`${path.relative(outDir, file)} imports ${fileName}: a public declaration refers to an internal one`)
+      }
+    }
+  }
+  for (const file of listFiles(outDir)) {
+    if (file.endsWith(".d.ts") && isPrivateDeclaration(outDir, file)) fs.rmSync(file)
   }
 
   // Dependencies.

@@ -292,6 +292,14 @@ describe("the npm package", () => {
     const dts = fs.readFileSync(path.join(packageDir, "mod.d.ts"), "utf8")
     assert.include(dts, `from "./src/Dfk.js"`)
     assert.notInclude(dts, `.ts"`)
+    // The declarations describe the public API only: none under src/internal/ or cli/, and no
+    // public one refers to an internal module.
+    const declarations = tarballFiles.filter((file) => file.endsWith(".d.ts"))
+    assert.deepStrictEqual(declarations.filter((file) => file.startsWith("src/internal/") || file.startsWith("cli/")), [])
+    assert.isAbove(declarations.length, 5)
+    for (const file of declarations) {
+      assert.notInclude(fs.readFileSync(path.join(packageDir, file), "utf8"), "internal/", file)
+    }
 
     const withCli = fs.existsSync(path.join(repo, "cli", "main.ts"))
     if (withCli) {
