@@ -22,7 +22,15 @@ export type {
   StoreRuns
 } from "./src/CheckpointStore.ts"
 export { Dfk } from "./src/Dfk.ts"
-export type { CheckpointMode, DfkConfig, DfkDetailedStats, DfkService, DfkStats, ProgressOptions } from "./src/Dfk.ts"
+export type {
+  CheckpointMode,
+  DfkConfig,
+  DfkDetailedStats,
+  DfkService,
+  DfkStats,
+  ProgressOptions,
+  ResolvedDfkConfig
+} from "./src/Dfk.ts"
 export { AppCacheError, BadCheckpoint, CheckpointError, ConfigurationError } from "./src/errors.ts"
 export type { DfkError } from "./src/errors.ts"
 export * as Memo from "./src/Memo.ts"

@@ -44,6 +44,7 @@ export const name: "tasks.jsonl" = TASKS_FILE as "tasks.jsonl"
  * @category models
  */
 export interface Blank {
+  /** The verdict: a blank line. */
   readonly _tag: "Blank"
 }
 
@@ -55,6 +56,7 @@ export interface Blank {
  * @category models
  */
 export interface Entry {
+  /** The verdict: an entry. */
   readonly _tag: "Entry"
   /** The parsed entry, as `JSON.parse` made it. */
   readonly entry: CheckpointEntry
@@ -68,6 +70,7 @@ export interface Entry {
  * @category models
  */
 export interface Torn {
+  /** The verdict: a torn last line. */
   readonly _tag: "Torn"
   /** What that means, for a report. */
   readonly reason: string
@@ -81,6 +84,7 @@ export interface Torn {
  * @category models
  */
 export interface Corrupt {
+  /** The verdict: a corrupt line. */
   readonly _tag: "Corrupt"
   /** What is wrong, e.g. `the line is not valid JSON` or `"hash" is not 64 lowercase hex digits`. */
   readonly reason: string

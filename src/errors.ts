@@ -43,7 +43,10 @@ export class ConfigurationError extends Schema.TaggedError<ConfigurationError>()
     reason: Schema.String
   }
 ) {
-  /** @since 0.1.0 */
+  /**
+   * The error's message, on one line, naming what failed and why.
+   * @since 0.1.0
+   */
   override get message(): string {
     return `Invalid ${this.field}: ${this.reason}`
   }
@@ -100,7 +103,10 @@ export class BadCheckpoint extends Schema.TaggedError<BadCheckpoint>()("BadCheck
   /** What is wrong, in a sentence. */
   reason: Schema.String
 }) {
-  /** @since 0.1.0 */
+  /**
+   * The error's message, on one line, naming what failed and why.
+   * @since 0.1.0
+   */
   override get message(): string {
     if (this.line === 0) return `Bad checkpoint ${this.path}: ${this.reason}`
     const text = `Bad checkpoint ${this.path} at line ${this.line}: ${this.reason}`
@@ -180,7 +186,10 @@ export class CheckpointError extends Schema.TaggedError<CheckpointError>()("Chec
    */
   written: Schema.optional(Schema.Number)
 }) {
-  /** @since 0.1.0 */
+  /**
+   * The error's message, on one line, naming what failed and why.
+   * @since 0.1.0
+   */
   override get message(): string {
     return `Checkpoint failed for ${this.path}: ${this.reason}`
   }
@@ -233,7 +242,10 @@ export class AppCacheError extends Schema.TaggedError<AppCacheError>()("AppCache
   /** What is wrong with the input, in a sentence. */
   reason: Schema.String
 }) {
-  /** @since 0.1.0 */
+  /**
+   * The error's message, on one line, naming what failed and why.
+   * @since 0.1.0
+   */
   override get message(): string {
     return `Cannot memoize a call of ${this.app}: ${this.reason}`
   }
