@@ -14,6 +14,9 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
@@ -601,7 +604,57 @@ describe("§3 stats", () => {
 // §3 checkpoint modes
 // ---------------------------------------------------------------------------------------------
 
+// The app and the kernel of the checkpoint-mode tests that were in test/Dfk.test.ts.
+const double = App.make(
+  { name: "double", input: Schema.Number, output: Schema.Number, cache: true },
+  (x) => Effect.succeed(x * 2)
+)
+
+const kernelLayer = (config: DfkConfig, files: Layer.Layer<CheckpointFiles> = CheckpointFiles.none) =>
+  Dfk.layer(config).pipe(Layer.provide(files), Layer.provide(platform))
+
 describe("§3 checkpoint modes", () => {
+  it.scoped("task_exit: the entry is on disk before the caller sees the result", () =>
+    Effect.gen(function*() {
+      const { value, runDir } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
+        const runDir = yield* Dfk.runDir
+        const seen: Array<number> = []
+        for (const x of [1, 2, 3]) {
+          yield* double(x)
+          seen.push(checkpointEntries(runDir).length)
+        }
+        return { seen, stats: yield* Dfk.stats }
+      }))
+      assert.deepStrictEqual(value.seen, [1, 2, 3])
+      assert.strictEqual(value.stats.checkpointed, 3)
+      assert.strictEqual(value.stats.pending, 0)
+      const entries = checkpointEntries(runDir)
+      assert.deepStrictEqual(entries.map((e) => [e.app, e.input, e.result]), [["double", 1, 2], ["double", 2, 4], [
+        "double",
+        3,
+        6
+      ]])
+      for (const e of entries) {
+        assert.strictEqual(e.v, 1)
+        assert.match(e.hash, /^[0-9a-f]{64}$/)
+        assert.strictEqual(e.version, null)
+        assert.isFalse(Number.isNaN(Date.parse(e.time)))
+      }
+    }))
+
+  it.scoped("task_exit: concurrent completions are all on disk when each caller resumes", () =>
+    Effect.gen(function*() {
+      const { value } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
+        const runDir = yield* Dfk.runDir
+        const seen = yield* Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (x) =>
+          double(x).pipe(Effect.map((y) =>
+            checkpointEntries(runDir).some((e) => e.input === x && e.result === y)
+          )), { concurrency: "unbounded" })
+        return seen
+      }))
+      assert.isTrue(value.every((x) => x))
+    }))
+
   it.scoped("task_exit: every caller that joined an in-flight call also sees the result only after its entry is written", () =>
     Effect.gen(function*() {
       const c = { n: 0 }
@@ -666,6 +719,49 @@ describe("§3 checkpoint modes", () => {
       assert.deepStrictEqual(checkpointEntries(runDir).map((e) => [e.input, e.result]), [[4, 8]])
     }))
 
+  it.scoped("periodic: writes every period on Schedule.spaced, under the TestClock", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      const root = yield* tmpDir
+      const runDir = path.join(root, "000")
+      const passLines = () =>
+        logs.lines.filter((l) =>
+          l.message.startsWith("Done checkpointing") || l.message === "No tasks checkpointed in this pass"
+        ).map((l) => l.message)
+      const passes = (n: number) => eventually(() => passLines().length >= n, `${n} passes`)
+      const counts = yield* Effect.gen(function*() {
+        const counts: Array<number> = []
+        const read = () => exists(path.join(runDir, "checkpoint", "tasks.jsonl")) ? checkpointEntries(runDir).length : -1
+        yield* double(1)
+        yield* double(2)
+        yield* TestClock.adjust("1999 millis")
+        counts.push(read()) // no pass before the first period
+        yield* TestClock.adjust("1 millis")
+        yield* passes(1)
+        counts.push(read())
+        yield* double(3)
+        yield* TestClock.adjust("1 second")
+        counts.push(read())
+        yield* TestClock.adjust("1 second")
+        yield* passes(2)
+        counts.push(read())
+        yield* TestClock.adjust("2 seconds")
+        yield* passes(3)
+        counts.push(read())
+        return counts
+      }).pipe(
+        Effect.provide(kernelLayer({ runDir: root, checkpointMode: "periodic", checkpointPeriod: "00:00:02" })),
+        Effect.provide(logs.layer)
+      )
+      assert.deepStrictEqual(counts, [-1, 2, 2, 3, 3])
+      assert.deepStrictEqual(passLines(), [
+        "Done checkpointing 2 tasks",
+        "Done checkpointing 1 tasks",
+        "No tasks checkpointed in this pass",
+        "No tasks checkpointed in this pass" // the pass at scope close
+      ])
+    }))
+
   it.scoped("periodic: a Duration, a Duration string and a number of millis are periods (TestClock)", () =>
     Effect.gen(function*() {
       const c = { n: 0 }
@@ -686,6 +782,24 @@ describe("§3 checkpoint modes", () => {
       }
     }))
 
+  it.scoped("periodic accepts any Duration input", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      const root = yield* tmpDir
+      const runDir = path.join(root, "000")
+      const passes = () =>
+        logs.lines.filter((l) => l.message.startsWith("Done checkpointing") || l.message.startsWith("No tasks")).length
+      yield* Effect.gen(function*() {
+        yield* double(1)
+        yield* TestClock.adjust("500 millis")
+        yield* eventually(() => passes() >= 1, "the first pass")
+        assert.strictEqual(checkpointEntries(runDir).length, 1)
+      }).pipe(
+        Effect.provide(kernelLayer({ runDir: root, checkpointMode: "periodic", checkpointPeriod: "500 millis" })),
+        Effect.provide(logs.layer)
+      )
+    }))
+
   it.scoped("a missing or malformed period is a ConfigurationError, in any mode, and no run dir is made", () =>
     Effect.gen(function*() {
       const root = yield* tmpDir
@@ -700,6 +814,35 @@ describe("§3 checkpoint modes", () => {
       const outsidePeriodic = yield* fail({ checkpointMode: "manual", checkpointPeriod: "xx:yy" })
       assert.strictEqual(outsidePeriodic._tag, "ConfigurationError")
       assert.deepStrictEqual(fs.readdirSync(root), [])
+    }))
+
+  it.scoped("dfk_exit: writes on success, on failure and on interruption", () =>
+    Effect.gen(function*() {
+      const ok = yield* withKernel({ checkpointMode: "dfk_exit" }, Effect.gen(function*() {
+        yield* double(1)
+        yield* double(2)
+        return exists(path.join(yield* Dfk.runDir, "checkpoint"))
+      }))
+      assert.isFalse(ok.value)
+      assert.strictEqual(checkpointEntries(ok.runDir).length, 2)
+
+      const root = yield* tmpDir
+      const failed = yield* Effect.gen(function*() {
+        yield* double(3)
+        return yield* Effect.fail("workflow failed" as const)
+      }).pipe(Effect.provide(kernelLayer({ runDir: root, checkpointMode: "dfk_exit" })), Effect.exit)
+      assert.isTrue(Exit.isFailure(failed))
+      assert.deepStrictEqual(checkpointEntries(path.join(root, "000")).map((e) => e.result), [6])
+
+      const started = yield* Deferred.make<void>()
+      const fiber = yield* Effect.gen(function*() {
+        yield* double(4)
+        yield* Deferred.succeed(started, undefined)
+        return yield* Effect.never
+      }).pipe(Effect.provide(kernelLayer({ runDir: root, checkpointMode: "dfk_exit" })), Effect.fork)
+      yield* Deferred.await(started)
+      yield* Fiber.interrupt(fiber)
+      assert.deepStrictEqual(checkpointEntries(path.join(root, "001")).map((e) => e.result), [8])
     }))
 
   it.scoped("dfk_exit: entries stay pending until the scope's finalizer, which also runs after a defect", () =>
@@ -721,6 +864,26 @@ describe("§3 checkpoint modes", () => {
       )
       assert.isTrue(Exit.isFailure(died) && Cause.isDie(died.cause))
       assert.deepStrictEqual(checkpointEntries(path.join(root, "001")).map((e) => e.result), [10])
+    }))
+
+  it.scoped("manual: nothing is written until Dfk.checkpoint, which returns the checkpoint dir", () =>
+    Effect.gen(function*() {
+      const { value, runDir } = yield* withKernel({ checkpointMode: "manual" }, Effect.gen(function*() {
+        const runDir = yield* Dfk.runDir
+        yield* double(1)
+        const before = exists(path.join(runDir, "checkpoint", "tasks.jsonl"))
+        const dir = yield* Dfk.checkpoint
+        const after = checkpointEntries(runDir).length
+        yield* double(2)
+        yield* double(1)
+        yield* Dfk.checkpoint
+        const incremental = checkpointEntries(runDir).length
+        return { before, dir, after, incremental, runDir }
+      }))
+      assert.isFalse(value.before)
+      assert.strictEqual(value.dir, path.join(runDir, "checkpoint"))
+      assert.strictEqual(value.after, 1)
+      assert.strictEqual(value.incremental, 2)
     }))
 
   it.scoped("manual: each Dfk.checkpoint appends only what is new; what is pending at close is written then", () =>
@@ -776,6 +939,14 @@ describe("§3 checkpoint modes", () => {
       }
     }))
 
+  it.scoped("no mode: nothing is written unless Dfk.checkpoint is called", () =>
+    Effect.gen(function*() {
+      const { runDir } = yield* withKernel({}, double(1))
+      assert.isFalse(exists(path.join(runDir, "checkpoint")))
+      const second = yield* withKernel({}, Effect.zipRight(double(1), Dfk.checkpoint))
+      assert.strictEqual(checkpointEntries(second.runDir).length, 1)
+    }))
+
   it.scoped("no mode: each Dfk.checkpoint writes every result not yet written; nothing is written at close", () =>
     Effect.gen(function*() {
       const d = makeDouble({ n: 0 })
@@ -793,6 +964,25 @@ describe("§3 checkpoint modes", () => {
       )
       assert.deepStrictEqual(value, stats(4, 0, 4, 3, 1))
       assert.deepStrictEqual(checkpointEntries(runDir).map((e) => e.input), [1, 2, 3])
+    }))
+
+  it.scoped("every mode writes what is pending when the scope closes", () =>
+    Effect.gen(function*() {
+      for (const mode of ["manual", "periodic", "dfk_exit", "task_exit"] as const) {
+        const { runDir } = yield* withKernel(
+          { checkpointMode: mode, checkpointPeriod: "1 hour" },
+          Effect.zipRight(double(1), double(2))
+        )
+        assert.strictEqual(checkpointEntries(runDir).length, 2, mode)
+      }
+    }))
+
+  it.scoped("an empty pass still creates tasks.jsonl and logs it", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      const { value } = yield* withKernel({ checkpointMode: "manual" }, Dfk.checkpoint).pipe(Effect.provide(logs.layer))
+      assert.strictEqual(fs.readFileSync(path.join(value, "tasks.jsonl"), "utf8"), "")
+      assert.isTrue(logs.lines.some((l) => l.message === "No tasks checkpointed in this pass"))
     }))
 
   it.scoped("an empty pass's tasks.jsonl can be loaded and is listed by getAllCheckpoints", () =>
@@ -830,6 +1020,41 @@ describe("§3 checkpoint modes", () => {
         Effect.provide(dfkExit.layer)
       )
       assert.deepStrictEqual(passes(dfkExit), ["Done checkpointing 1 tasks"])
+    }))
+
+  it.scoped("task_exit: pass lines are debug level (a line per task would flood the console); one info summary at the close", () =>
+    Effect.gen(function*() {
+      const atInfo = captureLogs()
+      yield* withKernel({ checkpointMode: "task_exit" }, Effect.forEach([1, 2], double)).pipe(Effect.provide(atInfo.layer))
+      assert.deepStrictEqual(atInfo.lines.filter((l) => l.level !== "DEBUG"), [
+        { level: "INFO", message: "Checkpointed 2 tasks in this run (0 from checkpoint, 0 failed, not checkpointed)" }
+      ])
+      const atDebug = captureLogs()
+      yield* withKernel({ checkpointMode: "task_exit" }, Effect.forEach([1, 2], double)).pipe(
+        Effect.provide(atDebug.layer),
+        Logger.withMinimumLogLevel(LogLevel.Debug)
+      )
+      const passes = atDebug.lines.filter((l) =>
+        l.message.startsWith("Done checkpointing") || l.message === "No tasks checkpointed in this pass"
+      )
+      assert.deepStrictEqual(passes, [
+        { level: "DEBUG", message: "Done checkpointing 1 tasks" },
+        { level: "DEBUG", message: "Done checkpointing 1 tasks" },
+        { level: "DEBUG", message: "No tasks checkpointed in this pass" } // the pass at scope close
+      ])
+    }))
+
+  it.scoped("other modes: each pass logs Done checkpointing N tasks at info level, as Parsl does, then the summary", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      yield* withKernel({ checkpointMode: "manual" }, Effect.zipRight(Effect.forEach([1, 2], double), Dfk.checkpoint)).pipe(
+        Effect.provide(logs.layer)
+      )
+      assert.deepStrictEqual(logs.lines, [
+        { level: "INFO", message: "Done checkpointing 2 tasks" },
+        { level: "INFO", message: "No tasks checkpointed in this pass" },
+        { level: "INFO", message: "Checkpointed 2 tasks in this run (0 from checkpoint, 0 failed, not checkpointed)" }
+      ])
     }))
 })
 
