@@ -68,25 +68,6 @@ describe("App", () => {
       assert.strictEqual(value.stats.hits, results.length)
     }))
 
-  it.scoped("a failure is memoized in-run (the identical error value) and never checkpointed", () =>
-    Effect.gen(function*() {
-      const runs = counter()
-      const fails = App.make(
-        { name: "fails", input: Schema.Number, output: Schema.Number, cache: true },
-        (n) => Effect.suspend(() => Effect.fail(new Boom({ n: runs.inc() + n })))
-      )
-      const { value, runDir } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
-        const first = yield* Effect.flip(fails(1))
-        const second = yield* Effect.flip(fails(1))
-        return { first, second, stats: yield* Dfk.stats }
-      }))
-      assert.strictEqual(value.first, value.second)
-      assert.strictEqual(runs.count, 1)
-      assert.strictEqual(value.stats.hits, 1)
-      assert.strictEqual(value.stats.pending, 0)
-      assert.deepStrictEqual(checkpointEntries(runDir), [])
-    }))
-
   it.scoped("a body that throws instead of returning an effect is a defect, memoized in-run like a failure", () =>
     Effect.gen(function*() {
       const runs = counter()
@@ -283,26 +264,6 @@ describe("App", () => {
       }))
   }
 
-  it.scoped("an interrupted call is run again by the next call", () =>
-    Effect.gen(function*() {
-      const runs = counter()
-      const slow = App.make(
-        { name: "slow", input: Schema.Number, output: Schema.Number, cache: true },
-        (x) => Effect.sync(() => runs.inc()).pipe(Effect.zipRight(Effect.sleep("1 second")), Effect.as(x))
-      )
-      const { value, runDir } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
-        const first = yield* Effect.fork(slow(5))
-        yield* Effect.yieldNow()
-        yield* Fiber.interrupt(first)
-        const second = yield* Effect.fork(slow(5))
-        yield* TestClock.adjust("1 second")
-        return yield* Fiber.join(second)
-      }))
-      assert.strictEqual(value, 5)
-      assert.strictEqual(runs.count, 2)
-      assert.strictEqual(checkpointEntries(runDir).length, 1)
-    }))
-
   it.scoped("an input that fails to encode fails with AppCacheError before the body runs", () =>
     Effect.gen(function*() {
       const runs = counter()
@@ -354,23 +315,6 @@ describe("App", () => {
       assert.deepStrictEqual(entries.map((e) => [e.version, e.input]), [[null, { x: 1 }], ["2", { x: 1 }]])
     }))
 
-  it.scoped("retries run a failed body again; only the final outcome is memoized", () =>
-    Effect.gen(function*() {
-      const runs = counter()
-      const flaky = App.make(
-        { name: "flaky", input: Schema.Number, output: Schema.Number, cache: true },
-        (x) => Effect.suspend(() => runs.inc() < 3 ? Effect.fail(new Boom({ n: x })) : Effect.succeed(x))
-      )
-      const { value, runDir } = yield* withKernel({ retries: 2, checkpointMode: "task_exit" }, Effect.gen(function*() {
-        const a = yield* flaky(9)
-        const b = yield* flaky(9)
-        return { a, b }
-      }))
-      assert.deepStrictEqual(value, { a: 9, b: 9 })
-      assert.strictEqual(runs.count, 3)
-      assert.strictEqual(checkpointEntries(runDir).length, 1)
-    }))
-
   it.scoped("maxConcurrency bounds running bodies; memo hits take no slot; nested apps do not deadlock", () =>
     Effect.gen(function*() {
       let running = 0
@@ -402,26 +346,6 @@ describe("App", () => {
       }))
       assert.strictEqual(value.peakFlat, 2)
       assert.strictEqual(value.nested, 201)
-    }))
-
-  it.scoped("an app whose body calls other apps is memoized under its own key (join app)", () =>
-    Effect.gen(function*() {
-      const runs = counter()
-      const constant = App.make(
-        { name: "const", input: Schema.String, output: Schema.String },
-        (s) => Effect.succeed(s)
-      )
-      const randomUuid = App.make(
-        { name: "random_uuid", input: Schema.Number, output: Schema.String, cache: true },
-        () => Effect.suspend(() => constant(`uuid-${runs.inc()}-${Math.random()}`))
-      )
-      const { value } = yield* withKernel({}, Effect.gen(function*() {
-        const x = yield* randomUuid(0)
-        const again = yield* Effect.forEach([1, 2], () => randomUuid(0))
-        return { x, again }
-      }))
-      assert.deepStrictEqual(value.again, [value.x, value.x])
-      assert.strictEqual(runs.count, 1)
     }))
 
   it.scoped("a result that does not encode with the output schema is returned but not checkpointed", () =>

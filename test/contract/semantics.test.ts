@@ -782,24 +782,6 @@ describe("§3 checkpoint modes", () => {
       }
     }))
 
-  it.scoped("periodic accepts any Duration input", () =>
-    Effect.gen(function*() {
-      const logs = captureLogs()
-      const root = yield* tmpDir
-      const runDir = path.join(root, "000")
-      const passes = () =>
-        logs.lines.filter((l) => l.message.startsWith("Done checkpointing") || l.message.startsWith("No tasks")).length
-      yield* Effect.gen(function*() {
-        yield* double(1)
-        yield* TestClock.adjust("500 millis")
-        yield* eventually(() => passes() >= 1, "the first pass")
-        assert.strictEqual(checkpointEntries(runDir).length, 1)
-      }).pipe(
-        Effect.provide(kernelLayer({ runDir: root, checkpointMode: "periodic", checkpointPeriod: "500 millis" })),
-        Effect.provide(logs.layer)
-      )
-    }))
-
   it.scoped("a missing or malformed period is a ConfigurationError, in any mode, and no run dir is made", () =>
     Effect.gen(function*() {
       const root = yield* tmpDir
