@@ -604,7 +604,7 @@ describe("§3 stats", () => {
 // §3 checkpoint modes
 // ---------------------------------------------------------------------------------------------
 
-// The app and the kernel of the checkpoint-mode tests that were in test/Dfk.test.ts.
+// A cached `x * 2` app and a kernel layer (CheckpointFiles.none unless told), for the mode tests that use them.
 const double = App.make(
   { name: "double", input: Schema.Number, output: Schema.Number, cache: true },
   (x) => Effect.succeed(x * 2)
