@@ -34,7 +34,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import { CheckpointStore } from "../mod.ts"
 // The version lives in package.json alone (deno.json's "version" is kept equal to it, checked by
-// test/Version.test.ts); the npm package's cli/main.js reads the generated package.json next to it.
+// test/e2e/version.test.ts); the npm package's cli/main.js reads the generated package.json next to it.
 import packageJson from "../package.json" with { type: "json" }
 import { CliError, colorAllowed, escapeControls, ExitStatus, plainConsole } from "./common.ts"
 import { compactCommand } from "./compact.ts"

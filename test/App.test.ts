@@ -4,10 +4,13 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
-import { App, Dfk } from "effect-dfk"
-import { captureLogs, checkpointEntries, exists, withKernel } from "./util.ts"
+import * as Tracer from "effect/Tracer"
+import { App, CheckpointFiles, Dfk, Memo } from "effect-dfk"
+import { captureLogs, checkpointEntries, exists, platform, tmpDir, withKernel } from "./util.ts"
 import * as path from "node:path"
 
 class Boom extends Schema.TaggedError<Boom>()("Boom", { n: Schema.Number }) {}
@@ -63,25 +66,6 @@ describe("App", () => {
       assert.deepStrictEqual(value.second, results)
       assert.strictEqual(runs.count, results.length)
       assert.strictEqual(value.stats.hits, results.length)
-    }))
-
-  it.scoped("a failure is memoized in-run (the identical error value) and never checkpointed", () =>
-    Effect.gen(function*() {
-      const runs = counter()
-      const fails = App.make(
-        { name: "fails", input: Schema.Number, output: Schema.Number, cache: true },
-        (n) => Effect.suspend(() => Effect.fail(new Boom({ n: runs.inc() + n })))
-      )
-      const { value, runDir } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
-        const first = yield* Effect.flip(fails(1))
-        const second = yield* Effect.flip(fails(1))
-        return { first, second, stats: yield* Dfk.stats }
-      }))
-      assert.strictEqual(value.first, value.second)
-      assert.strictEqual(runs.count, 1)
-      assert.strictEqual(value.stats.hits, 1)
-      assert.strictEqual(value.stats.pending, 0)
-      assert.deepStrictEqual(checkpointEntries(runDir), [])
     }))
 
   it.scoped("a body that throws instead of returning an effect is a defect, memoized in-run like a failure", () =>
@@ -280,26 +264,6 @@ describe("App", () => {
       }))
   }
 
-  it.scoped("an interrupted call is run again by the next call", () =>
-    Effect.gen(function*() {
-      const runs = counter()
-      const slow = App.make(
-        { name: "slow", input: Schema.Number, output: Schema.Number, cache: true },
-        (x) => Effect.sync(() => runs.inc()).pipe(Effect.zipRight(Effect.sleep("1 second")), Effect.as(x))
-      )
-      const { value, runDir } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
-        const first = yield* Effect.fork(slow(5))
-        yield* Effect.yieldNow()
-        yield* Fiber.interrupt(first)
-        const second = yield* Effect.fork(slow(5))
-        yield* TestClock.adjust("1 second")
-        return yield* Fiber.join(second)
-      }))
-      assert.strictEqual(value, 5)
-      assert.strictEqual(runs.count, 2)
-      assert.strictEqual(checkpointEntries(runDir).length, 1)
-    }))
-
   it.scoped("an input that fails to encode fails with AppCacheError before the body runs", () =>
     Effect.gen(function*() {
       const runs = counter()
@@ -351,23 +315,6 @@ describe("App", () => {
       assert.deepStrictEqual(entries.map((e) => [e.version, e.input]), [[null, { x: 1 }], ["2", { x: 1 }]])
     }))
 
-  it.scoped("retries run a failed body again; only the final outcome is memoized", () =>
-    Effect.gen(function*() {
-      const runs = counter()
-      const flaky = App.make(
-        { name: "flaky", input: Schema.Number, output: Schema.Number, cache: true },
-        (x) => Effect.suspend(() => runs.inc() < 3 ? Effect.fail(new Boom({ n: x })) : Effect.succeed(x))
-      )
-      const { value, runDir } = yield* withKernel({ retries: 2, checkpointMode: "task_exit" }, Effect.gen(function*() {
-        const a = yield* flaky(9)
-        const b = yield* flaky(9)
-        return { a, b }
-      }))
-      assert.deepStrictEqual(value, { a: 9, b: 9 })
-      assert.strictEqual(runs.count, 3)
-      assert.strictEqual(checkpointEntries(runDir).length, 1)
-    }))
-
   it.scoped("maxConcurrency bounds running bodies; memo hits take no slot; nested apps do not deadlock", () =>
     Effect.gen(function*() {
       let running = 0
@@ -399,26 +346,6 @@ describe("App", () => {
       }))
       assert.strictEqual(value.peakFlat, 2)
       assert.strictEqual(value.nested, 201)
-    }))
-
-  it.scoped("an app whose body calls other apps is memoized under its own key (join app)", () =>
-    Effect.gen(function*() {
-      const runs = counter()
-      const constant = App.make(
-        { name: "const", input: Schema.String, output: Schema.String },
-        (s) => Effect.succeed(s)
-      )
-      const randomUuid = App.make(
-        { name: "random_uuid", input: Schema.Number, output: Schema.String, cache: true },
-        () => Effect.suspend(() => constant(`uuid-${runs.inc()}-${Math.random()}`))
-      )
-      const { value } = yield* withKernel({}, Effect.gen(function*() {
-        const x = yield* randomUuid(0)
-        const again = yield* Effect.forEach([1, 2], () => randomUuid(0))
-        return { x, again }
-      }))
-      assert.deepStrictEqual(value.again, [value.x, value.x])
-      assert.strictEqual(runs.count, 1)
     }))
 
   it.scoped("a result that does not encode with the output schema is returned but not checkpointed", () =>
@@ -548,4 +475,117 @@ describe("App", () => {
         'the "retries" option of app bad must be a whole number'
       )
     }))
+})
+
+interface Recorded {
+  readonly name: string
+  readonly attributes: Map<string, unknown>
+  readonly parent: string | undefined
+  ended: boolean
+}
+
+/** A tracer that records every span with its attributes and parent. */
+const recordingTracer = () => {
+  const spans: Array<Recorded> = []
+  let ids = 0
+  const tracer = Tracer.make({
+    span: (name, parent, context, links, startTime, kind) => {
+      const attributes = new Map<string, unknown>()
+      const record: Recorded = {
+        name,
+        attributes,
+        parent: Option.isSome(parent) && parent.value._tag === "Span" ? parent.value.name : undefined,
+        ended: false
+      }
+      spans.push(record)
+      let status: Tracer.SpanStatus = { _tag: "Started", startTime }
+      const span: Tracer.Span = {
+        _tag: "Span",
+        name,
+        spanId: `span-${++ids}`,
+        traceId: "trace",
+        parent,
+        context,
+        get status() {
+          return status
+        },
+        attributes,
+        links: [...links],
+        sampled: true,
+        kind,
+        end: (endTime, exit) => {
+          record.ended = true
+          status = { _tag: "Ended", startTime, endTime, exit }
+        },
+        attribute: (key, value) => {
+          attributes.set(key, value)
+        },
+        event: () => {},
+        addLinks: () => {}
+      }
+      return span
+    },
+    context: (f) => f()
+  })
+  return { spans, layer: Layer.setTracer(tracer) }
+}
+
+describe("observability", () => {
+  it.scoped("a span per app call, named after the app, with app, hash and outcome", () => {
+    const { layer, spans } = recordingTracer()
+    return Effect.gen(function*() {
+      const root = yield* tmpDir
+      const gate = yield* Deferred.make<void>()
+      const leaf = App.make(
+        { name: "obs_leaf", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.as(Deferred.await(gate), x)
+      )
+      const parent = App.make(
+        { name: "obs_parent", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => leaf(x + 1)
+      )
+      const kernel = (files: Layer.Layer<CheckpointFiles>) =>
+        Dfk.layer({ runDir: root, checkpointMode: "task_exit" }).pipe(Layer.provide(files), Layer.provide(platform))
+      yield* Effect.gen(function*() {
+        const a = yield* Effect.fork(parent(1))
+        const b = yield* Effect.fork(leaf(2))
+        yield* Effect.yieldNow()
+        const c = yield* Effect.fork(leaf(2)) // joins b in flight
+        yield* Effect.yieldNow()
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(Fiber.zip(Fiber.zip(a, b), c))
+        yield* leaf(2) // in-run memo
+      }).pipe(Effect.provide(kernel(CheckpointFiles.none)))
+      yield* leaf(2).pipe(Effect.provide(kernel(CheckpointFiles.layer([path.join(root, "000", "checkpoint")]))))
+      yield* Effect.void
+
+      const calls = spans.filter((s) => s.name.startsWith("obs_"))
+      const outcomes = calls.map((s) => `${s.name}:${s.attributes.get("outcome")}`)
+      // parent(1) calls leaf(2); b and c are leaf(2) too: one runs, two join it in flight.
+      assert.deepStrictEqual(outcomes.slice().sort(), [
+        "obs_leaf:checkpoint",
+        "obs_leaf:dedup",
+        "obs_leaf:dedup",
+        "obs_leaf:hit",
+        "obs_leaf:miss",
+        "obs_parent:miss"
+      ])
+      // Every outcome (hits too) carries the call's memo key.
+      const keys: Record<string, string> = {
+        obs_leaf: yield* Memo.key({ name: "obs_leaf", input: 2 }),
+        obs_parent: yield* Memo.key({ name: "obs_parent", input: 1 })
+      }
+      for (const s of calls) {
+        assert.strictEqual(s.attributes.get("app"), s.name)
+        assert.strictEqual(s.attributes.get("hash"), keys[s.name])
+        assert.isTrue(s.ended)
+      }
+      // The leaf called from the parent's body is a child of the parent's span.
+      const nested = calls.find((s) => s.name === "obs_leaf" && s.parent === "obs_parent")
+      assert.isDefined(nested)
+      const passes = spans.filter((s) => s.name === "dfk.checkpoint")
+      assert.isAbove(passes.length, 0)
+      assert.isTrue(passes.every((s) => s.ended))
+    }).pipe(Effect.provide(layer))
+  })
 })

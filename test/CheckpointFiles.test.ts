@@ -97,26 +97,6 @@ describe("CheckpointFiles", () => {
       assert.strictEqual(noMode[0].bodies, 1)
     }))
 
-  it.scoped("for a repeated key the last entry read wins", () =>
-    Effect.gen(function*() {
-      const root = yield* tmpDir
-      const key = yield* run({ runDir: root, checkpointMode: "manual" }, square(7).pipe(Effect.zipRight(Dfk.checkpoint)))
-      const line = fs.readFileSync(path.join(key[0], "tasks.jsonl"), "utf8")
-      const a = path.join(root, "a")
-      const b = path.join(root, "b")
-      fs.mkdirSync(a)
-      fs.mkdirSync(b)
-      fs.writeFileSync(path.join(a, "tasks.jsonl"), line.replace("\"result\":49", "\"result\":1"))
-      fs.writeFileSync(
-        path.join(b, "tasks.jsonl"),
-        line.replace("\"result\":49", "\"result\":2") + line.replace("\"result\":49", "\"result\":3")
-      )
-      const [ab] = yield* run({ runDir: root }, counting(square(7)), CheckpointFiles.layer([a, b]))
-      assert.deepStrictEqual(ab, { value: 3, bodies: 0 })
-      const [ba] = yield* run({ runDir: root }, counting(square(7)), CheckpointFiles.layer([b, a]))
-      assert.deepStrictEqual(ba, { value: 1, bodies: 0 })
-    }))
-
   it.scoped("BadCheckpoint names the path (and line) for a missing file or a file that is not a checkpoint", () =>
     Effect.gen(function*() {
       const root = yield* tmpDir

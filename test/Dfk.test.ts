@@ -1,19 +1,24 @@
+/**
+ * `Dfk`, the kernel's own API: `Dfk.layer` (the run dirs it allocates, the configurations it
+ * refuses), the warnings of a kernel closed under a running call or given a period it ignores,
+ * `Dfk.progress`, and how `maxConcurrency` serves a fan-out (first come, first served; nested
+ * calls first). The checkpoint modes (DESIGN §3) are checked in test/contract/semantics.test.ts.
+ */
 import { assert, describe, it } from "@effect/vitest"
+import * as Chunk from "effect/Chunk"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
-import * as Logger from "effect/Logger"
-import * as LogLevel from "effect/LogLevel"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
-import * as TestClock from "effect/TestClock"
+import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { App, CheckpointFiles, Dfk } from "effect-dfk"
 import type { DfkConfig } from "effect-dfk"
-import { captureLogs, checkpointEntries, eventually, exists, platform, tmpDir, withKernel } from "./util.ts"
+import { captureLogs, checkpointEntries, platform, tmpDir, withKernel } from "./util.ts"
 
 const double = App.make(
   { name: "double", input: Schema.Number, output: Schema.Number, cache: true },
@@ -76,69 +81,6 @@ describe("Dfk.layer", () => {
 })
 
 describe("checkpoint modes", () => {
-  it.scoped("task_exit: the entry is on disk before the caller sees the result", () =>
-    Effect.gen(function*() {
-      const { value, runDir } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
-        const runDir = yield* Dfk.runDir
-        const seen: Array<number> = []
-        for (const x of [1, 2, 3]) {
-          yield* double(x)
-          seen.push(checkpointEntries(runDir).length)
-        }
-        return { seen, stats: yield* Dfk.stats }
-      }))
-      assert.deepStrictEqual(value.seen, [1, 2, 3])
-      assert.strictEqual(value.stats.checkpointed, 3)
-      assert.strictEqual(value.stats.pending, 0)
-      const entries = checkpointEntries(runDir)
-      assert.deepStrictEqual(entries.map((e) => [e.app, e.input, e.result]), [["double", 1, 2], ["double", 2, 4], [
-        "double",
-        3,
-        6
-      ]])
-      for (const e of entries) {
-        assert.strictEqual(e.v, 1)
-        assert.match(e.hash, /^[0-9a-f]{64}$/)
-        assert.strictEqual(e.version, null)
-        assert.isFalse(Number.isNaN(Date.parse(e.time)))
-      }
-    }))
-
-  it.scoped("task_exit: pass lines are debug level (a line per task would flood the console); one info summary at the close", () =>
-    Effect.gen(function*() {
-      const atInfo = captureLogs()
-      yield* withKernel({ checkpointMode: "task_exit" }, Effect.forEach([1, 2], double)).pipe(Effect.provide(atInfo.layer))
-      assert.deepStrictEqual(atInfo.lines.filter((l) => l.level !== "DEBUG"), [
-        { level: "INFO", message: "Checkpointed 2 tasks in this run (0 from checkpoint, 0 failed, not checkpointed)" }
-      ])
-      const atDebug = captureLogs()
-      yield* withKernel({ checkpointMode: "task_exit" }, Effect.forEach([1, 2], double)).pipe(
-        Effect.provide(atDebug.layer),
-        Logger.withMinimumLogLevel(LogLevel.Debug)
-      )
-      const passes = atDebug.lines.filter((l) =>
-        l.message.startsWith("Done checkpointing") || l.message === "No tasks checkpointed in this pass"
-      )
-      assert.deepStrictEqual(passes, [
-        { level: "DEBUG", message: "Done checkpointing 1 tasks" },
-        { level: "DEBUG", message: "Done checkpointing 1 tasks" },
-        { level: "DEBUG", message: "No tasks checkpointed in this pass" } // the pass at scope close
-      ])
-    }))
-
-  it.scoped("other modes: each pass logs Done checkpointing N tasks at info level, as Parsl does, then the summary", () =>
-    Effect.gen(function*() {
-      const logs = captureLogs()
-      yield* withKernel({ checkpointMode: "manual" }, Effect.zipRight(Effect.forEach([1, 2], double), Dfk.checkpoint)).pipe(
-        Effect.provide(logs.layer)
-      )
-      assert.deepStrictEqual(logs.lines, [
-        { level: "INFO", message: "Done checkpointing 2 tasks" },
-        { level: "INFO", message: "No tasks checkpointed in this pass" },
-        { level: "INFO", message: "Checkpointed 2 tasks in this run (0 from checkpoint, 0 failed, not checkpointed)" }
-      ])
-    }))
-
   it.scoped("a call its scope did not wait for: a warning when the kernel closes, another when its result comes", () =>
     Effect.gen(function*() {
       const logs = captureLogs()
@@ -166,156 +108,6 @@ describe("checkpoint modes", () => {
       assert.deepStrictEqual(checkpointEntries(path.join(root, "000")), [])
     }))
 
-  it.scoped("task_exit: concurrent completions are all on disk when each caller resumes", () =>
-    Effect.gen(function*() {
-      const { value } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
-        const runDir = yield* Dfk.runDir
-        const seen = yield* Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (x) =>
-          double(x).pipe(Effect.map((y) =>
-            checkpointEntries(runDir).some((e) => e.input === x && e.result === y)
-          )), { concurrency: "unbounded" })
-        return seen
-      }))
-      assert.isTrue(value.every((x) => x))
-    }))
-
-  it.scoped("manual: nothing is written until Dfk.checkpoint, which returns the checkpoint dir", () =>
-    Effect.gen(function*() {
-      const { value, runDir } = yield* withKernel({ checkpointMode: "manual" }, Effect.gen(function*() {
-        const runDir = yield* Dfk.runDir
-        yield* double(1)
-        const before = exists(path.join(runDir, "checkpoint", "tasks.jsonl"))
-        const dir = yield* Dfk.checkpoint
-        const after = checkpointEntries(runDir).length
-        yield* double(2)
-        yield* double(1)
-        yield* Dfk.checkpoint
-        const incremental = checkpointEntries(runDir).length
-        return { before, dir, after, incremental, runDir }
-      }))
-      assert.isFalse(value.before)
-      assert.strictEqual(value.dir, path.join(runDir, "checkpoint"))
-      assert.strictEqual(value.after, 1)
-      assert.strictEqual(value.incremental, 2)
-    }))
-
-  it.scoped("an empty pass still creates tasks.jsonl and logs it", () =>
-    Effect.gen(function*() {
-      const logs = captureLogs()
-      const { value } = yield* withKernel({ checkpointMode: "manual" }, Dfk.checkpoint).pipe(Effect.provide(logs.layer))
-      assert.strictEqual(fs.readFileSync(path.join(value, "tasks.jsonl"), "utf8"), "")
-      assert.isTrue(logs.lines.some((l) => l.message === "No tasks checkpointed in this pass"))
-    }))
-
-  it.scoped("no mode: nothing is written unless Dfk.checkpoint is called", () =>
-    Effect.gen(function*() {
-      const { runDir } = yield* withKernel({}, double(1))
-      assert.isFalse(exists(path.join(runDir, "checkpoint")))
-      const second = yield* withKernel({}, Effect.zipRight(double(1), Dfk.checkpoint))
-      assert.strictEqual(checkpointEntries(second.runDir).length, 1)
-    }))
-
-  it.scoped("dfk_exit: writes on success, on failure and on interruption", () =>
-    Effect.gen(function*() {
-      const ok = yield* withKernel({ checkpointMode: "dfk_exit" }, Effect.gen(function*() {
-        yield* double(1)
-        yield* double(2)
-        return exists(path.join(yield* Dfk.runDir, "checkpoint"))
-      }))
-      assert.isFalse(ok.value)
-      assert.strictEqual(checkpointEntries(ok.runDir).length, 2)
-
-      const root = yield* tmpDir
-      const failed = yield* Effect.gen(function*() {
-        yield* double(3)
-        return yield* Effect.fail("workflow failed" as const)
-      }).pipe(Effect.provide(kernelLayer({ runDir: root, checkpointMode: "dfk_exit" })), Effect.exit)
-      assert.isTrue(Exit.isFailure(failed))
-      assert.deepStrictEqual(checkpointEntries(path.join(root, "000")).map((e) => e.result), [6])
-
-      const started = yield* Deferred.make<void>()
-      const fiber = yield* Effect.gen(function*() {
-        yield* double(4)
-        yield* Deferred.succeed(started, undefined)
-        return yield* Effect.never
-      }).pipe(Effect.provide(kernelLayer({ runDir: root, checkpointMode: "dfk_exit" })), Effect.fork)
-      yield* Deferred.await(started)
-      yield* Fiber.interrupt(fiber)
-      assert.deepStrictEqual(checkpointEntries(path.join(root, "001")).map((e) => e.result), [8])
-    }))
-
-  it.scoped("periodic: writes every period on Schedule.spaced, under the TestClock", () =>
-    Effect.gen(function*() {
-      const logs = captureLogs()
-      const root = yield* tmpDir
-      const runDir = path.join(root, "000")
-      const passLines = () =>
-        logs.lines.filter((l) =>
-          l.message.startsWith("Done checkpointing") || l.message === "No tasks checkpointed in this pass"
-        ).map((l) => l.message)
-      const passes = (n: number) => eventually(() => passLines().length >= n, `${n} passes`)
-      const counts = yield* Effect.gen(function*() {
-        const counts: Array<number> = []
-        const read = () => exists(path.join(runDir, "checkpoint", "tasks.jsonl")) ? checkpointEntries(runDir).length : -1
-        yield* double(1)
-        yield* double(2)
-        yield* TestClock.adjust("1999 millis")
-        counts.push(read()) // no pass before the first period
-        yield* TestClock.adjust("1 millis")
-        yield* passes(1)
-        counts.push(read())
-        yield* double(3)
-        yield* TestClock.adjust("1 second")
-        counts.push(read())
-        yield* TestClock.adjust("1 second")
-        yield* passes(2)
-        counts.push(read())
-        yield* TestClock.adjust("2 seconds")
-        yield* passes(3)
-        counts.push(read())
-        return counts
-      }).pipe(
-        Effect.provide(kernelLayer({ runDir: root, checkpointMode: "periodic", checkpointPeriod: "00:00:02" })),
-        Effect.provide(logs.layer)
-      )
-      assert.deepStrictEqual(counts, [-1, 2, 2, 3, 3])
-      assert.deepStrictEqual(passLines(), [
-        "Done checkpointing 2 tasks",
-        "Done checkpointing 1 tasks",
-        "No tasks checkpointed in this pass",
-        "No tasks checkpointed in this pass" // the pass at scope close
-      ])
-    }))
-
-  it.scoped("periodic accepts any Duration input", () =>
-    Effect.gen(function*() {
-      const logs = captureLogs()
-      const root = yield* tmpDir
-      const runDir = path.join(root, "000")
-      const passes = () =>
-        logs.lines.filter((l) => l.message.startsWith("Done checkpointing") || l.message.startsWith("No tasks")).length
-      yield* Effect.gen(function*() {
-        yield* double(1)
-        yield* TestClock.adjust("500 millis")
-        yield* eventually(() => passes() >= 1, "the first pass")
-        assert.strictEqual(checkpointEntries(runDir).length, 1)
-      }).pipe(
-        Effect.provide(kernelLayer({ runDir: root, checkpointMode: "periodic", checkpointPeriod: "500 millis" })),
-        Effect.provide(logs.layer)
-      )
-    }))
-
-  it.scoped("every mode writes what is pending when the scope closes", () =>
-    Effect.gen(function*() {
-      for (const mode of ["manual", "periodic", "dfk_exit", "task_exit"] as const) {
-        const { runDir } = yield* withKernel(
-          { checkpointMode: mode, checkpointPeriod: "1 hour" },
-          Effect.zipRight(double(1), double(2))
-        )
-        assert.strictEqual(checkpointEntries(runDir).length, 2, mode)
-      }
-    }))
-
   it.scoped("a checkpointPeriod without the periodic mode is ignored with a warning", () =>
     Effect.gen(function*() {
       const logs = captureLogs()
@@ -326,5 +118,167 @@ describe("checkpoint modes", () => {
       const quiet = captureLogs()
       yield* withKernel({ checkpointMode: "periodic", checkpointPeriod: "00:00:05" }, double(1)).pipe(Effect.provide(quiet.layer))
       assert.isFalse(quiet.lines.some((l) => l.level === "WARN"))
+    }))
+})
+
+describe("observability", () => {
+  it.live("Dfk.progress streams the live counters and ends when the kernel closes", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const gate = yield* Deferred.make<void>()
+      const app = App.make(
+        { name: "obs_progress", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.as(Deferred.await(gate), x)
+      )
+      const seen = yield* Effect.gen(function*() {
+        const collector = yield* Effect.fork(Stream.runCollect(Dfk.progress({ interval: "1 millis" })))
+        const work = yield* Effect.fork(Effect.forEach([1, 2, 3], (x) => app(x), { concurrency: "unbounded" }))
+        yield* Effect.sleep("20 millis")
+        yield* Deferred.succeed(gate, undefined)
+        yield* Fiber.join(work)
+        yield* Effect.sleep("20 millis")
+        return collector
+      }).pipe(Effect.provide(Dfk.layer({ runDir: root }).pipe(Layer.provide(CheckpointFiles.none), Layer.provide(platform))))
+      const values = Chunk.toReadonlyArray(yield* Fiber.join(seen))
+      assert.deepStrictEqual(values[0], { tasks: 0, hits: 0, misses: 0, fromCheckpoint: 0, running: 0, checkpointed: 0, pending: 0 })
+      assert.isTrue(values.some((v) => v.running === 3))
+      assert.deepStrictEqual(values.at(-1), { tasks: 3, hits: 0, misses: 3, fromCheckpoint: 0, running: 0, checkpointed: 0, pending: 3 })
+    }).pipe(Effect.scoped), { timeout: 20_000 })
+})
+
+// ---------------------------------------------------------------------------------------------
+// `maxConcurrency` under a fan-out much wider than it: 20,000 waiting calls are served first
+// come, first served, never more than N bodies at once, and waiters interrupted while they wait
+// take no slot and leave nothing behind; nested apps borrow their parent's slot and are served
+// before the top-level calls still waiting.
+// ---------------------------------------------------------------------------------------------
+
+const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i)
+
+/** Waits until the kernel has seen `n` calls. */
+const untilTasks = (n: number) =>
+  Effect.repeat(Dfk.stats, { until: (s) => s.tasks >= n }).pipe(Effect.asVoid)
+
+describe("maxConcurrency", () => {
+  it.scoped("20,000 waiting calls on 4 slots: FIFO service, at most 4 bodies at once, half the waiters interrupted", () =>
+    Effect.gen(function*() {
+      const CALLS = 20_000
+      const SLOTS = 4
+      const gate = yield* Deferred.make<void>()
+      const started: Array<number> = []
+      let running = 0
+      let peak = 0
+      const square = App.make(
+        { name: "fan_square", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) =>
+          Effect.suspend(() => {
+            started.push(x)
+            peak = Math.max(peak, ++running)
+            // The first bodies hold their slots until every call waits; the others end at once.
+            return Effect.as(x < SLOTS ? Deferred.await(gate) : Effect.yieldNow(), x * x)
+          }).pipe(Effect.ensuring(Effect.sync(() => running--)))
+      )
+      const { value } = yield* withKernel({ maxConcurrency: SLOTS }, Effect.gen(function*() {
+        // One fiber per call, forked in order: each runs to its wait before the next starts.
+        const fibers = yield* Effect.forEach(range(0, CALLS), (x) => Effect.fork(square(x)))
+        yield* untilTasks(CALLS)
+        const whileWaiting = yield* Dfk.detailedStats
+        // Half the waiters (every odd input past the first four) leave before they are served.
+        const leaving = fibers.filter((_, x) => x >= SLOTS && x % 2 === 1)
+        yield* Fiber.interruptAll(leaving)
+        yield* Deferred.succeed(gate, undefined)
+        const exits = yield* Effect.forEach(fibers, Fiber.await)
+        return { whileWaiting, exits, stats: yield* Dfk.detailedStats }
+      }))
+
+      assert.strictEqual(value.whileWaiting.running, SLOTS, "only the first calls hold slots while the rest wait")
+      assert.strictEqual(value.whileWaiting.tasks, CALLS)
+      const served = range(0, CALLS).filter((x) => x < SLOTS || x % 2 === 0)
+      assert.deepStrictEqual(started, served, "bodies start in the order of the calls, without the interrupted ones")
+      assert.strictEqual(peak, SLOTS)
+      for (const x of range(0, CALLS)) {
+        const exit = value.exits[x]!
+        if (x >= SLOTS && x % 2 === 1) assert.isTrue(Exit.isInterrupted(exit), `call ${x} was interrupted`)
+        else assert.deepStrictEqual(exit, Exit.succeed(x * x))
+      }
+      assert.strictEqual(value.stats.running, 0)
+      // Interrupted waiters count as misses (the call was one), but their bodies never ran.
+      assert.strictEqual(value.stats.misses, CALLS)
+      assert.strictEqual(value.stats.hits, 0)
+    }), 60_000)
+
+  it.scoped("interrupted waiters leave no trace: every slot is still there for later calls", () =>
+    Effect.gen(function*() {
+      const gate = yield* Deferred.make<void>()
+      let running = 0
+      let peak = 0
+      let bodies = 0
+      const held = App.make(
+        { name: "held", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) =>
+          Effect.suspend(() => {
+            bodies++
+            peak = Math.max(peak, ++running)
+            return Effect.as(Deferred.await(gate), x)
+          }).pipe(Effect.ensuring(Effect.sync(() => running--)))
+      )
+      const { value } = yield* withKernel({ maxConcurrency: 2 }, Effect.gen(function*() {
+        // Two calls hold the slots; 1,000 wait and are all interrupted.
+        const holders = yield* Effect.forEach([0, 1], (x) => Effect.fork(held(x)))
+        const waiters = yield* Effect.forEach(range(2, 1002), (x) => Effect.fork(held(x)))
+        yield* untilTasks(1002)
+        yield* Fiber.interruptAll(waiters)
+        // Then 2 more wait; opening the gate serves them, two at a time.
+        const later = yield* Effect.forEach([2000, 2001, 2002], (x) => Effect.fork(held(x)))
+        yield* untilTasks(1005)
+        yield* Deferred.succeed(gate, undefined)
+        return {
+          holders: yield* Effect.forEach(holders, Fiber.join),
+          later: yield* Effect.forEach(later, Fiber.join),
+          stats: yield* Dfk.detailedStats
+        }
+      }))
+      assert.deepStrictEqual(value.holders, [0, 1])
+      assert.deepStrictEqual(value.later, [2000, 2001, 2002])
+      assert.strictEqual(peak, 2)
+      assert.strictEqual(bodies, 5, "interrupted waiters never ran")
+      assert.strictEqual(value.stats.running, 0)
+    }))
+
+  it.scoped("nested apps borrow their parent's slot and are served before top-level calls that wait", () =>
+    Effect.gen(function*() {
+      const order: Array<string> = []
+      const gate = yield* Deferred.make<void>()
+      const child = App.make(
+        { name: "child", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.sync(() => (order.push(`child ${x}`), x + 1))
+      )
+      const parent = App.make(
+        { name: "parent", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) =>
+          Effect.gen(function*() {
+            order.push(`parent ${x}`)
+            if (x === 0) yield* Deferred.await(gate)
+            const [a, b] = yield* Effect.all([child(x * 10), child(x * 10 + 1)], { concurrency: "unbounded" })
+            return a + b
+          })
+      )
+      const { value } = yield* withKernel({ maxConcurrency: 1 }, Effect.gen(function*() {
+        const fibers = yield* Effect.forEach(range(0, 4), (x) => Effect.fork(parent(x)))
+        yield* untilTasks(4)
+        yield* Deferred.succeed(gate, undefined)
+        return { results: yield* Effect.forEach(fibers, Fiber.join), stats: yield* Dfk.detailedStats }
+      }))
+      assert.deepStrictEqual(value.results, [3, 23, 43, 63])
+      // A parent lends its slot as it calls its children, so the next top-level call starts;
+      // from then on the waiting children (and parents taking their slots back) go first, so
+      // no more than two parents are ever part-way through.
+      assert.deepStrictEqual(order, [
+        "parent 0", "parent 1",
+        "child 0", "child 1", "child 10", "child 11",
+        "parent 2", "parent 3",
+        "child 20", "child 21", "child 30", "child 31"
+      ])
+      assert.strictEqual(value.stats.running, 0)
     }))
 })

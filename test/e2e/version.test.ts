@@ -8,7 +8,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 const readJson = (file: string) => JSON.parse(fs.readFileSync(path.join(root, file), "utf8"))
 
 describe("version", () => {

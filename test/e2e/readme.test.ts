@@ -9,7 +9,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 const readme = fs.readFileSync(path.join(root, "README.md"), "utf8")
 const snippets = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!)
 const tsx = path.join(root, "node_modules", ".bin", "tsx")
@@ -54,7 +54,7 @@ describe("README", () => {
     const entry = JSON.parse(json!)
     const { Effect } = await import("effect")
     const { Memo } = await import("effect-dfk")
-    const { invalidEntry } = await import("../src/internal/format.ts")
+    const { invalidEntry } = await import("../../src/internal/format.ts")
     assert.isUndefined(invalidEntry(entry))
     const key = Effect.runSync(Memo.key({ name: entry.app, version: entry.version, input: entry.input }))
     assert.strictEqual(entry.hash, key)

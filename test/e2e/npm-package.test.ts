@@ -18,7 +18,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 const tsc = path.join(repo, "node_modules", "typescript", "bin", "tsc")
 /** The packages the consumer project installs next to effect-dfk. */
 const consumerDeps = ["effect", "@effect/platform", "@effect/platform-node"] as const

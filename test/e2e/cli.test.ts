@@ -28,9 +28,9 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { App, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, Memo } from "effect-dfk"
 import type { CheckpointEntry, DfkConfig } from "effect-dfk"
-import { colorAllowed, plainConsole } from "../cli/common.ts"
+import { colorAllowed, plainConsole } from "../../cli/common.ts"
 
-const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 const tsx = path.join(repo, "node_modules", ".bin", "tsx")
 const main = path.join(repo, "cli", "main.ts")
 

@@ -3,7 +3,7 @@
  * catches what it is meant to.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { check, violation } from "../scripts/check_imports.ts"
+import { check, violation } from "../../scripts/check_imports.ts"
 
 describe("check_imports", () => {
   it("finds no violation in the repository", () => {

@@ -8,9 +8,9 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { readEntries } from "./util.ts"
+import { readEntries } from "../util.ts"
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 const fixture = path.join(root, "test", "cross", "resume.ts")
 const bin = (name: string) => path.join(root, "node_modules", ".bin", name)
 

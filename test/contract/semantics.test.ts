@@ -1,242 +1,47 @@
 /**
- * DESIGN.md sections 2 to 4 (public API, semantics, checkpoint file format) checked from
- * outside, through the public API: only what `effect-dfk` (mod.ts) exports, the files the
- * kernel writes and the lines it logs. The memo keys are recomputed here with an RFC 8785
- * serializer and sha256 of this file's own, independent of the library's canonical JSON.
- * The last block pins the behaviour we chose where DESIGN.md is silent.
+ * DESIGN.md §3 (semantics, Parsl parity), checked through the public API: the memo key
+ * (recomputed with helpers.ts's own RFC 8785 serializer), AppCaching and the in-run memo,
+ * in-flight dedup, stats, the checkpoint modes and their log lines, carried-forward results,
+ * loading, default resume, run dirs, and names unique per kernel. (Ports of Parsl's own
+ * tests: parsl.test.ts.)
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as PlatformPath from "@effect/platform/Path"
 import { assert, describe, it } from "@effect/vitest"
 import * as Cause from "effect/Cause"
-import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
-import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { App, AppCacheError, BadCheckpoint, CheckpointFiles, ConfigurationError, Dfk, getAllCheckpoints, getLastCheckpoint } from "effect-dfk"
+import type { DfkConfig } from "effect-dfk"
+import { captureLogs, checkpointEntries, eventually, exists, platform, tmpDir, withKernel } from "../util.ts"
 import {
-  App,
-  AppCacheError,
-  BadCheckpoint,
-  CheckpointError,
-  CheckpointFiles,
-  CheckpointStore,
-  ConfigurationError,
-  Dfk,
-  getAllCheckpoints,
-  getLastCheckpoint
-} from "effect-dfk"
-import type { CheckpointEntry, CheckpointStoreService, DfkConfig, DfkError, DfkStats } from "effect-dfk"
-import { captureLogs, checkpointEntries, eventually, exists, platform, tmpDir, withKernel } from "./util.ts"
-
-// ---------------------------------------------------------------------------------------------
-// An independent RFC 8785 (JCS) serializer and the memo key it gives
-// ---------------------------------------------------------------------------------------------
-
-const jcsString = (s: string): string => {
-  let out = "\""
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i)
-    const ch = s[i]!
-    if (ch === "\"") out += "\\\""
-    else if (ch === "\\") out += "\\\\"
-    else if (c === 0x08) out += "\\b"
-    else if (c === 0x09) out += "\\t"
-    else if (c === 0x0a) out += "\\n"
-    else if (c === 0x0c) out += "\\f"
-    else if (c === 0x0d) out += "\\r"
-    else if (c < 0x20) out += "\\u" + c.toString(16).padStart(4, "0")
-    else out += ch
-  }
-  return out + "\""
-}
-
-const utf16Compare = (a: string, b: string): number => {
-  const n = Math.min(a.length, b.length)
-  for (let i = 0; i < n; i++) {
-    const d = a.charCodeAt(i) - b.charCodeAt(i)
-    if (d !== 0) return d
-  }
-  return a.length - b.length
-}
-
-const jcs = (v: unknown): string => {
-  if (v === null) return "null"
-  if (typeof v === "boolean") return v ? "true" : "false"
-  if (typeof v === "number") {
-    if (!Number.isFinite(v)) throw new Error("not JSON")
-    return Object.is(v, -0) ? "0" : String(v)
-  }
-  if (typeof v === "string") return jcsString(v)
-  if (Array.isArray(v)) return "[" + v.map(jcs).join(",") + "]"
-  if (typeof v === "object") {
-    const o = v as Record<string, unknown>
-    const keys = Object.keys(o).filter((k) => o[k] !== undefined).sort(utf16Compare)
-    return "{" + keys.map((k) => jcsString(k) + ":" + jcs(o[k])).join(",") + "}"
-  }
-  throw new Error("not JSON")
-}
-
-const sha256 = (text: string) => crypto.createHash("sha256").update(text, "utf8").digest("hex")
-
-/** DESIGN §3: `sha256(canonicalJson([name, version ?? null, encodedInput minus ignoreForCache keys]))`. */
-const expectedKey = (name: string, version: string | null, encodedInput: unknown) =>
-  sha256(jcs([name, version, encodedInput]))
-
-// ---------------------------------------------------------------------------------------------
-// Kernels, checkpoint files, apps
-// ---------------------------------------------------------------------------------------------
-
-type Files = Layer.Layer<CheckpointFiles, never, FileSystem.FileSystem | PlatformPath.Path>
-
-/** A kernel layer; with `files` undefined no `CheckpointFiles` is in the context (default resume). */
-const kernel = (config: DfkConfig, files?: Files) =>
-  (files === undefined ? Dfk.layer(config) : Dfk.layer(config).pipe(Layer.provide(files))).pipe(
-    Layer.provide(platform)
-  )
-
-/** The error of a kernel on `<root>/r` that loads `dirs`. */
-const loadError = (root: string, dirs: ReadonlyArray<string>, config: DfkConfig = {}) =>
-  Effect.flip(Dfk.runDir.pipe(Effect.provide(kernel({ runDir: path.join(root, "r"), ...config }, CheckpointFiles.layer(dirs)))))
-
-const tasksFile = (runDir: string) => path.join(runDir, "checkpoint", "tasks.jsonl")
-const rawLines = (runDir: string): Array<string> =>
-  fs.readFileSync(tasksFile(runDir), "utf8").split("\n").filter((l) => l !== "")
-
-/** Writes a checkpoint dir by hand, as another tool would. */
-const writeCheckpoint = (dir: string, lines: ReadonlyArray<string>) => {
-  fs.mkdirSync(dir, { recursive: true })
-  fs.writeFileSync(path.join(dir, "tasks.jsonl"), lines.map((l) => l + "\n").join(""))
-}
-const entryLine = (app: string, version: string | null, input: unknown, result: unknown) =>
-  JSON.stringify({ v: 1, hash: expectedKey(app, version, input), app, version, input, result, time: new Date(0).toISOString() })
-
-const stats = (tasks: number, hits: number, misses: number, checkpointed: number, pending: number): DfkStats => ({
-  tasks,
-  hits,
-  misses,
-  checkpointed,
-  pending
-})
-
-/**
- * Polls `Dfk.stats`, letting the other fibers run in between, until `done` holds (or 10,000
- * polls have passed: the caller's assertion then fails). For calls forked into the kernel.
- */
-const statsWhen = (done: (s: DfkStats) => boolean): Effect.Effect<DfkStats, never, Dfk> => {
-  const poll: Effect.Effect<DfkStats, never, Dfk> = Effect.zipLeft(Dfk.stats, Effect.yieldNow())
-  return Effect.repeat(poll, { until: done, times: 10_000 })
-}
-
-/** A cached `x * 2` app that counts its body's runs in `c.n`. */
-const makeDouble = (c: { n: number }, name = "double", version?: string) =>
-  App.make(
-    { name, input: Schema.Number, output: Schema.Number, cache: true, ...(version === undefined ? {} : { version }) },
-    (x) => Effect.sync(() => (c.n++, x * 2))
-  )
-
-const makePlain = (c: { n: number }) =>
-  App.make({ name: "plain", input: Schema.Number, output: Schema.Number }, (x) => Effect.sync(() => (c.n++, x)))
-
-class Boom extends Schema.TaggedError<Boom>()("Boom", { n: Schema.Number }) {}
-
-const modes = ["task_exit", "periodic", "dfk_exit", "manual"] as const
-
-// ---------------------------------------------------------------------------------------------
-// §2 Public API
-// ---------------------------------------------------------------------------------------------
-
-describe("§2 public API", () => {
-  it("exports every name of the contract", () => {
-    assert.isFunction(App.make)
-    assert.isTrue(Context.isTag(Dfk))
-    assert.isFunction(Dfk.layer)
-    assert.isTrue(Effect.isEffect(Dfk.checkpoint))
-    assert.isTrue(Effect.isEffect(Dfk.runDir))
-    assert.isTrue(Effect.isEffect(Dfk.stats))
-    assert.isTrue(Context.isTag(CheckpointFiles))
-    assert.isFunction(CheckpointFiles.layer)
-    assert.isFunction(CheckpointFiles.all)
-    assert.isFunction(CheckpointFiles.last)
-    assert.isTrue(Layer.isLayer(CheckpointFiles.none))
-    assert.isFunction(getAllCheckpoints)
-    assert.isFunction(getLastCheckpoint)
-    assert.isTrue(Context.isTag(CheckpointStore))
-  })
-
-  it("the names have the contract's types (checked by tsc) and are effects and layers", () => {
-    const app = App.make(
-      { name: "t", input: Schema.Struct({ x: Schema.Number }), output: Schema.String },
-      ({ x }) => x > 0 ? Effect.succeed(String(x)) : Effect.fail(new Boom({ n: x }))
-    )
-    const call: Effect.Effect<string, Boom | AppCacheError, Dfk> = app({ x: 1 })
-    const layer: Layer.Layer<Dfk, DfkError, FileSystem.FileSystem | PlatformPath.Path> = Dfk.layer({})
-    const checkpoint: Effect.Effect<string, CheckpointError, Dfk> = Dfk.checkpoint
-    const runDir: Effect.Effect<string, never, Dfk> = Dfk.runDir
-    const counters: Effect.Effect<
-      { tasks: number; hits: number; misses: number; checkpointed: number; pending: number },
-      never,
-      Dfk
-    > = Dfk.stats
-    const all: Effect.Effect<ReadonlyArray<string>, unknown, FileSystem.FileSystem | PlatformPath.Path> =
-      getAllCheckpoints()
-    const last: Effect.Effect<ReadonlyArray<string>, unknown, FileSystem.FileSystem | PlatformPath.Path> =
-      getLastCheckpoint("x")
-    const listed: Layer.Layer<CheckpointFiles> = CheckpointFiles.layer(["a", "b"])
-    const none: Layer.Layer<CheckpointFiles> = CheckpointFiles.none
-    for (const e of [call, checkpoint, runDir, counters, all, last]) assert.isTrue(Effect.isEffect(e))
-    for (const l of [layer, listed, none]) assert.isTrue(Layer.isLayer(l))
-  })
-
-  it("errors are Schema.TaggedError classes with the named fields", () => {
-    const bc = new BadCheckpoint({ path: "/p", line: 3, reason: "bad" })
-    assert.strictEqual(bc._tag, "BadCheckpoint")
-    assert.strictEqual(bc.path, "/p")
-    assert.strictEqual(bc.line, 3)
-    assert.strictEqual(bc.reason, "bad")
-    assert.instanceOf(bc, Error)
-    const decoded = Schema.decodeUnknownSync(BadCheckpoint)({ _tag: "BadCheckpoint", path: "/q", line: 0, reason: "r" })
-    assert.instanceOf(decoded, BadCheckpoint)
-    assert.deepStrictEqual(Schema.encodeSync(BadCheckpoint)(bc), { _tag: "BadCheckpoint", path: "/p", line: 3, reason: "bad" })
-    for (const E of [ConfigurationError, BadCheckpoint, CheckpointError, AppCacheError] as const) {
-      assert.isTrue(Schema.isSchema(E), E.name)
-      assert.property(E.fields, "_tag", E.name)
-    }
-    assert.includeMembers(Object.keys(BadCheckpoint.fields), ["path", "line", "reason"])
-    assert.strictEqual(new ConfigurationError({ field: "f", reason: "r" })._tag, "ConfigurationError")
-    assert.strictEqual(new CheckpointError({ path: "p", reason: "r" })._tag, "CheckpointError")
-    assert.isTrue(Schema.is(AppCacheError)(new AppCacheError({ app: "a", reason: "r" })))
-  })
-
-  it.scoped("DfkConfig: every documented field and period form builds a kernel", () =>
-    Effect.gen(function*() {
-      const root = yield* tmpDir
-      const configs: Array<DfkConfig> = [
-        { memoize: true, checkpointMode: "periodic", checkpointPeriod: "00:00:05", retries: 1, maxConcurrency: 2 },
-        { checkpointMode: "periodic", checkpointPeriod: Duration.seconds(3) },
-        { checkpointMode: "periodic", checkpointPeriod: "3 seconds" },
-        ...["00:00:01", "01:00:00", "100:59:59", "0:0:1"].map((checkpointPeriod): DfkConfig => ({
-          checkpointMode: "periodic",
-          checkpointPeriod
-        })),
-        { checkpointPeriod: "00:00:05" }, // a period with no mode
-        {}
-      ]
-      for (const config of configs) {
-        const built = yield* Effect.either(Dfk.runDir.pipe(Effect.provide(kernel({ ...config, runDir: root }, CheckpointFiles.none))))
-        assert.strictEqual(built._tag, "Right", JSON.stringify(config))
-      }
-    }))
-})
+  Boom,
+  entryLine,
+  expectedKey,
+  jcs,
+  kernel,
+  loadError,
+  makeDouble,
+  makePlain,
+  modes,
+  rawLines,
+  sha256,
+  stats,
+  statsWhen,
+  tasksFile,
+  writeCheckpoint
+} from "./helpers.ts"
 
 // ---------------------------------------------------------------------------------------------
 // §3 Memo key
@@ -796,154 +601,60 @@ describe("§3 stats", () => {
 })
 
 // ---------------------------------------------------------------------------------------------
-// §2 DfkConfig: retries and maxConcurrency
-// ---------------------------------------------------------------------------------------------
-
-describe("retries", () => {
-  it.scoped("a call whose body fails twice then succeeds is one task and one miss; only the success is written", () =>
-    Effect.gen(function*() {
-      const c = { n: 0 }
-      const flaky = App.make(
-        { name: "flaky", input: Schema.Number, output: Schema.Number, cache: true },
-        (x) => Effect.suspend(() => ++c.n <= 2 ? Effect.fail(new Boom({ n: c.n })) : Effect.succeed(x))
-      )
-      const { value, runDir } = yield* withKernel(
-        { retries: 2, checkpointMode: "task_exit" },
-        Effect.zip(Effect.zip(flaky(9), flaky(9)), Dfk.stats)
-      )
-      assert.deepStrictEqual(value[0], [9, 9])
-      assert.strictEqual(c.n, 3)
-      assert.deepStrictEqual(value[1], stats(2, 1, 1, 1, 0))
-      assert.deepStrictEqual(checkpointEntries(runDir).map((e) => e.result), [9])
-    }))
-
-  it.scoped("retries exhausted: the last failure is memoized in-run and not written", () =>
-    Effect.gen(function*() {
-      const c = { n: 0 }
-      const bad = App.make(
-        { name: "bad", input: Schema.Number, output: Schema.Number, cache: true },
-        () => Effect.suspend(() => Effect.fail(new Boom({ n: ++c.n })))
-      )
-      const { value, runDir } = yield* withKernel(
-        { retries: 3, checkpointMode: "task_exit" },
-        Effect.gen(function*() {
-          const e1 = yield* Effect.flip(bad(1))
-          const e2 = yield* Effect.flip(bad(1))
-          yield* Dfk.checkpoint
-          return { e1, e2, s: yield* Dfk.stats }
-        })
-      )
-      assert.strictEqual(c.n, 4)
-      assert.strictEqual((value.e1 as Boom).n, 4, "the final outcome")
-      assert.strictEqual(value.e1, value.e2)
-      assert.deepStrictEqual(value.s, stats(2, 1, 1, 0, 0))
-      assert.deepStrictEqual(checkpointEntries(runDir), [])
-    }))
-
-  it.scoped("retries apply to cache: false apps too; the default is no retry", () =>
-    Effect.gen(function*() {
-      const c = { n: 0 }
-      const plain = App.make(
-        { name: "p", input: Schema.Number, output: Schema.Number },
-        (x) => Effect.suspend(() => ++c.n % 2 === 1 ? Effect.fail(new Boom({ n: c.n })) : Effect.succeed(x))
-      )
-      const { value } = yield* withKernel({ retries: 1 }, plain(1))
-      assert.strictEqual(value, 1)
-      assert.strictEqual(c.n, 2)
-      const e = yield* withKernel({}, Effect.flip(plain(1)))
-      assert.strictEqual(e.value._tag, "Boom")
-      assert.strictEqual(c.n, 3)
-    }))
-})
-
-describe("maxConcurrency", () => {
-  it.scoped("at most N app bodies run at once, cache: false apps included", () =>
-    Effect.gen(function*() {
-      let running = 0
-      let peak = 0
-      const busy = (name: string, cache: boolean) =>
-        App.make(
-          { name, input: Schema.Number, output: Schema.Number, cache },
-          (x) =>
-            Effect.sync(() => {
-              running++
-              peak = Math.max(peak, running)
-            }).pipe(
-              Effect.zipRight(Effect.sleep("15 millis")),
-              Effect.ensuring(Effect.sync(() => running--)),
-              Effect.as(x)
-            )
-        )
-      const cached = busy("busy", true)
-      const plain = busy("busy2", false)
-      const inputs = Array.from({ length: 12 }, (_, i) => i)
-      const { value } = yield* withKernel(
-        { maxConcurrency: 3 },
-        Effect.gen(function*() {
-          const all = yield* Effect.fork(
-            Effect.forEach(inputs, (i) => i % 2 ? cached(i) : plain(i), { concurrency: "unbounded" })
-          )
-          yield* TestClock.adjust("1 second")
-          return yield* Fiber.join(all)
-        })
-      )
-      assert.deepStrictEqual(value, inputs)
-      assert.strictEqual(peak, 3)
-    }))
-
-  it.scoped("calls served from the memo or from a loaded checkpoint take no slot", () =>
-    Effect.gen(function*() {
-      const root = yield* tmpDir
-      const c = { n: 0 }
-      const d = makeDouble(c)
-      yield* d(100).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" })))
-      const blocking = yield* Deferred.make<void>()
-      const gate = yield* Deferred.make<void>()
-      const blocker = App.make(
-        { name: "blocker", input: Schema.Number, output: Schema.Number, cache: true },
-        (x) => Effect.zipRight(Deferred.succeed(blocking, undefined), Effect.as(Deferred.await(gate), x))
-      )
-      const out = yield* Effect.gen(function*() {
-        yield* d(1)
-        const holder = yield* Effect.fork(blocker(0))
-        yield* Deferred.await(blocking) // the only slot is taken
-        // A call that waits for a slot is still waiting when the clock passes its timeout.
-        const hits = yield* Effect.fork(Effect.either(Effect.timeout(Effect.all([d(1), d(100)]), "1 second")))
-        yield* TestClock.adjust("1 second")
-        const served = yield* Fiber.join(hits)
-        yield* Deferred.succeed(gate, undefined)
-        yield* Fiber.join(holder)
-        return served
-      }).pipe(Effect.provide(kernel({ runDir: root, maxConcurrency: 1, checkpointMode: "manual" })))
-      assert.deepStrictEqual(Either.getOrUndefined(out), [2, 200], "a hit waited for the slot")
-      assert.strictEqual(c.n, 2)
-    }))
-
-  it.scoped("maxConcurrency 1 with an app calling another app does not deadlock", () =>
-    Effect.gen(function*() {
-      const c = { n: 0 }
-      const inner = makeDouble(c, "inner")
-      const outer = App.make(
-        { name: "outer", input: Schema.Number, output: Schema.Number, cache: true },
-        (x) => inner(x).pipe(Effect.map((y) => y + 1))
-      )
-      const { value } = yield* withKernel(
-        { maxConcurrency: 1 },
-        Effect.gen(function*() {
-          const call = yield* Effect.fork(Effect.either(Effect.timeout(outer(2), "1 second")))
-          yield* TestClock.adjust("1 second")
-          return yield* Fiber.join(call)
-        })
-      )
-      assert.strictEqual(Either.getOrUndefined(value), 5, "deadlocked")
-    }))
-})
-
-// ---------------------------------------------------------------------------------------------
 // §3 checkpoint modes
 // ---------------------------------------------------------------------------------------------
 
+// A cached `x * 2` app and a kernel layer (CheckpointFiles.none unless told), for the mode tests that use them.
+const double = App.make(
+  { name: "double", input: Schema.Number, output: Schema.Number, cache: true },
+  (x) => Effect.succeed(x * 2)
+)
+
+const kernelLayer = (config: DfkConfig, files: Layer.Layer<CheckpointFiles> = CheckpointFiles.none) =>
+  Dfk.layer(config).pipe(Layer.provide(files), Layer.provide(platform))
+
 describe("§3 checkpoint modes", () => {
+  it.scoped("task_exit: the entry is on disk before the caller sees the result", () =>
+    Effect.gen(function*() {
+      const { value, runDir } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
+        const runDir = yield* Dfk.runDir
+        const seen: Array<number> = []
+        for (const x of [1, 2, 3]) {
+          yield* double(x)
+          seen.push(checkpointEntries(runDir).length)
+        }
+        return { seen, stats: yield* Dfk.stats }
+      }))
+      assert.deepStrictEqual(value.seen, [1, 2, 3])
+      assert.strictEqual(value.stats.checkpointed, 3)
+      assert.strictEqual(value.stats.pending, 0)
+      const entries = checkpointEntries(runDir)
+      assert.deepStrictEqual(entries.map((e) => [e.app, e.input, e.result]), [["double", 1, 2], ["double", 2, 4], [
+        "double",
+        3,
+        6
+      ]])
+      for (const e of entries) {
+        assert.strictEqual(e.v, 1)
+        assert.match(e.hash, /^[0-9a-f]{64}$/)
+        assert.strictEqual(e.version, null)
+        assert.isFalse(Number.isNaN(Date.parse(e.time)))
+      }
+    }))
+
+  it.scoped("task_exit: concurrent completions are all on disk when each caller resumes", () =>
+    Effect.gen(function*() {
+      const { value } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
+        const runDir = yield* Dfk.runDir
+        const seen = yield* Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (x) =>
+          double(x).pipe(Effect.map((y) =>
+            checkpointEntries(runDir).some((e) => e.input === x && e.result === y)
+          )), { concurrency: "unbounded" })
+        return seen
+      }))
+      assert.isTrue(value.every((x) => x))
+    }))
+
   it.scoped("task_exit: every caller that joined an in-flight call also sees the result only after its entry is written", () =>
     Effect.gen(function*() {
       const c = { n: 0 }
@@ -1008,6 +719,49 @@ describe("§3 checkpoint modes", () => {
       assert.deepStrictEqual(checkpointEntries(runDir).map((e) => [e.input, e.result]), [[4, 8]])
     }))
 
+  it.scoped("periodic: writes every period on Schedule.spaced, under the TestClock", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      const root = yield* tmpDir
+      const runDir = path.join(root, "000")
+      const passLines = () =>
+        logs.lines.filter((l) =>
+          l.message.startsWith("Done checkpointing") || l.message === "No tasks checkpointed in this pass"
+        ).map((l) => l.message)
+      const passes = (n: number) => eventually(() => passLines().length >= n, `${n} passes`)
+      const counts = yield* Effect.gen(function*() {
+        const counts: Array<number> = []
+        const read = () => exists(path.join(runDir, "checkpoint", "tasks.jsonl")) ? checkpointEntries(runDir).length : -1
+        yield* double(1)
+        yield* double(2)
+        yield* TestClock.adjust("1999 millis")
+        counts.push(read()) // no pass before the first period
+        yield* TestClock.adjust("1 millis")
+        yield* passes(1)
+        counts.push(read())
+        yield* double(3)
+        yield* TestClock.adjust("1 second")
+        counts.push(read())
+        yield* TestClock.adjust("1 second")
+        yield* passes(2)
+        counts.push(read())
+        yield* TestClock.adjust("2 seconds")
+        yield* passes(3)
+        counts.push(read())
+        return counts
+      }).pipe(
+        Effect.provide(kernelLayer({ runDir: root, checkpointMode: "periodic", checkpointPeriod: "00:00:02" })),
+        Effect.provide(logs.layer)
+      )
+      assert.deepStrictEqual(counts, [-1, 2, 2, 3, 3])
+      assert.deepStrictEqual(passLines(), [
+        "Done checkpointing 2 tasks",
+        "Done checkpointing 1 tasks",
+        "No tasks checkpointed in this pass",
+        "No tasks checkpointed in this pass" // the pass at scope close
+      ])
+    }))
+
   it.scoped("periodic: a Duration, a Duration string and a number of millis are periods (TestClock)", () =>
     Effect.gen(function*() {
       const c = { n: 0 }
@@ -1044,6 +798,35 @@ describe("§3 checkpoint modes", () => {
       assert.deepStrictEqual(fs.readdirSync(root), [])
     }))
 
+  it.scoped("dfk_exit: writes on success, on failure and on interruption", () =>
+    Effect.gen(function*() {
+      const ok = yield* withKernel({ checkpointMode: "dfk_exit" }, Effect.gen(function*() {
+        yield* double(1)
+        yield* double(2)
+        return exists(path.join(yield* Dfk.runDir, "checkpoint"))
+      }))
+      assert.isFalse(ok.value)
+      assert.strictEqual(checkpointEntries(ok.runDir).length, 2)
+
+      const root = yield* tmpDir
+      const failed = yield* Effect.gen(function*() {
+        yield* double(3)
+        return yield* Effect.fail("workflow failed" as const)
+      }).pipe(Effect.provide(kernelLayer({ runDir: root, checkpointMode: "dfk_exit" })), Effect.exit)
+      assert.isTrue(Exit.isFailure(failed))
+      assert.deepStrictEqual(checkpointEntries(path.join(root, "000")).map((e) => e.result), [6])
+
+      const started = yield* Deferred.make<void>()
+      const fiber = yield* Effect.gen(function*() {
+        yield* double(4)
+        yield* Deferred.succeed(started, undefined)
+        return yield* Effect.never
+      }).pipe(Effect.provide(kernelLayer({ runDir: root, checkpointMode: "dfk_exit" })), Effect.fork)
+      yield* Deferred.await(started)
+      yield* Fiber.interrupt(fiber)
+      assert.deepStrictEqual(checkpointEntries(path.join(root, "001")).map((e) => e.result), [8])
+    }))
+
   it.scoped("dfk_exit: entries stay pending until the scope's finalizer, which also runs after a defect", () =>
     Effect.gen(function*() {
       const c = { n: 0 }
@@ -1063,6 +846,26 @@ describe("§3 checkpoint modes", () => {
       )
       assert.isTrue(Exit.isFailure(died) && Cause.isDie(died.cause))
       assert.deepStrictEqual(checkpointEntries(path.join(root, "001")).map((e) => e.result), [10])
+    }))
+
+  it.scoped("manual: nothing is written until Dfk.checkpoint, which returns the checkpoint dir", () =>
+    Effect.gen(function*() {
+      const { value, runDir } = yield* withKernel({ checkpointMode: "manual" }, Effect.gen(function*() {
+        const runDir = yield* Dfk.runDir
+        yield* double(1)
+        const before = exists(path.join(runDir, "checkpoint", "tasks.jsonl"))
+        const dir = yield* Dfk.checkpoint
+        const after = checkpointEntries(runDir).length
+        yield* double(2)
+        yield* double(1)
+        yield* Dfk.checkpoint
+        const incremental = checkpointEntries(runDir).length
+        return { before, dir, after, incremental, runDir }
+      }))
+      assert.isFalse(value.before)
+      assert.strictEqual(value.dir, path.join(runDir, "checkpoint"))
+      assert.strictEqual(value.after, 1)
+      assert.strictEqual(value.incremental, 2)
     }))
 
   it.scoped("manual: each Dfk.checkpoint appends only what is new; what is pending at close is written then", () =>
@@ -1118,6 +921,14 @@ describe("§3 checkpoint modes", () => {
       }
     }))
 
+  it.scoped("no mode: nothing is written unless Dfk.checkpoint is called", () =>
+    Effect.gen(function*() {
+      const { runDir } = yield* withKernel({}, double(1))
+      assert.isFalse(exists(path.join(runDir, "checkpoint")))
+      const second = yield* withKernel({}, Effect.zipRight(double(1), Dfk.checkpoint))
+      assert.strictEqual(checkpointEntries(second.runDir).length, 1)
+    }))
+
   it.scoped("no mode: each Dfk.checkpoint writes every result not yet written; nothing is written at close", () =>
     Effect.gen(function*() {
       const d = makeDouble({ n: 0 })
@@ -1135,6 +946,25 @@ describe("§3 checkpoint modes", () => {
       )
       assert.deepStrictEqual(value, stats(4, 0, 4, 3, 1))
       assert.deepStrictEqual(checkpointEntries(runDir).map((e) => e.input), [1, 2, 3])
+    }))
+
+  it.scoped("every mode writes what is pending when the scope closes", () =>
+    Effect.gen(function*() {
+      for (const mode of ["manual", "periodic", "dfk_exit", "task_exit"] as const) {
+        const { runDir } = yield* withKernel(
+          { checkpointMode: mode, checkpointPeriod: "1 hour" },
+          Effect.zipRight(double(1), double(2))
+        )
+        assert.strictEqual(checkpointEntries(runDir).length, 2, mode)
+      }
+    }))
+
+  it.scoped("an empty pass still creates tasks.jsonl and logs it", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      const { value } = yield* withKernel({ checkpointMode: "manual" }, Dfk.checkpoint).pipe(Effect.provide(logs.layer))
+      assert.strictEqual(fs.readFileSync(path.join(value, "tasks.jsonl"), "utf8"), "")
+      assert.isTrue(logs.lines.some((l) => l.message === "No tasks checkpointed in this pass"))
     }))
 
   it.scoped("an empty pass's tasks.jsonl can be loaded and is listed by getAllCheckpoints", () =>
@@ -1172,6 +1002,41 @@ describe("§3 checkpoint modes", () => {
         Effect.provide(dfkExit.layer)
       )
       assert.deepStrictEqual(passes(dfkExit), ["Done checkpointing 1 tasks"])
+    }))
+
+  it.scoped("task_exit: pass lines are debug level (a line per task would flood the console); one info summary at the close", () =>
+    Effect.gen(function*() {
+      const atInfo = captureLogs()
+      yield* withKernel({ checkpointMode: "task_exit" }, Effect.forEach([1, 2], double)).pipe(Effect.provide(atInfo.layer))
+      assert.deepStrictEqual(atInfo.lines.filter((l) => l.level !== "DEBUG"), [
+        { level: "INFO", message: "Checkpointed 2 tasks in this run (0 from checkpoint, 0 failed, not checkpointed)" }
+      ])
+      const atDebug = captureLogs()
+      yield* withKernel({ checkpointMode: "task_exit" }, Effect.forEach([1, 2], double)).pipe(
+        Effect.provide(atDebug.layer),
+        Logger.withMinimumLogLevel(LogLevel.Debug)
+      )
+      const passes = atDebug.lines.filter((l) =>
+        l.message.startsWith("Done checkpointing") || l.message === "No tasks checkpointed in this pass"
+      )
+      assert.deepStrictEqual(passes, [
+        { level: "DEBUG", message: "Done checkpointing 1 tasks" },
+        { level: "DEBUG", message: "Done checkpointing 1 tasks" },
+        { level: "DEBUG", message: "No tasks checkpointed in this pass" } // the pass at scope close
+      ])
+    }))
+
+  it.scoped("other modes: each pass logs Done checkpointing N tasks at info level, as Parsl does, then the summary", () =>
+    Effect.gen(function*() {
+      const logs = captureLogs()
+      yield* withKernel({ checkpointMode: "manual" }, Effect.zipRight(Effect.forEach([1, 2], double), Dfk.checkpoint)).pipe(
+        Effect.provide(logs.layer)
+      )
+      assert.deepStrictEqual(logs.lines, [
+        { level: "INFO", message: "Done checkpointing 2 tasks" },
+        { level: "INFO", message: "No tasks checkpointed in this pass" },
+        { level: "INFO", message: "Checkpointed 2 tasks in this run (0 from checkpoint, 0 failed, not checkpointed)" }
+      ])
     }))
 })
 
@@ -1430,281 +1295,7 @@ describe("§3 run dirs", () => {
     }))
 })
 
-// ---------------------------------------------------------------------------------------------
-// §4 file format and CheckpointStore
-// ---------------------------------------------------------------------------------------------
-
-describe("§4 checkpoint file format", () => {
-  it.scoped("each line is exactly {v, hash, app, version, input, result, time} in that order, UTF-8, newline-terminated", () =>
-    Effect.gen(function*() {
-      const c = { n: 0 }
-      const app = App.make(
-        {
-          name: "fmt",
-          input: Schema.Struct({ b: Schema.String, a: Schema.Number, skip: Schema.optional(Schema.Number) }),
-          output: Schema.Struct({ z: Schema.Number, y: Schema.Array(Schema.String) }),
-          cache: true,
-          ignoreForCache: ["skip"]
-        },
-        ({ a, b }) => Effect.sync(() => (c.n++, { z: a, y: [b, "\u00e9"] }))
-      )
-      const v7 = makeDouble(c, "fmt2", "7")
-      const { runDir } = yield* withKernel(
-        { checkpointMode: "task_exit" },
-        Effect.zipRight(app({ b: "caf\u00e9 \ud83d\ude00", a: 1.5e-7, skip: 3 }), v7(1))
-      )
-      const bytes = fs.readFileSync(tasksFile(runDir))
-      const text = bytes.toString("utf8")
-      assert.isTrue(text.endsWith("\n"))
-      assert.isTrue(bytes.includes(Buffer.from("caf\u00e9 \ud83d\ude00", "utf8")), "non-ASCII stored as UTF-8, not escaped")
-      const [l1, l2] = text.split("\n")
-      const iso = "\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z"
-      const h1 = expectedKey("fmt", null, { a: 1.5e-7, b: "caf\u00e9 \ud83d\ude00" })
-      assert.match(
-        l1!,
-        new RegExp(
-          `^\\{"v":1,"hash":"${h1}","app":"fmt","version":null,"input":\\{"a":1\\.5e-7,"b":"caf\u00e9 \ud83d\ude00"\\},"result":\\{"y":\\["caf\u00e9 \ud83d\ude00","\u00e9"\\],"z":1\\.5e-7\\},"time":"${iso}"\\}$`,
-          "u"
-        )
-      )
-      const h2 = expectedKey("fmt2", "7", 1)
-      assert.match(l2!, new RegExp(`^\\{"v":1,"hash":"${h2}","app":"fmt2","version":"7","input":1,"result":2,"time":"${iso}"\\}$`))
-      for (const e of checkpointEntries(runDir)) assert.strictEqual(new Date(e.time).toISOString(), e.time)
-    }))
-
-  it.scopedLive("the time field is the wall-clock time of the run (not a fixed or simulated time)", () =>
-    Effect.gen(function*() {
-      const before = Date.now()
-      const { runDir } = yield* withKernel({ checkpointMode: "task_exit" }, makeDouble({ n: 0 })(1)).pipe(
-        Effect.provide(captureLogs().layer) // the live logger would print the passes
-      )
-      const after = Date.now()
-      const t = Date.parse(checkpointEntries(runDir)[0]!.time)
-      // A bracket, not a duration: a second of slack either side for clocks read differently.
-      assert.isAtLeast(t, before - 1000)
-      assert.isAtMost(t, after + 1000)
-    }))
-
-  it.scoped("lines written by another tool (any key order, extra whitespace) load", () =>
-    Effect.gen(function*() {
-      const root = yield* tmpDir
-      const dir = path.join(root, "cp")
-      const hash = expectedKey("double", null, 5)
-      writeCheckpoint(dir, [
-        `{ "time": "2020-01-01T00:00:00.000Z", "result": 77, "input": 5, "version": null, "app": "double", "hash": "${hash}", "v": 1 }`
-      ])
-      const c = { n: 0 }
-      const { value } = yield* withKernel({}, makeDouble(c)(5), CheckpointFiles.layer([dir]))
-      assert.strictEqual(value, 77)
-      assert.strictEqual(c.n, 0)
-    }))
-})
-
-describe("§4 CheckpointStore service", () => {
-  /** A store that keeps a JSON copy of each entry it is handed, as a database would. */
-  const recordingStore = () => {
-    const dirs = new Map<string, Array<CheckpointEntry>>()
-    const service: CheckpointStoreService = {
-      append: (dir, entries) =>
-        Effect.sync(() => {
-          dirs.set(dir, [...(dirs.get(dir) ?? []), ...entries.map((e) => JSON.parse(JSON.stringify(e)))])
-        }),
-      load: (dir, onEntry) =>
-        Effect.suspend(() => {
-          const list = dirs.get(dir)
-          if (list === undefined) return Effect.fail(new BadCheckpoint({ path: dir, line: 0, reason: "none" }))
-          list.forEach(onEntry)
-          return Effect.void
-        }),
-      exists: (dir) => Effect.sync(() => dirs.has(dir))
-    }
-    return { dirs, service, layer: Layer.succeed(CheckpointStore, service) }
-  }
-
-  it.scoped("a provided store receives plain entries (hash, app, version, input, result, time) and serves resumes", () =>
-    Effect.gen(function*() {
-      const store = recordingStore()
-      const c = { n: 0 }
-      const d = makeDouble(c)
-      const root = yield* tmpDir
-      const r0 = yield* Effect.zipRight(Effect.zip(d(1), d(2)), Dfk.runDir).pipe(
-        Effect.provide(kernel({ runDir: root, checkpointMode: "dfk_exit" }, CheckpointFiles.none)),
-        Effect.provide(store.layer)
-      )
-      assert.isFalse(exists(tasksFile(r0)), "nothing written to the file system")
-      const stored = store.dirs.get(path.join(r0, "checkpoint"))!
-      assert.deepStrictEqual(
-        stored.map(({ time, ...rest }): Record<string, unknown> => ({ ...rest, time: typeof time })),
-        [1, 2].map((x) => ({ hash: expectedKey("double", null, x), app: "double", version: null, input: x, result: x * 2, time: "string" }))
-      )
-      // Default resume goes through the store too.
-      const v = yield* Effect.all([d(1), d(2)]).pipe(
-        Effect.provide(kernel({ runDir: root, checkpointMode: "manual" })),
-        Effect.provide(store.layer)
-      )
-      assert.deepStrictEqual(v, [2, 4])
-      assert.strictEqual(c.n, 2)
-    }))
-
-  it.scoped("a failing store: Dfk.checkpoint fails with CheckpointError and the entries stay pending", () =>
-    Effect.gen(function*() {
-      let fail = true
-      const good = recordingStore()
-      const service: CheckpointStoreService = {
-        ...good.service,
-        append: (dir, entries) =>
-          fail ? Effect.fail(new CheckpointError({ path: dir, reason: "disk full" })) : good.service.append(dir, entries)
-      }
-      const root = yield* tmpDir
-      const out = yield* Effect.gen(function*() {
-        yield* makeDouble({ n: 0 })(1)
-        const e = yield* Effect.flip(Dfk.checkpoint)
-        const s1 = yield* Dfk.stats
-        fail = false
-        yield* Dfk.checkpoint
-        return { e, s1, s2: yield* Dfk.stats }
-      }).pipe(
-        Effect.provide(kernel({ runDir: root, checkpointMode: "manual" }, CheckpointFiles.none)),
-        Effect.provide(Layer.succeed(CheckpointStore, service))
-      )
-      assert.instanceOf(out.e, CheckpointError)
-      assert.deepStrictEqual(out.s1, stats(1, 0, 1, 0, 1))
-      assert.deepStrictEqual(out.s2, stats(1, 0, 1, 1, 0))
-    }))
-})
-
-describe("§1 wiring", () => {
-  it.scoped("CheckpointFiles provided outside Effect.provide(Dfk.layer(...)) is read, as in DESIGN's example", () =>
-    Effect.gen(function*() {
-      const root = yield* tmpDir
-      const c = { n: 0 }
-      const d = makeDouble(c)
-      const run = (files: Layer.Layer<CheckpointFiles, never, FileSystem.FileSystem | PlatformPath.Path>) =>
-        d(1).pipe(
-          Effect.provide(Dfk.layer({ runDir: root, checkpointMode: "dfk_exit" })),
-          Effect.provide(files),
-          Effect.provide(platform)
-        )
-      yield* run(CheckpointFiles.last(root))
-      yield* run(CheckpointFiles.last(root))
-      assert.strictEqual(c.n, 1)
-      yield* run(CheckpointFiles.none)
-      assert.strictEqual(c.n, 2)
-    }))
-})
-
-// ---------------------------------------------------------------------------------------------
-// Where DESIGN.md is silent: each test pins the behaviour we chose
-// ---------------------------------------------------------------------------------------------
-
-describe("where DESIGN.md is silent: behaviour we chose", () => {
-  it.scoped("a call rejected with AppCacheError counts as a task, but neither as a hit nor as a miss", () =>
-    Effect.gen(function*() {
-      const { value } = yield* withKernel({}, Effect.zipRight(Effect.flip(makeDouble({ n: 0 })(NaN)), Dfk.stats))
-      assert.deepStrictEqual(value, stats(1, 0, 0, 0, 0))
-    }))
-
-  it.scoped("with cache: false or memoize: false no key is computed, so an input with no JSON form runs the body", () =>
-    Effect.gen(function*() {
-      const c = { n: 0 }
-      const plain = yield* withKernel({}, Effect.exit(makePlain(c)(NaN)))
-      const unmemoized = yield* withKernel({ memoize: false }, Effect.exit(makeDouble(c)(NaN)))
-      assert.isTrue(Exit.isSuccess(plain.value))
-      assert.isTrue(Exit.isSuccess(unmemoized.value))
-      assert.strictEqual(c.n, 2)
-    }))
-
-  it.scoped("memoize: false with a checkpoint mode still makes an empty tasks.jsonl when the scope closes", () =>
-    Effect.gen(function*() {
-      const { runDir } = yield* withKernel({ memoize: false, checkpointMode: "task_exit" }, makeDouble({ n: 0 })(1))
-      assert.strictEqual(fs.readFileSync(tasksFile(runDir), "utf8"), "")
-    }))
-
-  it.scoped("memoize: false loads nothing, so a listed dir that does not exist is no BadCheckpoint", () =>
-    Effect.gen(function*() {
-      const root = yield* tmpDir
-      const listed = CheckpointFiles.layer([path.join(root, "missing")])
-      const runDir = yield* Dfk.runDir.pipe(Effect.provide(kernel({ runDir: root, memoize: false }, listed)))
-      assert.strictEqual(runDir, path.join(root, "000"))
-    }))
-
-  it.scoped("a defect (Effect.die) is memoized in-run like a failure: the same defect comes back, nothing is written", () =>
-    Effect.gen(function*() {
-      const c = { n: 0 }
-      const dies = App.make(
-        { name: "dies", input: Schema.Number, output: Schema.Number, cache: true },
-        () => Effect.suspend(() => Effect.die(new Error(`defect ${++c.n}`)))
-      )
-      const { value, runDir } = yield* withKernel(
-        { checkpointMode: "task_exit" },
-        Effect.all([Effect.exit(dies(1)), Effect.exit(dies(1))])
-      )
-      assert.strictEqual(c.n, 1)
-      const [a, b] = value
-      assert.isTrue(Exit.isFailure(a) && Cause.isDie(a.cause) && Exit.isFailure(b) && Cause.isDie(b.cause))
-      if (Exit.isFailure(a) && Exit.isFailure(b)) assert.strictEqual(Cause.squash(a.cause), Cause.squash(b.cause))
-      assert.deepStrictEqual(checkpointEntries(runDir), [])
-    }))
-
-  it.scoped("only loaded entries that a call asks for are carried forward: a later last() resume has lost the others", () =>
-    Effect.gen(function*() {
-      const root = yield* tmpDir
-      const c = { n: 0 }
-      const d = makeDouble(c)
-      const config = { runDir: root, checkpointMode: "dfk_exit" } as const
-      const last = CheckpointFiles.last(root)
-      yield* Effect.all([d(1), d(2)]).pipe(Effect.provide(kernel(config, last)))
-      const r1 = yield* Effect.zipRight(d(1), Dfk.runDir).pipe(Effect.provide(kernel(config, last)))
-      assert.deepStrictEqual(checkpointEntries(r1).map((e) => e.input), [1])
-      yield* d(2).pipe(Effect.provide(kernel(config, last)))
-      assert.strictEqual(c.n, 3, "d(2) ran again: run 000's result was not in the last checkpoint")
-    }))
-
-  it.scoped("a carried-forward entry keeps the time it was first computed", () =>
-    Effect.gen(function*() {
-      const root = yield* tmpDir
-      const dir = path.join(root, "cp")
-      writeCheckpoint(dir, [entryLine("double", null, 1, 2)])
-      const { runDir } = yield* withKernel({ checkpointMode: "task_exit" }, makeDouble({ n: 0 })(1), CheckpointFiles.layer([dir]))
-      assert.strictEqual(checkpointEntries(runDir)[0]!.time, new Date(0).toISOString())
-    }))
-
-  it.scoped("a lone surrogate in an input is accepted, and written and hashed as a \\udXXX escape", () =>
-    Effect.gen(function*() {
-      const app = App.make({ name: "s", input: Schema.String, output: Schema.Null, cache: true }, () => Effect.succeed(null))
-      const { runDir } = yield* withKernel({ checkpointMode: "task_exit" }, app("a\ud800b"))
-      const [line] = rawLines(runDir)
-      assert.include(line!, "\"input\":\"a\\ud800b\"")
-      assert.strictEqual(JSON.parse(line!).hash, sha256("[\"s\",null,\"a\\ud800b\"]"))
-    }))
-
-  it.scoped("periodic: the first pass runs one period after the kernel starts, not when it starts", () =>
-    Effect.gen(function*() {
-      const root = yield* tmpDir
-      const logs = captureLogs()
-      const passes = () =>
-        logs.lines.map((l) => l.message).filter((m) => m.startsWith("Done checkpointing") || m.startsWith("No tasks checkpointed"))
-      const seen = yield* Effect.gen(function*() {
-        yield* TestClock.adjust("10 seconds")
-        yield* eventually(() => passes().length >= 1, "the first periodic pass")
-        // The passes run one after another on one fiber: one at the start would be logged by now.
-        return passes()
-      }).pipe(
-        Effect.provide(kernel({ runDir: root, checkpointMode: "periodic", checkpointPeriod: "00:00:10" }, CheckpointFiles.none)),
-        Effect.provide(logs.layer)
-      )
-      assert.deepStrictEqual(seen, ["No tasks checkpointed in this pass"])
-    }))
-
-  it.scoped("BadCheckpoint for a listed dir that does not exist names <dir>/tasks.jsonl, at line 0", () =>
-    Effect.gen(function*() {
-      const root = yield* tmpDir
-      const missing = path.join(root, "nope")
-      const e = (yield* loadError(root, [missing])) as BadCheckpoint
-      assert.strictEqual(e.path, path.join(missing, "tasks.jsonl"))
-      assert.strictEqual(e.line, 0)
-    }))
-
+describe("§3 names are unique per kernel", () => {
   it.scoped("§3 names are unique per kernel: a second app with the same name and version is refused, not served the first's entries", () =>
     Effect.gen(function*() {
       const a = App.make({ name: "same", input: Schema.Number, output: Schema.Number, cache: true }, (x) => Effect.succeed(x + 1))

@@ -11,8 +11,8 @@ import * as Layer from "effect/Layer"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { afterAll } from "vitest"
-import { CheckpointStore } from "../mod.ts"
-import { doneOf, makeTempDir, readJsonLines, startFixture, valueOf } from "./fixtures/child.ts"
+import { CheckpointStore } from "../../mod.ts"
+import { doneOf, makeTempDir, readJsonLines, startFixture, valueOf } from "../fixtures/child.ts"
 
 const FIXTURE = "signal-workflow.ts"
 const temps: Array<string> = []

@@ -6,7 +6,7 @@ import * as Schema from "effect/Schema"
 import * as path from "node:path"
 import { App, CheckpointFiles, Dfk } from "effect-dfk"
 import type { Durability } from "effect-dfk"
-import { checkpointEntries, platform, tmpDir } from "./util.ts"
+import { checkpointEntries, platform, tmpDir } from "../util.ts"
 
 /** The platform's FileSystem, recording the path of every `sync` of an open file. */
 const recordingFs = (syncs: Array<string>) =>

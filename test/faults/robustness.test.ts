@@ -13,7 +13,7 @@
  * - misbehaving stores: an append that dies, a load that hands entries over after it returned.
  *
  * Everything goes through the public API; the faults come from a wrapped `NodeFileSystem`
- * (as in WriteFailures.test.ts: the tests may run as root, who ignores permissions).
+ * (as in write-failures.test.ts: the tests may run as root, who ignores permissions).
  */
 import { SystemError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
@@ -35,8 +35,8 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { App, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, Memo } from "effect-dfk"
 import type { CheckpointError, CheckpointMode, CheckpointStoreService, DfkConfig, DfkStats } from "effect-dfk"
-import { nodeBin } from "./fixtures/child.ts"
-import { captureLogs, eventually, interceptedFileSystem, platform, tmpDir, withKernel } from "./util.ts"
+import { nodeBin } from "../fixtures/child.ts"
+import { captureLogs, eventually, interceptedFileSystem, platform, tmpDir, withKernel } from "../util.ts"
 
 // ---------------------------------------------------------------------------------------
 // A file system whose writes do what `decide` says.

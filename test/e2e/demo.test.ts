@@ -11,7 +11,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll } from "vitest"
 
-const root = fileURLToPath(new URL("..", import.meta.url))
+const root = fileURLToPath(new URL("../..", import.meta.url))
 const tsx = path.join(root, "node_modules", ".bin", "tsx")
 const demo = path.join(root, "examples", "demo.ts")
 const TASKS = 12

@@ -24,10 +24,10 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll } from "vitest"
-import { App, CheckpointError, CheckpointFiles, CheckpointStore, Dfk } from "../mod.ts"
-import type { CheckpointMode } from "../mod.ts"
-import { startFixture } from "./fixtures/child.ts"
-import { interceptedFileSystem } from "./util.ts"
+import { App, CheckpointError, CheckpointFiles, CheckpointStore, Dfk } from "../../mod.ts"
+import type { CheckpointMode } from "../../mod.ts"
+import { startFixture } from "../fixtures/child.ts"
+import { interceptedFileSystem } from "../util.ts"
 
 // ---------------------------------------------------------------------------------------
 // A file system that fails on demand.

@@ -21,9 +21,9 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll, beforeAll } from "vitest"
-import { App, BadCheckpoint, CheckpointFiles, CheckpointStore, Dfk, Memo } from "../mod.ts"
-import type { CheckpointEntry, DfkError } from "../mod.ts"
-import { mayBeTorn } from "../src/internal/format.ts"
+import { App, BadCheckpoint, CheckpointFiles, CheckpointStore, Dfk, Memo } from "../../mod.ts"
+import type { CheckpointEntry, DfkError } from "../../mod.ts"
+import { mayBeTorn } from "../../src/internal/format.ts"
 
 // ---------------------------------------------------------------------------------------
 // One runtime for every case, with a logger that keeps what was logged.

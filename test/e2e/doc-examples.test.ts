@@ -10,7 +10,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 const sources = ["mod.ts", ...fs.readdirSync(path.join(root, "src")).filter((f) => f.endsWith(".ts")).map((f) => `src/${f}`)]
 
 interface Example {

@@ -12,7 +12,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { App, CheckpointFiles, Dfk, getLastCheckpoint } from "effect-dfk"
 import type { DfkConfig } from "effect-dfk"
-import { captureLogs, checkpointEntries, eventually, exists, platform, tmpDir } from "./util.ts"
+import { captureLogs, checkpointEntries, eventually, exists, platform, tmpDir } from "../util.ts"
 
 /** One Parsl "run": a kernel over `effect`; returns its value and run dir. */
 const run = <A, E>(
