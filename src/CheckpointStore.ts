@@ -13,6 +13,7 @@ import * as Layer from "effect/Layer"
 import { BadCheckpoint } from "./errors.ts"
 import type { CheckpointError } from "./errors.ts"
 import * as fileStore from "./internal/fileStore.ts"
+import { normalRunDir, runPath } from "./internal/runNames.ts"
 
 /**
  * One memoized result, as stored: the line
@@ -463,10 +464,10 @@ export function makeMemory(): CheckpointStoreService {
     exists: (dir) => Effect.sync(() => dirs.has(dir)),
     // Runs live in the store too: a memory store never touches the disk.
     runs: {
-      list: (runDir) => Effect.sync(() => [...(runs.get(runDirKey(runDir)) ?? [])]),
+      list: (runDir) => Effect.sync(() => [...(runs.get(normalRunDir(runDir)) ?? [])]),
       allocate: (runDir) =>
         Effect.sync(() => {
-          const key = runDirKey(runDir)
+          const key = normalRunDir(runDir)
           const list = runs.get(key) ?? []
           const run = runPath(key, list.length)
           list.push(run)
@@ -476,14 +477,3 @@ export function makeMemory(): CheckpointStoreService {
     }
   }
 }
-
-// `runDir` as `path.join` would give it (no trailing or doubled slashes, no "./" segments),
-// without the Path service (the memory store needs none).
-const runDirKey = (runDir: string): string => {
-  const absolute = runDir.startsWith("/")
-  const parts = runDir.split("/").filter((p) => p !== "" && p !== ".")
-  const joined = parts.join("/")
-  return absolute ? "/" + joined : joined === "" ? "." : joined
-}
-
-const runPath = (runDir: string, n: number): string => (runDir === "." ? "" : runDir === "/" ? "/" : runDir + "/") + String(n).padStart(3, "0")

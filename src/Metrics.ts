@@ -10,12 +10,13 @@ import type * as MetricState from "effect/MetricState"
 
 /**
  * How an app call was served: `hit` (in-run memo), `dedup` (joined an identical call in
- * flight), `checkpoint` (a loaded checkpoint), `miss` (the body ran).
+ * flight), `checkpoint` (a loaded checkpoint), `remote` (the entry of another process that
+ * held the key's claim, DESIGN §7), `miss` (the body ran).
  *
  * @since 0.1.0
  * @category models
  */
-export type Outcome = "hit" | "miss" | "dedup" | "checkpoint"
+export type Outcome = "hit" | "miss" | "dedup" | "checkpoint" | "remote"
 
 /**
  * App calls, tagged `outcome` (see `Outcome`) and `app`.

@@ -44,7 +44,8 @@ export const metricTagsOf = (name: string): Record<Outcome, ReadonlyArray<Metric
     hit: [MetricLabel.make("outcome", "hit"), app],
     miss: [MetricLabel.make("outcome", "miss"), app],
     dedup: [MetricLabel.make("outcome", "dedup"), app],
-    checkpoint: [MetricLabel.make("outcome", "checkpoint"), app]
+    checkpoint: [MetricLabel.make("outcome", "checkpoint"), app],
+    remote: [MetricLabel.make("outcome", "remote"), app]
   }
 }
 

@@ -18,12 +18,13 @@ import type { KnownKey } from "./canonical.ts"
 import type { Checkpointer } from "./checkpointer.ts"
 import type { ResolvedConfig } from "./config.ts"
 import type { Counters } from "./counters.ts"
-import type { LoadedResult } from "./loaded.ts"
+import { LoadedResult } from "./loaded.ts"
 import { Flight, outcomeOf, slotOf } from "./memo.ts"
 import type { Slot } from "./memo.ts"
-import { Warning } from "./messages.ts"
+import { oneLine, Warning } from "./messages.ts"
 import { decodeLoaded, decodeLoadedSync, encodedEntry, resultEntry } from "./results.ts"
 import type { Runner } from "./runner.ts"
+import type { Shared } from "./shared.ts"
 import { nativeTracer, noSpan } from "./spans.ts"
 import type { SpanLike } from "./spans.ts"
 
@@ -56,6 +57,11 @@ export class Call {
 
 const NO_FLIGHT = undefined as unknown as Flight
 
+/** A body that ran under a claim (`claimed`) or unclaimed: its outcome, to settle. */
+class BodyRan {
+  constructor(readonly exit: Exit.Exit<unknown, unknown>, readonly claimed: boolean) {}
+}
+
 /** The app calls of one kernel. */
 export class Calls {
   /** The in-run memo: by key, an execution in flight, a failure, or a success. */
@@ -74,7 +80,9 @@ export class Calls {
     /** Loaded entries not served yet, by hash. */
     private readonly loaded: Map<string, LoadedResult>,
     /** Whether the kernel has closed (its scope's finalizers ran). */
-    private readonly isClosed: () => boolean
+    private readonly isClosed: () => boolean,
+    /** A store that answers lookups on demand (and may claim keys), when the kernel resumes from one. */
+    private readonly shared: Shared | undefined
   ) {}
 
   // Queues an entry; returns its queue number.
@@ -113,10 +121,15 @@ export class Calls {
 
   // Publishes the result of a call that ran and queues its checkpoint entry. In task_exit
   // mode the waiters and the caller see it only once it is written.
-  settle(call: Call, exit: Exit.Success<unknown, unknown>): Effect.Effect<unknown, unknown, unknown> {
+  settle(call: Call, exit: Exit.Success<unknown, unknown>, claimed = false): Effect.Effect<unknown, unknown, unknown> {
     const withEntry = (entry: EncodedEntry | Warning) => {
       if (entry instanceof Warning) {
-        return Effect.zipRight(Effect.logWarning(entry.message), Effect.suspend(() => this.publish(call, exit)))
+        // No entry will end the claim: it is given back (another process runs the body).
+        const released = claimed ? this.shared!.release(call.hash) : Effect.void
+        return Effect.zipRight(
+          Effect.zipRight(Effect.logWarning(entry.message), released),
+          Effect.suspend(() => this.publish(call, exit))
+        )
       }
       return this.queueAndPublish(call, entry, exit)
     }
@@ -125,39 +138,130 @@ export class Calls {
   }
 
   // Runs in an uninterruptible region; only the body itself (and waiting) is interruptible.
+  // A loaded entry answers the key, else a shared store is asked, else the body runs.
   produce(
     call: Call,
     restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   ): Effect.Effect<unknown, unknown, unknown> {
-    const { app, hash, span } = call
-    const miss = (): Effect.Effect<unknown, unknown, unknown> => {
-      this.counters.record(app, span, "miss")
-      // Without retries and slots, the body runs as it is and `running` is kept here
-      // (saves an ensuring and a suspend per miss).
-      const plainBodies = this.runner.plain(app)
-      if (plainBodies) this.runner.started()
-      return Effect.matchCauseEffect(plainBodies ? restore(this.runner.bodyOf(app, call.input)) : this.runner.run(app, call.input, restore), {
-        onFailure: (cause) => {
-          if (plainBodies) this.runner.ended()
-          // Interrupted (a finalizer of the body may have failed too): not memoized, and a
-          // waiter runs the body instead.
-          if (Cause.isInterrupted(cause)) {
-            this.memo.delete(call.memoKey)
-            call.flight.done(undefined)
-            return Effect.failCause(cause)
-          }
-          this.failedCalls++
-          return this.publish(call, Exit.failCause(cause))
-        },
-        onSuccess: (value) => {
-          if (plainBodies) this.runner.ended()
-          return this.settle(call, Exit.succeed(value) as Exit.Success<unknown, unknown>)
-        }
+    const shared = this.shared
+    if (shared !== undefined) {
+      return Effect.matchCauseEffect(restore(shared.find(call.hash)), {
+        onFailure: (cause) => this.abandoned(call, cause),
+        onSuccess: (entry) => entry === undefined ? this.miss(call, restore) : this.serve(call, entry, restore, "checkpoint")
       })
     }
-    const entry = this.loaded.get(hash)
-    if (entry === undefined) return miss()
-    this.loaded.delete(hash)
+    const entry = this.loaded.get(call.hash)
+    if (entry === undefined) return this.miss(call, restore)
+    this.loaded.delete(call.hash)
+    return this.serve(call, entry, restore, "checkpoint")
+  }
+
+  // An execution that ends without an outcome (interrupted): not memoized, and a waiter runs
+  // the body instead.
+  private abandoned(call: Call, cause: Cause.Cause<unknown>): Effect.Effect<never, unknown> {
+    this.memo.delete(call.memoKey)
+    call.flight.done(undefined)
+    return Effect.failCause(cause)
+  }
+
+  // The body runs: under a claim when the store shares claims, else at once.
+  private miss(
+    call: Call,
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  ): Effect.Effect<unknown, unknown, unknown> {
+    if (this.shared?.claims !== undefined) return this.claimed(call, restore, false)
+    const app = call.app
+    this.counters.record(app, call.span, "miss")
+    // Without retries and slots, the body runs as it is and `running` is kept here
+    // (saves an ensuring and a suspend per miss).
+    if (this.runner.plain(app)) {
+      this.runner.started()
+      return this.ran(call, restore(this.runner.bodyOf(app, call.input)), false, true)
+    }
+    return this.ran(call, this.runner.run(app, call.input, restore), false, false)
+  }
+
+  // The outcome of a body: a failure is memoized (never checkpointed), a success settled.
+  // `claimed`: the run holds the key's claim, which a failure gives back.
+  private ran(
+    call: Call,
+    body: Effect.Effect<unknown, unknown, unknown>,
+    claimed: boolean,
+    plainBody: boolean
+  ): Effect.Effect<unknown, unknown, unknown> {
+    return Effect.matchCauseEffect(body, {
+      onFailure: (cause) => {
+        if (plainBody) this.runner.ended()
+        // Interrupted (a finalizer of the body may have failed too): not memoized.
+        const interrupted = Cause.isInterrupted(cause)
+        if (!interrupted) this.failedCalls++
+        const outcome = () => interrupted ? this.abandoned(call, cause) : this.publish(call, Exit.failCause(cause))
+        // A claim the body held is given back first (another process runs the body then).
+        return claimed ? Effect.zipRight(this.shared!.release(call.hash), Effect.suspend(outcome)) : outcome()
+      },
+      onSuccess: (value) => {
+        if (plainBody) this.runner.ended()
+        return this.settle(call, Exit.succeed(value) as Exit.Success<unknown, unknown>, claimed)
+      }
+    })
+  }
+
+  // Shared store, default resume: once the call holds an execution slot, it claims the key.
+  // Won: the body runs (in that slot). Held by another process: the slot is given back while
+  // the call waits for the holder's entry (served: outcome remote), or for the claim to end
+  // without one (the call claims again, ahead of calls not yet started).
+  private claimed(
+    call: Call,
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+    priority: boolean
+  ): Effect.Effect<unknown, unknown, unknown> {
+    const shared = this.shared!
+    const { app, hash } = call
+    // In the slot: the claim, and the body when it is won (its outcome settled after the
+    // slot is given back, as for any miss).
+    const inSlot = Effect.flatMap(
+      shared.claim(hash).pipe(
+        Effect.catchAll((e) =>
+          Effect.as(Effect.logWarning(`Claiming a key failed, so the app runs unclaimed: ${oneLine(e.message)}`), "unclaimed" as const)
+        )
+      ),
+      (claimed): Effect.Effect<LoadedResult | "held" | BodyRan, never, unknown> => {
+        if (claimed !== "won" && claimed !== "unclaimed") return Effect.succeed(claimed)
+        this.counters.record(app, call.span, "miss")
+        return Effect.map(Effect.exit(this.runner.attempts(app, call.input, restore)), (exit) => new BodyRan(exit, claimed === "won"))
+      }
+    )
+    return Effect.matchCauseEffect(this.runner.holding(inSlot, restore, priority), {
+      // Interrupted while waiting for a slot (no claim taken yet).
+      onFailure: (cause) => this.abandoned(call, cause),
+      onSuccess: (next): Effect.Effect<unknown, unknown, unknown> => {
+        if (next instanceof BodyRan) return this.ran(call, next.exit, next.claimed, false)
+        if (next instanceof LoadedResult) return this.serve(call, next, restore, "remote")
+        // Held by another process: wait for its entry without a slot.
+        return Effect.matchCauseEffect(restore(shared.await(hash)), {
+          onFailure: (cause) =>
+            Cause.isInterrupted(cause)
+              ? this.abandoned(call, cause)
+              : Effect.zipRight(
+                Effect.logWarning(`Waiting for another process's claim failed, so the app runs: ${Cause.pretty(cause)}`),
+                Effect.suspend(() => this.claimed(call, restore, true))
+              ),
+          onSuccess: (entry) =>
+            entry === undefined ? this.claimed(call, restore, true) : this.serve(call, entry, restore, "remote")
+        })
+      }
+    })
+  }
+
+  // A loaded (or looked-up) entry answers the call, unless it fails the integrity rule, no
+  // longer decodes or cannot be written again: then the body runs.
+  private serve(
+    call: Call,
+    entry: LoadedResult,
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+    outcome: "checkpoint" | "remote"
+  ): Effect.Effect<unknown, unknown, unknown> {
+    const { app, hash } = call
     // Integrity (DESIGN §3): an entry whose hash is not the key of its own app, version and
     // input (edited by hand, damaged, or written by a buggy tool) is never served.
     const problem = entryKeyProblem(entry)
@@ -166,11 +270,11 @@ export class Calls {
         Effect.logWarning(
           `A checkpointed entry of ${app.name} (${hash.slice(0, 12)}) is not served, so the app runs again: ${problem}`
         ),
-        Effect.suspend(miss)
+        Effect.suspend(() => this.miss(call, restore))
       )
     }
     const served = (exit: Exit.Exit<unknown, unknown> | undefined): Effect.Effect<unknown, unknown, unknown> => {
-      if (exit === undefined) return miss()
+      if (exit === undefined) return this.miss(call, restore)
       // Carried forward: written to this run's checkpoint like a fresh result, with the
       // call's canonical input. A result that cannot be serialized again (nested too deeply
       // for the serializer) makes the call a miss.
@@ -180,14 +284,14 @@ export class Calls {
           Effect.logWarning(
             `A checkpointed result of ${app.name} (${hash.slice(0, 12)}) cannot be written again (${result.error}), so the app runs again`
           ),
-          Effect.suspend(miss)
+          Effect.suspend(() => this.miss(call, restore))
         )
       }
       if (this.isClosed() && this.cfg.checkpointMode !== undefined) {
-        this.counters.record(app, span, "checkpoint")
+        this.counters.record(app, call.span, outcome)
         return this.queueAndPublish(call, encodedEntry(app, hash, call.inputJson, result, entry.time), exit)
       }
-      this.carry(call, result, entry)
+      this.carry(call, result, entry, outcome)
       return this.publish(call, exit)
     }
     // The synchronous decoder first (no effect to run, the common case); the full one when
@@ -200,8 +304,8 @@ export class Calls {
   // run's checkpoint with the call's canonical input. Already durable in the checkpoint it
   // came from, so the caller never waits for this copy, in any mode (task_exit included); it
   // goes with the next pass, at the close at the latest.
-  private carry(call: Call, result: string, entry: LoadedResult): void {
-    this.counters.record(call.app, call.span, "checkpoint")
+  private carry(call: Call, result: string, entry: LoadedResult, outcome: "checkpoint" | "remote" = "checkpoint"): void {
+    this.counters.record(call.app, call.span, outcome)
     this.checkpointer.enqueueCarried(encodedEntry(call.app, call.hash, call.inputJson, result, entry.time))
     this.counters.notify()
   }

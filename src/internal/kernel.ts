@@ -24,6 +24,7 @@ import type { LoadedResult } from "./loaded.ts"
 import { causeMessage, plural } from "./messages.ts"
 import { queueFor } from "./pending.ts"
 import { Runner } from "./runner.ts"
+import { sharedResume } from "./shared.ts"
 import { appendEncodedTo, checkpointsOf, currentStore, runsOf } from "./store.ts"
 
 /**
@@ -50,10 +51,12 @@ export const make = (
     const path = yield* Path.Path
     const store = yield* currentStore
 
-    // Which checkpoints to load: explicit ones always; otherwise every checkpoint under
-    // runDir when a mode is set (read before this run's dir exists).
+    // Which checkpoints to resume from: explicit ones always; otherwise every checkpoint under
+    // runDir when a mode is set (listed before this run's dir exists). A store with lookups
+    // is asked for keys as calls need them instead (shared.ts): nothing is loaded.
     const files = yield* Effect.serviceOption(CheckpointFiles)
-    const dirs = Option.isSome(files)
+    const lookups = store.lookup !== undefined && cfg.memoize
+    const dirs = lookups ? [] : Option.isSome(files)
       ? files.value
       : cfg.checkpointMode !== undefined
       ? yield* checkpointsOf(store, cfg.runDir)
@@ -64,6 +67,7 @@ export const make = (
 
     const runDir = yield* Effect.flatMap(runsOf(store), (runs) => runs.allocate(cfg.runDir))
     const checkpointDir = path.join(runDir, "checkpoint")
+    const shared = lookups ? sharedResume(store, Option.getOrUndefined(files), cfg, runDir) : undefined
 
     // (The counters ask the checkpointer for the pending count only once calls are made.)
     const counters = new Counters(() => checkpointer.size)
@@ -82,7 +86,7 @@ export const make = (
       stats.running += delta
       counters.notify()
     })
-    const calls = new Calls(cfg, counters, checkpointer, runner, loaded, () => counters.isClosed)
+    const calls = new Calls(cfg, counters, checkpointer, runner, loaded, () => counters.isClosed, shared)
 
     // The one info line at the close: what this run wrote, how much of it was carried forward
     // from loaded checkpoints, and how many calls failed (failures are never checkpointed).

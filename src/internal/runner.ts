@@ -65,25 +65,45 @@ export class Runner {
     input: unknown,
     restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   ): Effect.Effect<unknown, unknown, unknown> {
-    // One attempt: counted from before the body starts (outside `restore`, so an attempt that
-    // is interrupted before it starts is counted too) until it ends, however it ends.
-    let body: Effect.Effect<unknown, unknown, unknown> = Effect.suspend(() => {
+    return this.holding(this.attempts(app, input, restore), restore, false)
+  }
+
+  /**
+   * `app`'s body with its retries, counted as running from before each attempt starts
+   * (outside `restore`, so an attempt interrupted before it starts is counted too) until it
+   * ends, however it ends. Takes no slot.
+   */
+  attempts(
+    app: AppSpec,
+    input: unknown,
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  ): Effect.Effect<unknown, unknown, unknown> {
+    const body: Effect.Effect<unknown, unknown, unknown> = Effect.suspend(() => {
       this.onRunning(1)
       return Effect.matchCauseEffect(restore(this.bodyOf(app, input)), this.attemptEnded)
     })
     const retries = this.retriesOf(app)
-    if (retries > 0) {
-      body = body.pipe(
-        Effect.sandbox,
-        Effect.retry({ times: retries, while: (cause) => !Cause.isInterrupted(cause) }),
-        Effect.unsandbox
-      )
-    }
+    return retries === 0 ? body : body.pipe(
+      Effect.sandbox,
+      Effect.retry({ times: retries, while: (cause) => !Cause.isInterrupted(cause) }),
+      Effect.unsandbox
+    )
+  }
+
+  /**
+   * Runs `inSlot` holding a slot, when there are slots (else as it is). A call made from
+   * inside a running body (a nested app), or one with `priority` (a call that waited for
+   * another process's claim and tries again), is served before top-level calls. Once the
+   * slot is held, `inSlot` runs with a lending record of its own (for the apps its body
+   * calls), and the caller's comes back when it ends.
+   */
+  holding<A, E, R>(
+    inSlot: Effect.Effect<A, E, R>,
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+    priority: boolean
+  ): Effect.Effect<A, E, R> {
     const slots = this.slots
-    if (slots === undefined) return body
-    // A call made from inside a running body (a nested app) is served before top-level calls.
-    // Once the slot is held, the body runs with a lending record of its own (for the apps it
-    // calls), and the caller's comes back when it ends.
+    if (slots === undefined) return inSlot
     return Effect.withFiberRuntime((fiber) => {
       const outer = fiber.getFiberRef(currentLending)
       const back = FiberRef.set(currentLending, outer)
@@ -91,12 +111,12 @@ export class Runner {
         () =>
           Effect.zipRight(
             FiberRef.set(currentLending, { nested: 0 }),
-            Effect.matchCauseEffect(body, {
+            Effect.matchCauseEffect(inSlot, {
               onFailure: (cause) => Effect.zipRight(back, Effect.failCause(cause)),
               onSuccess: (value) => Effect.as(back, value)
             })
           ),
-        outer !== null,
+        priority || outer !== null,
         restore
       )
     })
