@@ -256,6 +256,11 @@ export const startPostgres = async (): Promise<PostgresServer> => {
     ;(child.stderr as unknown as { unref?: () => void }).unref?.()
     const onExit = () => {
       child.kill("SIGQUIT")
+      try {
+        cleanup()
+      } catch {
+        // the next startPostgres removes it
+      }
     }
     process.once("exit", onExit)
     let stopping: Promise<void> | undefined
