@@ -14,6 +14,9 @@ export default defineConfig({
       ? ["default", ["json", { outputFile: `${process.env.VITEST_JSON_REPORT}.${runtime}.json` }]]
       : ["default"],
     include: ["test/**/*.test.ts"],
+    // One PostgreSQL server for the run, started only if a test file's name contains "Sql"
+    // (or DFK_TEST_PG_URL names one): its URL reaches the tests as inject("dfkPgUrl").
+    globalSetup: ["test/e2e/sqlGlobalSetup.ts"],
     testTimeout: 60_000,
     hookTimeout: 60_000
   }
