@@ -5,7 +5,10 @@ const runtime = typeof (globalThis as { Deno?: unknown }).Deno === "object" ? "d
 
 export default defineConfig({
   resolve: {
-    alias: { "effect-dfk": fileURLToPath(new URL("./mod.ts", import.meta.url)) }
+    alias: [
+      { find: /^effect-dfk\/sql$/, replacement: fileURLToPath(new URL("./sql.ts", import.meta.url)) },
+      { find: /^effect-dfk$/, replacement: fileURLToPath(new URL("./mod.ts", import.meta.url)) }
+    ]
   },
   test: {
     // CI asks for a JSON report too (one per runtime: the suite runs under Node and Deno),
