@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as path from "node:path"
-import { App, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, getLastCheckpoint, RunDirs } from "effect-dfk"
+import { App, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, getLastCheckpoint, Memo, RunDirs } from "effect-dfk"
 import type { CheckpointEntry, DfkConfig, EncodedEntry } from "effect-dfk"
 import { platform, tmpDir } from "../util.ts"
 
@@ -170,5 +170,108 @@ export const storeSuite = (name: string, storeLayer: Layer.Layer<CheckpointStore
         assert.deepStrictEqual(third, first)
         assert.strictEqual(bodies, 3)
       }).pipe(Effect.provide(storeLayer), Effect.provide(platform)))
+
+    // DESIGN §3 on storage, whatever the store: the same answers as with the JSON Lines files.
+    describe("the storage contract (DESIGN §3)", () => {
+      const entriesOf = (dir: string) =>
+        Effect.flatMap(CheckpointStore, (store) => {
+          const seen: Array<CheckpointEntry> = []
+          return Effect.as(store.load(dir, (e) => seen.push(e)), seen)
+        })
+
+      it.scoped("task_exit: a result's entry is in the store before its caller sees the result", () =>
+        Effect.gen(function*() {
+          const root = yield* tmpDir
+          const seenAtReturn: Array<number> = []
+          const app = App.make(
+            { name: "contract_inc", input: Schema.Number, output: Schema.Number, cache: true },
+            (x) => Effect.succeed(x + 1)
+          )
+          yield* Effect.gen(function*() {
+            const { checkpointDir } = yield* Dfk
+            for (const x of [1, 2, 3]) {
+              yield* app(x)
+              seenAtReturn.push((yield* entriesOf(checkpointDir)).length)
+            }
+          }).pipe(Effect.provide(Dfk.layer({ runDir: root, checkpointMode: "task_exit" })))
+          assert.deepStrictEqual(seenAtReturn, [1, 2, 3])
+        }).pipe(Effect.provide(storeLayer), Effect.provide(platform)))
+
+      it.scoped("every mode writes what is pending at the close; failures are never stored", () =>
+        Effect.gen(function*() {
+          const root = yield* tmpDir
+          const app = App.make(
+            { name: "contract_half", input: Schema.Number, output: Schema.Number, cache: true },
+            (x) => x % 2 === 0 ? Effect.succeed(x / 2) : Effect.fail("odd")
+          )
+          for (const mode of ["periodic", "dfk_exit", "manual"] as const) {
+            const dir = yield* Effect.gen(function*() {
+              yield* Effect.forEach([2, 3, 4], (x) => Effect.either(app(x)))
+              return (yield* Dfk).checkpointDir
+            }).pipe(
+              Effect.provide(Dfk.layer({ runDir: path.join(root, mode), checkpointMode: mode, checkpointPeriod: "1 hour" }))
+            )
+            const entries = yield* entriesOf(dir)
+            assert.deepStrictEqual(entries.map((e) => e.input).sort(), [2, 4], mode)
+            assert.deepStrictEqual(entries.map((e) => e.result).sort(), [1, 2], mode)
+          }
+        }).pipe(Effect.provide(storeLayer), Effect.provide(platform)))
+
+      it.scoped("listed checkpoints load in order, the last entry of a key wins; a new version misses", () =>
+        Effect.gen(function*() {
+          const root = yield* tmpDir
+          const store = yield* CheckpointStore
+          let bodies = 0
+          const make = (version: string | undefined) =>
+            App.make(
+              { name: "contract_label", input: Schema.Number, output: Schema.String, cache: true, version },
+              (x) => Effect.sync(() => (bodies++, `computed ${x}`))
+            )
+          const key = yield* Memo.key({ name: "contract_label", input: 5 })
+          const at = (label: string): CheckpointEntry => ({
+            hash: key,
+            app: "contract_label",
+            version: null,
+            input: 5,
+            result: label,
+            time: new Date(0).toISOString()
+          })
+          const a = path.join(root, "a", "checkpoint")
+          const b = path.join(root, "b", "checkpoint")
+          yield* store.append(a, [at("a1"), at("a2")])
+          yield* store.append(b, [at("b1")])
+          const run = (dirs: ReadonlyArray<string>, version?: string) =>
+            make(version)(5).pipe(
+              Effect.provide(Dfk.layer({ runDir: path.join(root, "runs") })),
+              Effect.provide(CheckpointFiles.layer(dirs))
+            )
+          assert.strictEqual(yield* run([b, a]), "a2")
+          assert.strictEqual(yield* run([a, b]), "b1")
+          assert.strictEqual(bodies, 0)
+          assert.strictEqual(yield* run([a, b], "2"), "computed 5")
+          assert.strictEqual(bodies, 1)
+        }).pipe(Effect.provide(storeLayer), Effect.provide(platform)))
+
+      it.scoped("an entry whose hash is not the key of its own input is never served", () =>
+        Effect.gen(function*() {
+          const root = yield* tmpDir
+          const store = yield* CheckpointStore
+          let bodies = 0
+          const app = App.make(
+            { name: "contract_tampered", input: Schema.Number, output: Schema.Number, cache: true },
+            (x) => Effect.sync(() => (bodies++, x * 10))
+          )
+          const key = yield* Memo.key({ name: "contract_tampered", input: 1 })
+          const dir = path.join(root, "x", "checkpoint")
+          // The key of input 1, with another input and result: edited by hand.
+          yield* store.append(dir, [{ hash: key, app: "contract_tampered", version: null, input: 2, result: 999, time: new Date(0).toISOString() }])
+          const value = yield* app(1).pipe(
+            Effect.provide(Dfk.layer({ runDir: path.join(root, "runs") })),
+            Effect.provide(CheckpointFiles.layer([dir]))
+          )
+          assert.strictEqual(value, 10)
+          assert.strictEqual(bodies, 1)
+        }).pipe(Effect.provide(storeLayer), Effect.provide(platform)))
+    })
   })
 }
