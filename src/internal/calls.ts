@@ -287,6 +287,12 @@ export class Calls {
           Effect.suspend(() => this.miss(call, restore))
         )
       }
+      // A shared store under default resume answers every run from the whole runDir: its
+      // entries are not copied into this run's checkpoint (one entry per key in all).
+      if (this.shared?.carries === false) {
+        this.counters.record(app, call.span, outcome)
+        return this.publish(call, exit)
+      }
       if (this.isClosed() && this.cfg.checkpointMode !== undefined) {
         this.counters.record(app, call.span, outcome)
         return this.queueAndPublish(call, encodedEntry(app, hash, call.inputJson, result, entry.time), exit)

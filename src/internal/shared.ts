@@ -34,6 +34,12 @@ class Ask {
 /** The resume of one kernel from a store with lookups. */
 export class Shared {
   private batch: Map<string, Array<Ask>> | undefined
+  /**
+   * Whether served entries are carried forward into this run's checkpoint: from listed
+   * checkpoints yes (as with files, so that the last checkpoint alone holds everything);
+   * under default resume no, since every run looks in the whole runDir.
+   */
+  readonly carries: boolean
 
   constructor(
     private readonly store: CheckpointStoreService & { readonly lookup: NonNullable<CheckpointStoreService["lookup"]> },
@@ -44,7 +50,9 @@ export class Shared {
     readonly run: string,
     /** The namespace of the claims: the kernel's `runDir`. */
     readonly runDir: string
-  ) {}
+  ) {
+    this.carries = scope._tag === "Dirs"
+  }
 
   /**
    * The entry of `hash` in the store now (`undefined`: none). Asks made while a lookup is
