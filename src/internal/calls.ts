@@ -131,6 +131,10 @@ export class Calls {
           Effect.suspend(() => this.publish(call, exit))
         )
       }
+      // After the close no pass will write the entry, so no entry will end the claim either.
+      if (claimed && this.isClosed() && this.cfg.checkpointMode !== undefined) {
+        return Effect.zipRight(this.shared!.release(call.hash), Effect.suspend(() => this.queueAndPublish(call, entry, exit)))
+      }
       return this.queueAndPublish(call, entry, exit)
     }
     const entry = resultEntry(call.app, call.hash, call.inputJson, exit.value)
