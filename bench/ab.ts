@@ -7,6 +7,8 @@
  * ```sh
  * npx tsx bench/ab.ts HEAD~3 .              # git revisions or directories holding mod.ts + src/
  * npx tsx bench/ab.ts ea5f5c3 . --what hit  # hit (default: miss), --rounds 15, --batches 20
+ * npx tsx bench/ab.ts ea5f5c3 . --what task_exit     # misses written one by one (B5 at c=1)
+ * npx tsx bench/ab.ts ea5f5c3 . --what task_exit256  # 256 at once, group commit (B5 at c=256)
  * ```
  *
  * @module
@@ -30,7 +32,9 @@ const option = (name: string, fallback: string) => {
   return i === -1 ? fallback : argv[i + 1] ?? fallback
 }
 const what = option("--what", "miss")
-if (what !== "hit" && what !== "miss") throw new Error(`--what must be hit or miss, not ${what}`)
+const WHATS = ["hit", "miss", "task_exit", "task_exit256"]
+if (!WHATS.includes(what)) throw new Error(`--what must be one of ${WHATS.join(", ")}, not ${what}`)
+const taskExit = what.startsWith("task_exit")
 const rounds = Number(option("--rounds", "15"))
 const batches = Number(option("--batches", "20"))
 const trees = argv.filter((a, i) => !a.startsWith("--") && !argv[i - 1]?.startsWith("--"))
@@ -52,9 +56,11 @@ const SmallInput = Schema.Struct({ x: Schema.Number, label: Schema.String })
 const body = ({ x }: typeof SmallInput.Type) => Effect.succeed(x * 2)
 const N = 1000
 const loop = <A, E, R>(step: () => Effect.Effect<A, E, R>) =>
-  Effect.gen(function*() {
-    for (let i = 0; i < N; i++) yield* step()
-  })
+  what === "task_exit256"
+    ? Effect.forEach(Array.from({ length: N }), step, { concurrency: 256, discard: true })
+    : Effect.gen(function*() {
+      for (let i = 0; i < N; i++) yield* step()
+    })
 let seq = 0
 
 const setups = []
@@ -65,7 +71,7 @@ for (const tree of trees) {
   rmSync(runDir, { recursive: true, force: true })
   const rt = ManagedRuntime.make(
     Layer.merge(
-      lib.Dfk.layer({ runDir }).pipe(
+      lib.Dfk.layer(taskExit ? { runDir, checkpointMode: "task_exit" } : { runDir }).pipe(
         Layer.provide(lib.CheckpointFiles.none),
         Layer.provide(Layer.merge(NodeContext.layer, quiet))
       ),
@@ -74,6 +80,8 @@ for (const tree of trees) {
   )
   const app = lib.App.make({ name: "bench_cached", input: SmallInput, output: Schema.Number, cache: true }, body)
   const step = what === "hit" ? () => app({ x: 1, label: "small" }) : () => app({ x: seq++, label: "small" })
+  // (Misses of one tree must not be hits of another: each kernel has a run dir of its own,
+  // loading nothing.)
   await rt.runPromise(app({ x: 1, label: "small" }))
   setups.push({ tree, rt, step, runDir, samples: [] as Array<number> })
 }
