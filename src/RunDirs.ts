@@ -6,11 +6,10 @@
  *
  * @module
  */
-import type { PlatformError } from "@effect/platform/Error"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
-import * as runDirs from "./internal/runDirs.ts"
+import type { CheckpointError } from "./errors.ts"
 import * as store from "./internal/store.ts"
 
 /**
@@ -69,10 +68,12 @@ export const list = (runDir: string): Effect.Effect<Array<Run>, never, FileSyste
   }))
 
 /**
- * Creates the next run directory under `runDir` (creating `runDir` too if needed) and
- * returns its path: one past the highest number there, at least three digits. Atomic: two
- * processes allocating at once never get the same directory (the one that loses the race
- * takes the next number). This is how each kernel run gets its own directory.
+ * Makes the next run under `runDir` and returns its path: one past the highest number there,
+ * at least three digits. Atomic: two processes allocating at once never get the same run (the
+ * one that loses the race takes the next number). This is how each kernel run gets its own
+ * directory. In the provided `CheckpointStore` when it keeps runs of its own (memory, SQL: no
+ * folder is made), else a run directory (`runDir` created too if needed); a failure is a
+ * `CheckpointError` naming `runDir`.
  *
  * @example Two new runs
  * ```ts
@@ -94,5 +95,5 @@ export const list = (runDir: string): Effect.Effect<Array<Run>, never, FileSyste
  * @since 0.2.0
  * @category constructors
  */
-export const allocate = (runDir: string): Effect.Effect<string, PlatformError, FileSystem.FileSystem | Path.Path> =>
-  runDirs.allocate(runDir)
+export const allocate = (runDir: string): Effect.Effect<string, CheckpointError, FileSystem.FileSystem | Path.Path> =>
+  Effect.scoped(Effect.flatMap(Effect.flatMap(store.currentStore, store.runsOf), (runs) => runs.allocate(runDir)))
