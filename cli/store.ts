@@ -116,8 +116,8 @@ const importFor = <A>(kind: string, client: string, load: () => Promise<A>): Eff
       const install = missing === undefined || missing === client ? client : `${missing} ${client}`
       return new CliError({
         message: missing !== undefined
-          ? `--store ${kind}: needs ${missing}: npm install ${install}`
-          : `--store ${kind}: cannot load ${client}: ${reasonOf(e)}`,
+          ? `--store ${kind} needs ${missing}: npm install ${install}`
+          : `--store ${kind} cannot load ${client}: ${reasonOf(e)}`,
         code: ExitStatus.failed
       })
     }
