@@ -172,14 +172,21 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
     Effect.provide(Layer.mergeAll(NodeContext.layer, Logger.replace(Logger.defaultLogger, stderrLogger)))
   )
 
-/** The exit status is the value of `main`; an interruption (Ctrl-C) is 130, as in a shell. */
-const teardown = <E, A>(exit: Exit.Exit<E, A>, onExit: (code: number) => void): void =>
-  onExit(
-    Exit.isSuccess(exit)
-      ? (typeof exit.value === "number" ? exit.value : ExitStatus.ok)
-      : Cause.isInterruptedOnly(exit.cause)
-      ? 130
-      : ExitStatus.failed
-  )
+/**
+ * The exit status is the value of `main`; an interruption (Ctrl-C) is 130, as in a shell.
+ * `runMain` exits at once only on a non-zero status; on 0 it lets the event loop drain, and a
+ * client library may leave a handle open after its scope closed (a PostgreSQL store closed
+ * right after it was made leaves its LISTEN connection: test/faults/SqlStoreListen.test.ts),
+ * so a finished command exits itself, once stdout and stderr have taken what it wrote.
+ */
+const teardown = <E, A>(exit: Exit.Exit<E, A>, onExit: (code: number) => void): void => {
+  const code = Exit.isSuccess(exit)
+    ? (typeof exit.value === "number" ? exit.value : ExitStatus.ok)
+    : Cause.isInterruptedOnly(exit.cause)
+    ? 130
+    : ExitStatus.failed
+  onExit(code)
+  process.stdout.write("", () => process.stderr.write("", () => process.exit(code)))
+}
 
 main(process.argv).pipe(NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true, teardown }))
