@@ -13,6 +13,7 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
 import type { SqlClient } from "@effect/sql/SqlClient"
+import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -141,7 +142,11 @@ const sqlStore = (
     ({ SqlStore }) =>
       SqlStore.layer().pipe(
         Layer.provide(client),
-        Layer.mapError(cannotOpen(name, hint))
+        // A driver that cannot load (better-sqlite3 under Deno) dies rather than fails: both
+        // are a store that cannot be opened.
+        Layer.catchAllCause((cause) =>
+          Cause.isInterruptedOnly(cause) ? Layer.failCause(cause as Cause.Cause<never>) : Layer.fail(cannotOpen(name, hint)(Cause.squash(cause)))
+        )
       )
   )
 
