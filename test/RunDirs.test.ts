@@ -5,7 +5,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { getAllCheckpoints, RunDirs } from "effect-dfk"
+import { CheckpointStore, getAllCheckpoints, RunDirs } from "effect-dfk"
 import { platform, tmpDir } from "./util.ts"
 
 describe("RunDirs", () => {
@@ -55,5 +55,24 @@ describe("RunDirs", () => {
       fs.writeFileSync(file, "")
       const result = yield* Effect.either(Effect.provide(RunDirs.allocate(file), platform))
       assert.strictEqual(result._tag, "Left")
+    }))
+
+  // FAILS today: allocate makes a folder whatever the store, where list reads the provided
+  // store's own runs (memory, SQL). A tool that adds a run through the public API (as
+  // `dfk compact` did) gets a number the store never gave out: the store's next run takes it
+  // again, and the folder is not a run of the store. `dfk compact --store` allocates through
+  // the store's `runs` instead.
+  it.scoped("allocate: in the provided store when it keeps runs of its own, as list reads them; no folder", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const runDir = path.join(root, "nightly")
+      const store = CheckpointStore.makeMemory()
+      const inStore = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+        effect.pipe(Effect.provideService(CheckpointStore, store), Effect.provide(platform))
+      const first = yield* inStore(RunDirs.allocate(runDir))
+      const second = yield* Effect.orDie(store.runs!.allocate(runDir))
+      assert.notStrictEqual(second, first, "the store gave out the number allocate returned")
+      assert.deepStrictEqual((yield* inStore(RunDirs.list(runDir))).map((r) => r.path), [first, second])
+      assert.isFalse(fs.existsSync(first), "a store with runs of its own needs no folder")
     }))
 })
