@@ -81,8 +81,9 @@ const dfkCommand = Command.make("dfk", { store: storeOption }, () =>
     repairCommand,
     demoCommand
   ]),
-  // Every command runs on the store --store names (built only when a command runs, not for --help).
-  Command.provide(({ store }) => storeFromOption(store))
+  // Every command runs on the store --store names (built only when a command runs, not for
+  // --help); `demo` writes to it, so for the demo an SQLite file is made if it does not exist.
+  Command.provide(({ store }) => storeFromOption(store, { create: commandOf(process.argv) === "demo" }))
 )
 
 /**
@@ -118,6 +119,17 @@ const rewriteArgs = (argv: ReadonlyArray<string>): Array<string> => {
     else if (arg === "--version" && i + 1 < out.length) out[i] = "--app-version"
   }
   return out
+}
+
+/** The command `argv` runs (its first word after the options of dfk itself), if any. */
+const commandOf = (argv: ReadonlyArray<string>): string | undefined => {
+  const args = rewriteArgs(argv).slice(2)
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    if (arg === "--store") i++
+    else if (!arg.startsWith("-")) return arg
+  }
+  return undefined
 }
 
 /**

@@ -183,7 +183,7 @@ export const storeLayer = (
             })
           }
           const hint = isDeno
-            ? " (better-sqlite3, behind @effect/sql-sqlite-node, is a Node addon that Deno cannot load: run dfk under Node, or use a postgres:// store)"
+            ? " (better-sqlite3, behind @effect/sql-sqlite-node, is a Node addon that Deno cannot load: run this under Node, or use a postgres:// store)"
             : ""
           return yield* sqlStore(
             spec.name,
