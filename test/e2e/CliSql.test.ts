@@ -463,7 +463,7 @@ describe.runIf(!sqliteAvailable)("dfk --store sqlite: where better-sqlite3 canno
     const lines = r.stderr.trim().split("\n")
     assert.strictEqual(lines.length, 1, r.stderr)
     assert.include(lines[0], `dfk: Cannot open the store sqlite:${file}: `)
-    assert.include(lines[0], "Deno cannot load: run dfk under Node, or use a postgres:// store")
+    assert.include(lines[0], "Deno cannot load: run this under Node, or use a postgres:// store")
   })
 })
 
