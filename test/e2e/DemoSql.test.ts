@@ -33,14 +33,17 @@ interface Run {
   readonly stderr: string
 }
 
-const runDemo = (args: ReadonlyArray<string>): Promise<Run> =>
+const run = (script: ReadonlyArray<string>, args: ReadonlyArray<string>): Promise<Run> =>
   new Promise((resolve) => {
     const env = { ...process.env }
     for (const key of Object.keys(env)) if (key.startsWith("DEMO_") || key.startsWith("DFK_")) delete env[key]
-    execFile(runner, [demo, ...ARGS, ...args], { cwd: root, env, encoding: "utf8", maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
+    execFile(runner, [...script, ...args], { cwd: root, env, encoding: "utf8", maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
       resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : -1, stdout, stderr })
     })
   })
+
+/** `npm run demo -- <the small size> args…`. */
+const runDemo = (args: ReadonlyArray<string>): Promise<Run> => run([demo, ...ARGS], args)
 
 interface Summary {
   readonly tasks: number
@@ -134,6 +137,19 @@ describe.skipIf(!sqliteAvailable)(sqliteSuite("Demo --workers on SQLite (<run-di
     const resumed = parse(await runDemo(["--workers", "2", "--store", `sqlite:${file}`, "--run-dir", "shared"]))
     assert.deepStrictEqual([resumed.fromCheckpoint, resumed.computed], [TASKS, 0])
     assert.strictEqual(resumed.digest, s.digest)
+  }, 180_000)
+})
+
+describe.skipIf(!sqliteAvailable)(sqliteSuite("dfk demo --workers"), () => {
+  it("dfk --store sqlite:NEW demo --workers 2: makes the store; its workers are dfk demo processes; same digest, bodies once", async () => {
+    const dir = path.join(work, "dfk")
+    fs.mkdirSync(dir)
+    const file = path.join(dir, "dfk.db")
+    const r = await run([path.join(root, "cli", "main.ts")], ["--store", `sqlite:${file}`, "demo", ...ARGS, "--workers", "2", "--run-dir", dir])
+    const s = parse(r)
+    assertEveryBodyOnce(s, 2)
+    assert.strictEqual(s.digest, await referenceDigest())
+    assert.isTrue(fs.existsSync(file))
   }, 180_000)
 })
 
