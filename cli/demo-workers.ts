@@ -60,7 +60,7 @@ const PREFIX = "@dfk-demo "
 /** The store of a run: `store`, or the SQLite file `<runDir>/dfk.db`. */
 const storeSpec = (options: DemoOptions): string => options.store ?? `sqlite:${options.runDir ?? "runinfo-demo"}/dfk.db`
 
-/** The store's layer, made if it does not exist yet (its tables too), and its printable name. */
+/** The store's layer (and its `CliStore`), the SQLite file made if it does not exist yet, its tables too. */
 const openStore = (spec: string) => storeFromOption(Option.some(spec), { create: true })
 
 /**
