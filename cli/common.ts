@@ -8,10 +8,12 @@
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Console from "effect/Console"
+import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { CheckpointFile, CheckpointStore, getAllCheckpoints } from "../mod.ts"
+import type * as Redacted from "effect/Redacted"
+import { CheckpointFile, CheckpointStore, getAllCheckpoints, RunDirs } from "../mod.ts"
 import type { CheckpointEntry } from "../mod.ts"
 
 const TASKS_FILE = CheckpointFile.name
@@ -63,6 +65,43 @@ export const writeFailed = (what: string) => (e: unknown): CliError =>
   new CliError({ message: `Cannot write ${what}: ${reasonOf(e)}`, code: ExitStatus.failed })
 
 /**
+ * Which store the commands work on (`dfk --store`): the JSON Lines files, or a SQL store,
+ * whose runs and checkpoints are names (`nightly/003/checkpoint`) with no folder on disk.
+ * `name` is printable: `files`, `sqlite:PATH` or `postgres://host:port/db` (never a password).
+ *
+ * @since 0.2.0
+ */
+export class CliStore extends Context.Tag("effect-dfk/cli/CliStore")<CliStore, {
+  readonly sql: boolean
+  readonly name: string
+  /** The `--store` value as given (it may hold a password), for `dfk demo --workers` to hand on. */
+  readonly spec: Option.Option<Redacted.Redacted<string>>
+}>() {}
+
+const secrets = new Set<string>()
+
+/**
+ * Registers text that `dfk` must never print (a connection URL, its password): `maskSecrets`
+ * replaces it in every error and log line.
+ *
+ * @since 0.2.0
+ */
+export const addSecret = (secret: string): void => {
+  if (secret.length >= 3) secrets.add(secret)
+}
+
+/**
+ * `text` with every registered secret (`addSecret`) replaced by `***`, longest first.
+ *
+ * @since 0.2.0
+ */
+export const maskSecrets = (text: string): string => {
+  let out = text
+  for (const secret of [...secrets].sort((a, b) => b.length - a.length)) out = out.split(secret).join("***")
+  return out
+}
+
+/**
  * A loaded checkpoint entry with where it came from.
  *
  * @since 0.1.0
@@ -92,13 +131,56 @@ export const requireDirectory = (dir: string, what: string): Effect.Effect<strin
       : Effect.succeed(dir))
 
 /**
+ * Checks that `runDir` is a run directory: with the files, an existing directory; with a SQL
+ * store, a name the store has runs under. Otherwise exit status 2.
+ *
+ * @since 0.2.0
+ */
+export const requireRunDir = (
+  runDir: string
+): Effect.Effect<string, CliError, FileSystem.FileSystem | Path.Path | CliStore | CheckpointStore> =>
+  Effect.flatMap(CliStore, (store) =>
+    !store.sql
+      ? requireDirectory(runDir, "run directory")
+      : Effect.flatMap(RunDirs.list(runDir), (runs) =>
+        runs.length > 0
+          ? Effect.succeed(runDir)
+          : usageError(`The run directory ${runDir} does not exist in the store ${store.name}`)))
+
+/** A checkpoint named on the command line, in a SQL store: `<run>/checkpoint`, `<run>`, or `…/tasks.jsonl`. */
+const resolveStoredCheckpoint = (
+  given: string,
+  storeName: string
+): Effect.Effect<string, CliError, FileSystem.FileSystem | Path.Path | CheckpointStore> =>
+  Effect.gen(function*() {
+    const path = yield* Path.Path
+    const store = yield* CheckpointStore
+    let dir = path.normalize(given).replace(/(.)\/+$/, "$1")
+    if (path.basename(dir) === TASKS_FILE) dir = path.dirname(dir)
+    if (yield* store.exists(dir)) return dir
+    const inner = path.join(dir, "checkpoint")
+    if (yield* store.exists(inner)) return inner
+    const runs = yield* RunDirs.list(path.dirname(dir))
+    if (runs.some((run) => run.path === dir)) {
+      return yield* usageError(`${given} holds no checkpoint in the store ${storeName}`)
+    }
+    return yield* usageError(`The checkpoint ${given} does not exist in the store ${storeName}`)
+  })
+
+/**
  * Turns a path given on the command line into a checkpoint directory: a checkpoint dir
  * itself (holding `tasks.jsonl`), a run dir holding `checkpoint/tasks.jsonl`, or a
- * `tasks.jsonl` file. Anything else is exit status 2.
+ * `tasks.jsonl` file; with a SQL store, the same names as the store knows them
+ * (`nightly/003/checkpoint`, `nightly/003`). Anything else is exit status 2.
  *
  * @since 0.1.0
  */
 export const resolveCheckpoint = (
+  given: string
+): Effect.Effect<string, CliError, FileSystem.FileSystem | Path.Path | CliStore | CheckpointStore> =>
+  Effect.flatMap(CliStore, (store) => store.sql ? resolveStoredCheckpoint(given, store.name) : resolveCheckpointFile(given))
+
+const resolveCheckpointFile = (
   given: string
 ): Effect.Effect<string, CliError, FileSystem.FileSystem | Path.Path> =>
   Effect.gen(function*() {
@@ -123,6 +205,26 @@ export const resolveCheckpoint = (
  */
 export const isFile = (path: string): Effect.Effect<boolean, never, FileSystem.FileSystem> =>
   Effect.map(statOption(path), (info) => Option.isSome(info) && info.value.type === "File")
+
+/**
+ * An entry as the line of `tasks.jsonl` that holds it (without its newline): what a SQL
+ * store's entry would be as a file, for `dfk verify`'s line rule and the sizes `dfk runs`
+ * and `dfk compact` print.
+ *
+ * @since 0.2.0
+ */
+export const entryLine = (e: CheckpointEntry): string =>
+  JSON.stringify({ v: 1, hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time })
+
+const utf8 = new TextEncoder()
+
+/**
+ * The size in bytes of entries as the lines of a `tasks.jsonl` (`entryLine`, each with its newline).
+ *
+ * @since 0.2.0
+ */
+export const jsonLinesBytes = (entries: ReadonlyArray<CheckpointEntry>): number =>
+  entries.reduce((n, e) => n + utf8.encode(entryLine(e)).length + 1, 0)
 
 /**
  * The run id of a checkpoint dir `<runDir>/<NNN>/checkpoint`: `NNN`; otherwise the dir itself.
@@ -173,14 +275,24 @@ export const loadRunDir = (
 ): Effect.Effect<
   { readonly dirs: Array<string>; readonly entries: Array<Located> },
   CliError,
-  FileSystem.FileSystem | Path.Path | CheckpointStore
+  FileSystem.FileSystem | Path.Path | CheckpointStore | CliStore
 > =>
   Effect.gen(function*() {
-    yield* requireDirectory(runDir, "run directory")
-    let dirs = yield* getAllCheckpoints(runDir)
-    if (dirs.length === 0 && acceptCheckpoint) {
-      const single = yield* Effect.option(resolveCheckpoint(runDir))
-      if (Option.isSome(single)) dirs = [single.value]
+    const store = yield* CliStore
+    let dirs: Array<string>
+    if (!store.sql) {
+      yield* requireDirectory(runDir, "run directory")
+      dirs = yield* getAllCheckpoints(runDir)
+      if (dirs.length === 0 && acceptCheckpoint) {
+        const single = yield* Effect.option(resolveCheckpoint(runDir))
+        if (Option.isSome(single)) dirs = [single.value]
+      }
+    } else if ((yield* RunDirs.list(runDir)).length > 0) {
+      dirs = yield* getAllCheckpoints(runDir)
+    } else {
+      // No runs under that name: with acceptCheckpoint, the name of one checkpoint (or its run).
+      const single = acceptCheckpoint ? yield* Effect.option(resolveCheckpoint(runDir)) : Option.none()
+      dirs = Option.isSome(single) ? [single.value] : [yield* requireRunDir(runDir)]
     }
     const entries: Array<Located> = []
     for (const dir of dirs) {

@@ -16,7 +16,17 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { CheckpointFile, CheckpointStore, Memo, RunDirs } from "../mod.ts"
 import type { CheckpointEntry } from "../mod.ts"
-import { CliError, formatBytes, loadCheckpoint, loadRunDir, printLines, usageError, writeFailed } from "./common.ts"
+import {
+  CliError,
+  CliStore,
+  formatBytes,
+  jsonLinesBytes,
+  loadCheckpoint,
+  loadRunDir,
+  printLines,
+  usageError,
+  writeFailed
+} from "./common.ts"
 
 /**
  * What `compact` did.
@@ -39,20 +49,22 @@ export interface Compaction {
   readonly dropped: number
   /** The new checkpoint dir, or `null` when there was nothing to compact. */
   readonly out: string | null
-  /** Size of the new `tasks.jsonl`. */
+  /** Size of the new `tasks.jsonl`; in a SQL store, the size its entries would have as one. */
   readonly bytes: number
 }
 
 /**
  * Merges every checkpoint under `runDir` into a new checkpoint dir: `out`, or a new run dir
- * `<runDir>/<NNN>/checkpoint` (so `CheckpointFiles.last` and `.all` pick it up).
+ * `<runDir>/<NNN>/checkpoint` (so `CheckpointFiles.last` and `.all` pick it up). With a SQL
+ * store, the new checkpoint is written in one transaction of the store's `append` (there is
+ * no temporary folder), the new run allocated by the store.
  *
  * @since 0.1.0
  */
 export const compact = (
   runDir: string,
   out: Option.Option<string>
-): Effect.Effect<Compaction, CliError, FileSystem.FileSystem | Path.Path | CheckpointStore> =>
+): Effect.Effect<Compaction, CliError, FileSystem.FileSystem | Path.Path | CheckpointStore | CliStore> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
@@ -72,6 +84,24 @@ export const compact = (
       if (Option.isSome(Memo.checkEntry(entry))) dropped++
     }
     for (const [hash, entry] of merged) if (Option.isSome(Memo.checkEntry(entry))) merged.delete(hash)
+    const before = entries.length
+
+    if ((yield* CliStore).sql) {
+      const { name } = yield* CliStore
+      let target: string
+      if (Option.isSome(out)) {
+        target = path.normalize(out.value).replace(/(.)\/+$/, "$1")
+        if (yield* store.exists(target)) return yield* usageError(`The output ${out.value} already exists in the store ${name}`)
+      } else {
+        const runs = store.runs
+        if (runs === undefined) return yield* usageError(`The store ${name} keeps no runs`)
+        const run = yield* runs.allocate(runDir).pipe(Effect.mapError(writeFailed(`a new run under ${runDir}`)))
+        target = path.join(run, "checkpoint")
+      }
+      yield* store.append(target, [...merged.values()]).pipe(Effect.mapError(writeFailed(target)))
+      const written = yield* loadCheckpoint(target)
+      return { sources, before, after: written.length, dropped, out: target, bytes: jsonLinesBytes(written) }
+    }
 
     // Where to write: a temporary dir next to the target, renamed into place at the end.
     let target: string
@@ -106,7 +136,7 @@ export const compact = (
     // Read the result back through the library, as a resume would.
     const written = yield* loadCheckpoint(target)
     const info = yield* fs.stat(path.join(target, CheckpointFile.name)).pipe(Effect.mapError(writeFailed(target)))
-    return { sources, before: entries.length, after: written.length, dropped, out: target, bytes: Number(info.size) }
+    return { sources, before, after: written.length, dropped, out: target, bytes: Number(info.size) }
   })
 
 /**

@@ -16,7 +16,9 @@
  * Options (or environment variables): `--tasks N` (`DEMO_TASKS`, at least 6), `--scale X`
  * (`DEMO_SCALE`, work per task), `--size small|normal|large` (`DEMO_SIZE`), `--run-dir DIR`
  * (`DEMO_RUN_DIR`), `--progress auto|line|steps|none` (`DEMO_PROGRESS`), `--verbose` (the
- * kernel's info logs).
+ * kernel's info logs), `--workers N` (`DEMO_WORKERS`: N processes share the work through one
+ * SQL store, by default the SQLite file `<run-dir>/dfk.db`; see `./demo-workers.ts`),
+ * `--store sqlite:PATH|postgres://…` (`DEMO_STORE`: the checkpoints in that SQL store).
  *
  * @module
  */
@@ -37,6 +39,8 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { App, Dfk } from "../mod.ts"
 import type { AppCacheError, DfkDetailedStats, DfkError } from "../mod.ts"
+import { type CliError, maskSecrets } from "./common.ts"
+import type { DemoWorkersError } from "./demo-workers.ts"
 import { type Chunked, piSampler, primeCounter, wordCounter } from "./demo-work.ts"
 
 // ---------------------------------------------------------------------------------------
@@ -226,6 +230,38 @@ export interface DemoOptions {
   readonly write?: ((text: string) => void) | undefined
   /** Show the kernel's info logs ("Done checkpointing 1 tasks", ...); default `false`. */
   readonly verbose?: boolean | undefined
+  /**
+   * Run the workflow in this many processes at once, sharing one SQL store (`store`, by
+   * default the SQLite file `<runDir>/dfk.db`): each runs the whole workflow, one task at a
+   * time, and claims in the store split the tasks between them (each body runs once in all).
+   * Default: one run in this process.
+   *
+   * @since 0.2.0
+   */
+  readonly workers?: number | undefined
+  /**
+   * A SQL store for the checkpoints, as `dfk --store` takes it: `sqlite:PATH` or
+   * `postgres://…`. Default: the JSON Lines files under `runDir` (with `workers`, the SQLite
+   * file `<runDir>/dfk.db`).
+   *
+   * @since 0.2.0
+   */
+  readonly store?: string | undefined
+  /**
+   * This process is worker number `worker` of a `workers` run (`./demo-workers.ts` starts it
+   * so: `DFK_DEMO_WORKER`), reporting to its parent on stdout.
+   *
+   * @since 0.2.0
+   */
+  readonly worker?: number | undefined
+  /**
+   * How to start a worker process: the command and the arguments before the demo's options.
+   * Default: this runtime with its own flags (`process.execPath`, `process.execArgv`) and this
+   * script (`process.argv[1]`).
+   *
+   * @since 0.2.0
+   */
+  readonly workerCommand?: { readonly command: string; readonly args: ReadonlyArray<string> } | undefined
 }
 
 /**
@@ -256,6 +292,13 @@ export interface DemoSummary {
   readonly primes: { readonly count: number; readonly from: number; readonly to: number }
   /** Words counted, distinct words, and the most frequent ones. */
   readonly words: { readonly total: number; readonly distinct: number; readonly top: ReadonlyArray<readonly [string, number]> }
+  /**
+   * With `workers`: each worker's run and how many task bodies it ran (their sum is
+   * `computed` when no body ran twice).
+   *
+   * @since 0.2.0
+   */
+  readonly workers?: ReadonlyArray<{ readonly run: string; readonly computed: number }> | undefined
 }
 
 /**
@@ -382,26 +425,98 @@ export const demoWorkflow = (
     }
   }).pipe(Effect.provideServiceEffect(Executed, Effect.sync(() => new Set<string>())))
 
-const seconds = (ms: number) => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`
+/**
+ * A duration for people: `1.4 s`, `12 s`.
+ *
+ * @since 0.2.0
+ */
+export const seconds = (ms: number): string => `${(ms / 1000).toFixed(ms < 10_000 ? 1 : 0)} s`
 const grouped = (n: number) => n.toLocaleString("en-US")
 
 /**
+ * A completed task as the demo prints it in `steps` mode.
+ *
+ * @since 0.2.0
+ */
+export const stepLine = (event: StepEvent, by?: string): string =>
+  `step ${event.done}/${event.total} done: ${event.task} (${
+    event.computed ? `computed in ${grouped(Math.round(event.ms))} ms${by === undefined ? "" : `, ${by}`}` : "from checkpoint"
+  })\n`
+
+/**
+ * The closing lines of a demo run: the summaries, the results digest, where the results
+ * are (`where`), and the `Done:` line (`extra` goes after its time).
+ *
+ * @since 0.2.0
+ */
+export const summaryText = (summary: DemoSummary, where: string, extra = ""): string => {
+  const saved = summary.fromCheckpoint > 0 ? ` (about ${seconds(summary.savedMs)} of compute saved)` : ""
+  return [
+    `pi ≈ ${summary.pi.toFixed(6)}`,
+    `primes in [${grouped(summary.primes.from)}, ${grouped(summary.primes.to)}): ${grouped(summary.primes.count)}`,
+    `words: ${grouped(summary.words.total)} counted, ${summary.words.distinct} distinct; top: ${summary.words.top.slice(0, 5).map(([w, n]) => `${w} (${grouped(n)})`).join(", ")}`,
+    `results digest: ${summary.digest.slice(0, 16)}`,
+    where,
+    `Done: ${summary.tasks} tasks, ${summary.fromCheckpoint} results from checkpoint, ${summary.computed} computed now, in ${seconds(summary.wallMs)}${saved}${extra}.`
+  ].join("\n") + "\n"
+}
+
+/**
+ * How progress is shown: `auto` is `line` on a terminal, else `steps`.
+ *
+ * @since 0.2.0
+ */
+export const progressMode = (progress: DemoOptions["progress"]): "line" | "steps" | "none" =>
+  progress === undefined || progress === "auto" ? (process.stdout.isTTY ? "line" : "steps") : progress
+
+/**
+ * The demo's error: a failed app call, a kernel that cannot start or write, a store that
+ * cannot be opened, a worker process that failed.
+ *
+ * @since 0.2.0
+ */
+export type DemoError = AppCacheError | DfkError | CliError | DemoWorkersError
+
+/**
  * Runs the demo: a kernel with `task_exit` checkpoints under `runDir` (resuming from every
- * checkpoint there), the workflow, a progress display and a closing summary.
+ * checkpoint there), the workflow, a progress display and a closing summary. With `workers`,
+ * that many processes share the work (`./demo-workers.ts`); with `store`, the checkpoints are
+ * in that SQL store.
  *
  * @since 0.1.0
  */
 export const runDemo = (
   options: DemoOptions = {}
+): Effect.Effect<DemoSummary, DemoError, FileSystem.FileSystem | Path.Path> =>
+  options.worker !== undefined || options.workers !== undefined || options.store !== undefined
+    ? Effect.flatMap(
+      // Loaded on demand, with the SQL client it needs: a plain run needs neither.
+      Effect.promise(() => import("./demo-workers.ts")),
+      (workers) =>
+        options.worker !== undefined
+          ? workers.runWorker(options)
+          : options.workers !== undefined
+          ? workers.runWorkers(options)
+          : workers.runOnStore(options)
+    )
+    : runInProcess(options)
+
+/**
+ * The demo in this process, on the `CheckpointStore` in the context (the JSON Lines files
+ * when there is none): what `runDemo` does without `workers`.
+ *
+ * @since 0.2.0
+ */
+export const runInProcess = (
+  options: DemoOptions = {},
+  storeName?: string
 ): Effect.Effect<DemoSummary, AppCacheError | DfkError, FileSystem.FileSystem | Path.Path> => {
   const write = options.write ?? ((text: string) => {
     process.stdout.write(text)
   })
   const runDir = options.runDir ?? "runinfo-demo"
   const tasks = options.tasks ?? 60
-  const progress = options.progress === undefined || options.progress === "auto"
-    ? (process.stdout.isTTY ? "line" : "steps")
-    : options.progress
+  const progress = progressMode(options.progress)
   return Effect.gen(function*() {
     const dfk = yield* Dfk
     write(`effect-dfk demo: ${tasks} tasks (scale ${options.scale ?? 1}), at most 2 at once; this run is ${dfk.runDir}\n`)
@@ -420,16 +535,14 @@ export const runDemo = (
     const onStep = (event: StepEvent) =>
       Effect.sync(() => {
         done = event.done
-        if (progress === "steps") {
-          write(`step ${event.done}/${event.total} done: ${event.task} (${event.computed ? `computed in ${grouped(Math.round(event.ms))} ms` : "from checkpoint"})\n`)
-        }
+        if (progress === "steps") write(stepLine(event))
       })
     const summary = yield* demoWorkflow(options, onStep).pipe(
       Effect.onInterrupt(() =>
         Effect.flatMap(Dfk.detailedStats, (stats) =>
           Effect.sync(() =>
             write(
-              `${progress === "line" ? "\n" : ""}Interrupted: ${done} of ${tasks} tasks done (${stats.fromCheckpoint} from checkpoint), their results are checkpointed in ${dfk.checkpointDir}. Run again to resume.\n`
+              `${progress === "line" ? "\n" : ""}Interrupted: ${done} of ${tasks} tasks done (${stats.fromCheckpoint} from checkpoint), their results are checkpointed in ${dfk.checkpointDir}${storeName === undefined ? "" : ` of the store ${storeName}`}. Run again to resume.\n`
             )
           ))
       )
@@ -438,17 +551,12 @@ export const runDemo = (
       yield* Effect.flatMap(Dfk.detailedStats, draw)
       write("\n")
     }
-    const saved = summary.fromCheckpoint > 0 ? ` (about ${seconds(summary.savedMs)} of compute saved)` : ""
-    write(
-      [
-        `pi ≈ ${summary.pi.toFixed(6)}`,
-        `primes in [${grouped(summary.primes.from)}, ${grouped(summary.primes.to)}): ${grouped(summary.primes.count)}`,
-        `words: ${grouped(summary.words.total)} counted, ${summary.words.distinct} distinct; top: ${summary.words.top.slice(0, 5).map(([w, n]) => `${w} (${grouped(n)})`).join(", ")}`,
-        `results digest: ${summary.digest.slice(0, 16)}`,
-        `checkpoint: ${dfk.checkpointDir}/tasks.jsonl`,
-        `Done: ${summary.tasks} tasks, ${summary.fromCheckpoint} results from checkpoint, ${summary.computed} computed now, in ${seconds(summary.wallMs)}${saved}.`
-      ].join("\n") + "\n"
-    )
+    write(summaryText(
+      summary,
+      storeName === undefined
+        ? `checkpoint: ${dfk.checkpointDir}/tasks.jsonl`
+        : `checkpoint: ${dfk.checkpointDir} in the store ${storeName}`
+    ))
     return summary
   }).pipe(
     Effect.scoped,
@@ -468,9 +576,12 @@ const SIZES = {
 } as const
 
 const USAGE = `Usage: npm run demo -- [--tasks N] [--scale X] [--size small|normal|large] [--run-dir DIR]
-                       [--progress auto|line|steps|none] [--verbose]
+                       [--progress auto|line|steps|none] [--verbose] [--workers N] [--store STORE]
 Checkpoints go under --run-dir (default runinfo-demo).
-Environment: DEMO_TASKS, DEMO_SCALE, DEMO_SIZE, DEMO_RUN_DIR, DEMO_PROGRESS.
+--workers N: N processes share the work through one SQL store (default the SQLite file
+  <run-dir>/dfk.db), each running one task at a time; every task runs once in all.
+--store sqlite:PATH | postgres://…: the checkpoints in that SQL store (with or without --workers).
+Environment: DEMO_TASKS, DEMO_SCALE, DEMO_SIZE, DEMO_RUN_DIR, DEMO_PROGRESS, DEMO_WORKERS, DEMO_STORE.
 `
 
 /**
@@ -493,6 +604,8 @@ export const parseDemoArgs = (
         "run-dir": { type: "string" },
         progress: { type: "string" },
         verbose: { type: "boolean" },
+        workers: { type: "string" },
+        store: { type: "string" },
         help: { type: "boolean", short: "h" }
       },
       strict: true,
@@ -515,18 +628,47 @@ export const parseDemoArgs = (
   if (!["auto", "line", "steps", "none"].includes(progress)) {
     return { error: `Unknown progress ${JSON.stringify(progress)}; expected auto, line, steps or none` }
   }
+  const workersText = values.workers ?? env.DEMO_WORKERS
+  const workers = workersText === undefined ? undefined : Number(workersText)
+  if (workers !== undefined && (!Number.isInteger(workers) || workers < 1 || workers > 64)) {
+    return { error: "--workers must be a whole number from 1 to 64" }
+  }
+  const store = values.store ?? env.DEMO_STORE
+  if (store !== undefined && !/^(sqlite:.|postgres(ql)?:\/\/)/i.test(store)) {
+    return { error: "--store must be sqlite:PATH, postgres://… or postgresql://…" }
+  }
+  // A worker of a --workers run (demo-workers.ts): its number and store come in its environment.
+  const worker = env.DFK_DEMO_WORKER === undefined ? undefined : Number(env.DFK_DEMO_WORKER)
+  const runDir = values["run-dir"] ?? env.DEMO_RUN_DIR ?? "runinfo-demo"
   return {
     tasks,
     scale,
-    runDir: values["run-dir"] ?? env.DEMO_RUN_DIR ?? "runinfo-demo",
+    runDir,
     progress: progress as DemoOptions["progress"],
-    verbose: values.verbose === true
+    verbose: values.verbose === true,
+    ...(worker !== undefined && Number.isInteger(worker) && worker >= 1
+      ? { worker, store: env.DFK_DEMO_STORE ?? store ?? `sqlite:${runDir}/dfk.db` }
+      : {
+        ...(workers === undefined ? {} : { workers }),
+        ...(store === undefined ? {} : { store })
+      })
   }
 }
 
-/** Exit codes: 0 done, 1 failed, 130 interrupted (Ctrl-C), like a shell. */
-const teardown = <E, A>(exit: Exit.Exit<E, A>, onExit: (code: number) => void) =>
-  onExit(Exit.isSuccess(exit) ? 0 : Cause.isInterruptedOnly(exit.cause) ? 130 : 1)
+/**
+ * Exit codes: 0 done, 1 failed, 130 interrupted (Ctrl-C), like a shell. A finished demo exits
+ * itself once stdout and stderr have taken what it wrote, even if a client library left a
+ * handle open (see cli/main.ts).
+ */
+const teardown = <E, A>(exit: Exit.Exit<E, A>, onExit: (code: number) => void) => {
+  const code = Exit.isSuccess(exit)
+    ? (typeof exit.value === "number" ? exit.value : 0)
+    : Cause.isInterruptedOnly(exit.cause)
+    ? 130
+    : 1
+  onExit(code)
+  process.stdout.write("", () => process.stderr.write("", () => process.exit(code)))
+}
 
 /**
  * The demo as a program: reads the options from `argv` (the arguments after the script) and
@@ -549,6 +691,18 @@ export const demoMain = (argv: ReadonlyArray<string>): void => {
       if (e.code === "EPIPE") process.exit(0)
       throw e
     })
-    runDemo(parsed).pipe(Effect.provide(NodeContext.layer), NodeRuntime.runMain({ teardown }))
+    runDemo(parsed).pipe(
+      Effect.as(0),
+      // A store that cannot be opened, a worker that failed: one line, exit status 1.
+      Effect.catchIf(
+        (e): e is CliError | DemoWorkersError => e._tag === "CliError" || e._tag === "DemoWorkersError",
+        (e) => Effect.sync(() => {
+          process.stderr.write(`demo: ${maskSecrets(e.message)}\n`)
+          return 1
+        })
+      ),
+      Effect.provide(NodeContext.layer),
+      NodeRuntime.runMain({ teardown })
+    )
   }
 }

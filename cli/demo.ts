@@ -8,7 +8,8 @@ import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
-import { CliError, ExitStatus } from "./common.ts"
+import * as Redacted from "effect/Redacted"
+import { CliError, CliStore, ExitStatus } from "./common.ts"
 
 const text = (name: string, description: string) =>
   Options.text(name).pipe(Options.withDescription(description), Options.optional)
@@ -16,7 +17,7 @@ const text = (name: string, description: string) =>
 /**
  * The `demo` subcommand. Its options are those of `npm run demo`, with the same
  * environment variables (`DEMO_TASKS`, `DEMO_SCALE`, `DEMO_SIZE`, `DEMO_RUN_DIR`,
- * `DEMO_PROGRESS`); the flags win.
+ * `DEMO_PROGRESS`, `DEMO_WORKERS`); the flags win. `dfk --store` is its `--store`.
  *
  * @since 0.1.0
  */
@@ -28,6 +29,10 @@ export const demoCommand = Command.make(
     size: text("size", "small (12 tasks), normal (60) or large (120); default normal"),
     runDir: text("run-dir", "Where run directories and checkpoints go; default runinfo-demo"),
     progress: text("progress", "auto, line, steps or none; default auto (line on a terminal, else steps)"),
+    workers: text(
+      "workers",
+      "Run in N processes sharing one SQL store (dfk --store, default the SQLite file <run-dir>/dfk.db), one task at a time each"
+    ),
     verbose: Options.boolean("verbose").pipe(Options.withDescription("Show the kernel's info logs"))
   },
   (options) =>
@@ -43,6 +48,9 @@ export const demoCommand = Command.make(
       pass("size", options.size)
       pass("run-dir", options.runDir)
       pass("progress", options.progress)
+      pass("workers", options.workers)
+      // dfk --store: the demo's checkpoints go there (and its workers share it).
+      pass("store", Option.map((yield* CliStore).spec, Redacted.value))
       if (options.verbose) argv.push("--verbose")
       const parsed = demo.parseDemoArgs(argv)
       if (parsed === "help" || "error" in parsed) {
@@ -51,7 +59,11 @@ export const demoCommand = Command.make(
           code: ExitStatus.usage
         })
       }
-      yield* demo.runDemo(parsed).pipe(
+      yield* demo.runDemo({
+        ...parsed,
+        // Workers are started as this command is: `dfk demo …`.
+        workerCommand: { command: process.execPath, args: [...process.execArgv, process.argv[1]!, "demo"] }
+      }).pipe(
         Effect.mapError((e) => new CliError({ message: `The demo failed: ${e.message}`, code: ExitStatus.failed }))
       )
     })

@@ -11,6 +11,11 @@
  * dfk demo [--size small]                             # the demo workflow
  * ```
  *
+ * `--store sqlite:PATH` or `--store postgres://…` (`postgresql://` too; or `DFK_STORE`), given
+ * before or after the command, works on a SQL store (`effect-dfk/sql`) instead of the JSON
+ * Lines files, with the same run and checkpoint names (`nightly/003/checkpoint`) and the same
+ * output; the connection URL is never printed (see `./store.ts`).
+ *
  * Exit status: `0` success; `1` a miss (`explain`), a corrupt line (`verify`), a checkpoint
  * that cannot be loaded, a failed write; `2` bad usage: a bad path, bad JSON, a missing or
  * unknown option. Errors are one line on stderr. Every command has `--help`.
@@ -23,26 +28,28 @@
  * @module
  */
 import * as Command from "@effect/cli/Command"
+import * as Options from "@effect/cli/Options"
 import * as ValidationError from "@effect/cli/ValidationError"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import * as Cause from "effect/Cause"
+import * as Config from "effect/Config"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
-import { CheckpointStore } from "../mod.ts"
 // The version lives in package.json alone (deno.json's "version" is kept equal to it, checked by
 // test/e2e/version.test.ts); the npm package's cli/main.js reads the generated package.json next to it.
 import packageJson from "../package.json" with { type: "json" }
-import { CliError, colorAllowed, escapeControls, ExitStatus, plainConsole } from "./common.ts"
+import { CliError, colorAllowed, escapeControls, ExitStatus, maskSecrets, plainConsole } from "./common.ts"
 import { compactCommand } from "./compact.ts"
 import { demoCommand } from "./demo.ts"
 import { explainCommand } from "./explain.ts"
 import { repairCommand } from "./repair.ts"
 import { runsCommand } from "./runs.ts"
 import { showCommand } from "./show.ts"
+import { storeFromOption } from "./store.ts"
 import { verifyCommand } from "./verify.ts"
 
 /** The version `dfk --version` prints: the package's. */
@@ -50,8 +57,18 @@ const VERSION: string = packageJson.version
 
 const SUBCOMMANDS = "runs, show, explain, compact, verify, repair, demo"
 
+/** `--store`: the JSON Lines files by default, or a SQL store. */
+const storeOption = Options.text("store").pipe(
+  Options.withDescription(
+    "Where the checkpoints are: sqlite:PATH or postgres://… (postgresql://…) for a SQL store (effect-dfk/sql), " +
+      "same run and checkpoint names; default the JSON Lines files. Also read from DFK_STORE"
+  ),
+  Options.withFallbackConfig(Config.string("DFK_STORE")),
+  Options.optional
+)
+
 /** The root command with every subcommand. */
-const dfkCommand = Command.make("dfk", {}, () =>
+const dfkCommand = Command.make("dfk", { store: storeOption }, () =>
   new CliError({ message: `Missing command: one of ${SUBCOMMANDS} (dfk --help for details)`, code: ExitStatus.usage })
 ).pipe(
   Command.withDescription("Inspect, explain, verify, repair and compact effect-dfk checkpoints"),
@@ -63,16 +80,36 @@ const dfkCommand = Command.make("dfk", {}, () =>
     verifyCommand,
     repairCommand,
     demoCommand
-  ])
+  ]),
+  // Every command runs on the store --store names (built only when a command runs, not for
+  // --help); `demo` writes to it, so for the demo an SQLite file is made if it does not exist.
+  Command.provide(({ store }) => storeFromOption(store, { create: commandOf(process.argv) === "demo" }))
 )
 
 /**
+ * `--store` is an option of `dfk` itself, which @effect/cli reads before the command only;
+ * this moves a `--store V` (or `--store=V`) given after the command to the front, so it works
+ * in either place.
+ *
  * `--version` is @effect/cli's built-in "show the version" flag, so `explain` takes the
  * app's version as `--app-version`; this turns `explain … --version V` (and `--version=V`)
  * into that. A bare `--version` still prints dfk's version.
  */
 const rewriteArgs = (argv: ReadonlyArray<string>): Array<string> => {
-  const out = [...argv]
+  const out = [...argv.slice(0, 2)]
+  const rest: Array<string> = []
+  const store: Array<string> = []
+  for (let i = 2; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === "--") {
+      rest.push(...argv.slice(i))
+      break
+    }
+    if (arg.startsWith("--store=")) store.push(arg)
+    else if (arg === "--store") store.push(arg, ...(i + 1 < argv.length ? [argv[++i]!] : []))
+    else rest.push(arg)
+  }
+  out.push(...store, ...rest)
   const at = out.indexOf("explain", 2)
   if (at === -1) return out
   for (let i = at + 1; i < out.length; i++) {
@@ -84,13 +121,24 @@ const rewriteArgs = (argv: ReadonlyArray<string>): Array<string> => {
   return out
 }
 
+/** The command `argv` runs (its first word after the options of dfk itself), if any. */
+const commandOf = (argv: ReadonlyArray<string>): string | undefined => {
+  const args = rewriteArgs(argv).slice(2)
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!
+    if (arg === "--store") i++
+    else if (!arg.startsWith("-")) return arg
+  }
+  return undefined
+}
+
 /**
  * Log lines (e.g. "Skipped a torn last line …") go to stderr, so stdout stays parsable; one
  * line each, with control characters escaped (they name checkpoint paths).
  */
 const stderrLogger = Logger.make(({ logLevel, message }) => {
   const parts = Array.isArray(message) ? message : [message]
-  globalThis.console.error(escapeControls(`${logLevel.label.toLowerCase()}: ${parts.map(String).join(" ")}`))
+  globalThis.console.error(maskSecrets(escapeControls(`${logLevel.label.toLowerCase()}: ${parts.map(String).join(" ")}`)))
 })
 
 /** @effect/cli colours its help and usage errors; only on a terminal without NO_COLOR here. */
@@ -120,33 +168,37 @@ const main = (argv: ReadonlyArray<string>): Effect.Effect<number> =>
       if (e instanceof CliError) {
         return e.message === ""
           ? Effect.succeed(e.code)
-          : Effect.as(Console.error(`dfk: ${escapeControls(e.message)}`), e.code)
+          : Effect.as(Console.error(maskSecrets(`dfk: ${escapeControls(e.message)}`)), e.code)
       }
-      return Effect.as(Console.error(`dfk: ${escapeControls(String(e))}`), ExitStatus.failed)
+      return Effect.as(Console.error(maskSecrets(`dfk: ${escapeControls(String(e))}`)), ExitStatus.failed)
     }),
     Effect.catchAllCause((cause) =>
       Cause.isInterruptedOnly(cause)
         ? Effect.failCause(cause)
         : Effect.as(
-          Console.error(`dfk: unexpected error\n${escapeControls(Cause.pretty(cause), true)}`),
+          Console.error(maskSecrets(`dfk: unexpected error\n${escapeControls(Cause.pretty(cause), true)}`)),
           ExitStatus.failed as number
         )
     ),
     withPlainConsole,
-    Effect.provide(Layer.mergeAll(
-      CheckpointStore.layerFileSystem.pipe(Layer.provideMerge(NodeContext.layer)),
-      Logger.replace(Logger.defaultLogger, stderrLogger)
-    ))
+    Effect.provide(Layer.mergeAll(NodeContext.layer, Logger.replace(Logger.defaultLogger, stderrLogger)))
   )
 
-/** The exit status is the value of `main`; an interruption (Ctrl-C) is 130, as in a shell. */
-const teardown = <E, A>(exit: Exit.Exit<E, A>, onExit: (code: number) => void): void =>
-  onExit(
-    Exit.isSuccess(exit)
-      ? (typeof exit.value === "number" ? exit.value : ExitStatus.ok)
-      : Cause.isInterruptedOnly(exit.cause)
-      ? 130
-      : ExitStatus.failed
-  )
+/**
+ * The exit status is the value of `main`; an interruption (Ctrl-C) is 130, as in a shell.
+ * `runMain` exits at once only on a non-zero status; on 0 it lets the event loop drain, and a
+ * client library may leave a handle open after its scope closed (a PostgreSQL store closed
+ * right after it was made leaves its LISTEN connection: test/faults/SqlStoreListen.test.ts),
+ * so a finished command exits itself, once stdout and stderr have taken what it wrote.
+ */
+const teardown = <E, A>(exit: Exit.Exit<E, A>, onExit: (code: number) => void): void => {
+  const code = Exit.isSuccess(exit)
+    ? (typeof exit.value === "number" ? exit.value : ExitStatus.ok)
+    : Cause.isInterruptedOnly(exit.cause)
+    ? 130
+    : ExitStatus.failed
+  onExit(code)
+  process.stdout.write("", () => process.stderr.write("", () => process.exit(code)))
+}
 
 main(process.argv).pipe(NodeRuntime.runMain({ disableErrorReporting: true, disablePrettyLogger: true, teardown }))

@@ -16,8 +16,8 @@ import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
-import { CliError, ExitStatus, printLines, resolveCheckpoint, writeFailed } from "./common.ts"
-import { scanLines, verifyCheckpoint } from "./verify.ts"
+import { CliError, CliStore, ExitStatus, printLines, resolveCheckpoint, usageError, writeFailed } from "./common.ts"
+import { scanLines, verifyCheckpointFile } from "./verify.ts"
 import type { Problem } from "./verify.ts"
 
 /**
@@ -48,7 +48,7 @@ export const repair = (dir: string): Effect.Effect<Repair, CliError, FileSystem.
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
-    const report = yield* verifyCheckpoint(dir)
+    const report = yield* verifyCheckpointFile(dir)
     const file = report.file
     const badFile = `${file}.bad`
     if (report.problems.length === 0) return { file, badFile, moved: [], kept: report.entries }
@@ -109,6 +109,13 @@ export const repairCommand = Command.make(
   },
   ({ checkpoint }) =>
     Effect.gen(function*() {
+      const store = yield* CliStore
+      if (store.sql) {
+        return yield* usageError(
+          `dfk repair moves bad lines of tasks.jsonl files; the store ${store.name} has no lines to move ` +
+            `(dfk verify checks its entries)`
+        )
+      }
       const dir = yield* resolveCheckpoint(checkpoint)
       const result = yield* repair(dir)
       const entries = `${result.kept} ${result.kept === 1 ? "entry" : "entries"}`

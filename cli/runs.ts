@@ -11,16 +11,19 @@ import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { CheckpointFile, CheckpointStore, RunDirs } from "../mod.ts"
+import type { CheckpointEntry } from "../mod.ts"
 import {
   appCounts,
   CliError,
+  CliStore,
   formatAppCounts,
   formatBytes,
   isoSeconds,
+  jsonLinesBytes,
   loadCheckpoint,
   printJson,
   printLines,
-  requireDirectory,
+  requireRunDir,
   table
 } from "./common.ts"
 
@@ -34,13 +37,16 @@ export interface RunRow {
   readonly id: string
   /** The run directory. */
   readonly path: string
-  /** When the run started: the run dir's birth time, else its first entry's time, else its mtime. */
+  /**
+   * When the run started: the run dir's birth time, else its first entry's time, else its
+   * mtime; in a SQL store, its first entry's time (`null` when it has none).
+   */
   readonly start: string | null
   /** The checkpoint dir, or `null` when the run wrote none. */
   readonly checkpoint: string | null
   /** Lines (entries) in the run's checkpoint. */
   readonly entries: number
-  /** Size of the run's `tasks.jsonl` in bytes. */
+  /** Size of the run's `tasks.jsonl` in bytes; in a SQL store, the size its entries would have as one. */
   readonly bytes: number
   /** Entries per app. */
   readonly apps: Record<string, number>
@@ -55,11 +61,12 @@ export interface RunRow {
  */
 export const listRuns = (
   runDir: string
-): Effect.Effect<Array<RunRow>, CliError, FileSystem.FileSystem | Path.Path | CheckpointStore> =>
+): Effect.Effect<Array<RunRow>, CliError, FileSystem.FileSystem | Path.Path | CheckpointStore | CliStore> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
-    yield* requireDirectory(runDir, "run directory")
+    yield* requireRunDir(runDir)
+    if ((yield* CliStore).sql) return yield* listStoredRuns(runDir)
     const rows: Array<RunRow> = []
     for (const { checkpointDir: checkpoint, name, path: dir } of yield* RunDirs.list(runDir)) {
       const info = yield* Effect.option(fs.stat(dir))
@@ -88,6 +95,37 @@ export const listRuns = (
         checkpoint: hasFile ? checkpoint : null,
         entries: entries.length,
         bytes: size ?? 0,
+        apps: Object.fromEntries(appCounts(entries)),
+        ...(error === undefined ? {} : { error })
+      })
+    }
+    return rows
+  })
+
+/** The rows of `dfk runs` in a SQL store: its runs, no folders. */
+const listStoredRuns = (
+  runDir: string
+): Effect.Effect<Array<RunRow>, never, FileSystem.FileSystem | Path.Path | CheckpointStore> =>
+  Effect.gen(function*() {
+    const store = yield* CheckpointStore
+    const rows: Array<RunRow> = []
+    for (const { checkpointDir: checkpoint, name, path: dir } of yield* RunDirs.list(runDir)) {
+      const has = yield* store.exists(checkpoint)
+      let entries: ReadonlyArray<CheckpointEntry> = []
+      let error: string | undefined
+      if (has) {
+        const loaded = yield* Effect.either(loadCheckpoint(checkpoint))
+        if (loaded._tag === "Right") entries = loaded.right
+        else error = loaded.left.message
+      }
+      const first = entries.map((e) => Date.parse(e.time)).filter(Number.isFinite).sort((a, b) => a - b)[0]
+      rows.push({
+        id: name,
+        path: dir,
+        start: first === undefined ? null : isoSeconds(new Date(first)),
+        checkpoint: has ? checkpoint : null,
+        entries: entries.length,
+        bytes: jsonLinesBytes(entries),
         apps: Object.fromEntries(appCounts(entries)),
         ...(error === undefined ? {} : { error })
       })

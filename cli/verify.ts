@@ -18,8 +18,8 @@ import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
-import { CheckpointFile, getAllCheckpoints, Memo } from "../mod.ts"
-import { CliError, ExitStatus, printLines, resolveCheckpoint } from "./common.ts"
+import { CheckpointFile, CheckpointStore, getAllCheckpoints, Memo } from "../mod.ts"
+import { CliError, CliStore, entryLine, ExitStatus, printLines, resolveCheckpoint } from "./common.ts"
 
 /**
  * A problem found on one line.
@@ -119,11 +119,61 @@ export const scanLines = <E, R>(
   )
 
 /**
- * Checks every line of the checkpoint in `dir` (see `checkLine`).
+ * Checks every entry of the checkpoint `dir` of a SQL store by the same rule, each as the line
+ * it would be in a `tasks.jsonl` (`entryLine`); the report names the checkpoint dir, and
+ * entries by their 1-based position in stored order. An entry the store cannot hand over
+ * (its JSON text is not JSON) is a corrupt one, and ends the check of that checkpoint.
+ *
+ * @since 0.2.0
+ */
+export const verifyStoredCheckpoint = (dir: string): Effect.Effect<FileReport, never, CheckpointStore> =>
+  Effect.gen(function*() {
+    const store = yield* CheckpointStore
+    const problems: Array<Problem> = []
+    let entries = 0
+    let n = 0
+    const loaded = yield* Effect.either(store.load(dir, (entry) => {
+      n++
+      let text: string
+      try {
+        text = entryLine(entry)
+      } catch (e) {
+        problems.push({ file: dir, line: n, kind: "corrupt", reason: `the entry has no JSON form: ${String(e)}` })
+        return
+      }
+      const verdict = checkLine(dir, text, n, true)
+      if (verdict === "entry") entries++
+      else if (verdict !== "blank") problems.push({ ...verdict, line: n })
+      else problems.push({ file: dir, line: n, kind: "corrupt", reason: "the entry is empty" })
+    }))
+    if (loaded._tag === "Left") {
+      const e = loaded.left
+      problems.push({ file: dir, line: e.line > 0 ? e.line : n + 1, kind: "corrupt", reason: e.reason })
+    }
+    return { file: dir, entries, problems }
+  })
+
+/**
+ * Checks every line of the checkpoint in `dir` (see `checkLine`); with a SQL store, every
+ * entry (`verifyStoredCheckpoint`).
  *
  * @since 0.1.0
  */
 export const verifyCheckpoint = (
+  dir: string
+): Effect.Effect<FileReport, CliError, FileSystem.FileSystem | Path.Path | CheckpointStore | CliStore> =>
+  Effect.flatMap(
+    CliStore,
+    (store): Effect.Effect<FileReport, CliError, FileSystem.FileSystem | Path.Path | CheckpointStore> =>
+      store.sql ? verifyStoredCheckpoint(dir) : verifyCheckpointFile(dir)
+  )
+
+/**
+ * Checks every line of the checkpoint file in `dir` (see `checkLine`).
+ *
+ * @since 0.2.0
+ */
+export const verifyCheckpointFile = (
   dir: string
 ): Effect.Effect<FileReport, CliError, FileSystem.FileSystem | Path.Path> =>
   Effect.gen(function*() {
@@ -149,7 +199,7 @@ export const verifyCheckpoint = (
  */
 export const resolveForVerify = (
   given: string
-): Effect.Effect<Array<string>, CliError, FileSystem.FileSystem | Path.Path> =>
+): Effect.Effect<Array<string>, CliError, FileSystem.FileSystem | Path.Path | CheckpointStore | CliStore> =>
   resolveCheckpoint(given).pipe(
     Effect.map((dir) => [dir]),
     Effect.catchAll((e) =>

@@ -1,13 +1,16 @@
 /**
  * Builds the npm package into `npm/` (dnt's job, done with the TypeScript compiler):
  *
- * - ESM JavaScript and `.d.ts` files compiled from `mod.ts` and `src/**` (see
- *   `tsconfig.build.json`) and, when it exists, `cli/main.ts` with what it imports; relative `.ts` import specifiers become `.js`, in
+ * - ESM JavaScript and `.d.ts` files compiled from `mod.ts`, `sql.ts` (the subpath
+ *   `effect-dfk/sql`) and `src/**` (see `tsconfig.build.json`) and, when it exists, `cli/main.ts` with what it imports; relative `.ts` import specifiers become `.js`, in
  *   the JavaScript (`rewriteRelativeImportExtensions`) and in the declarations (a transformer
  *   here, since the compiler leaves those alone);
  * - a generated `package.json` (version from the root `package.json`, the one place it lives),
  *   with a `dfk` bin when `cli/main.ts` exists (`cli/main.js` reads its version from that
- *   generated file, `../package.json`);
+ *   generated file, `../package.json`); `effect` and `@effect/platform` are peer
+ *   dependencies, the SQL packages optional peer dependencies (`peerDependenciesMeta`): only
+ *   `effect-dfk/sql` and `dfk --store` use them, and nothing that `mod.js` or `cli/main.js`
+ *   imports statically may import one (the build fails if it does);
  * - `README.md` and `LICENSE` copied from the repository root.
  *
  * The declarations describe the public API only: no public `.d.ts` may import one under
@@ -36,6 +39,19 @@ export const peerDependencies: Readonly<Record<string, string>> = {
   "effect": "^3.22.4",
   "@effect/platform": "^0.97.2"
 }
+
+/**
+ * Optional peer dependencies (`peerDependenciesMeta` `optional`), with the ranges of the root
+ * `package.json`: `effect-dfk/sql` needs `@effect/sql`, and `dfk --store` a client
+ * (`sqlite:` `@effect/sql-sqlite-node`, `postgres://` `@effect/sql-pg`), which it imports
+ * only then. npm installs none of them with the package (better-sqlite3 is a native addon);
+ * a user who wants them installs them, and npm checks their versions against these ranges.
+ */
+export const optionalPeerDependencyNames: ReadonlyArray<string> = [
+  "@effect/sql",
+  "@effect/sql-pg",
+  "@effect/sql-sqlite-node"
+]
 
 /**
  * Runtime dependencies of the `dfk` CLI, added when `cli/main.ts` exists. Versions are read from
@@ -158,6 +174,50 @@ const importedPackages = (code: string): Array<string> => {
   return [...names]
 }
 
+/**
+ * The specifiers a compiled ES module imports statically (import and export declarations),
+ * not its dynamic `import()`s.
+ */
+const staticImports = (file: string, code: string): Array<string> => {
+  const source = ts.createSourceFile(file, code, ts.ScriptTarget.Latest, false, ts.ScriptKind.JS)
+  const out: Array<string> = []
+  for (const statement of source.statements) {
+    if (
+      (ts.isImportDeclaration(statement) || ts.isExportDeclaration(statement)) &&
+      statement.moduleSpecifier !== undefined && ts.isStringLiteral(statement.moduleSpecifier)
+    ) {
+      out.push(statement.moduleSpecifier.text)
+    }
+  }
+  return out
+}
+
+const packageOf = (specifier: string): string => {
+  const parts = specifier.split("/")
+  return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0]!
+}
+
+/**
+ * The packages among `names` that `entry` (a compiled file under `outDir`) loads statically,
+ * through its own imports or those of the package's files it imports, each with the file
+ * that imports it.
+ */
+const staticallyLoaded = (outDir: string, entry: string, names: ReadonlyArray<string>): Array<string> => {
+  const found: Array<string> = []
+  const seen = new Set<string>()
+  const queue = [path.join(outDir, entry)]
+  while (queue.length > 0) {
+    const file = queue.shift()!
+    if (seen.has(file) || !fs.existsSync(file)) continue
+    seen.add(file)
+    for (const specifier of staticImports(file, fs.readFileSync(file, "utf8"))) {
+      if (specifier.startsWith(".")) queue.push(path.resolve(path.dirname(file), specifier))
+      else if (names.includes(packageOf(specifier))) found.push(`${path.relative(outDir, file)} imports ${specifier}`)
+    }
+  }
+  return found
+}
+
 const listFiles = (dir: string): Array<string> =>
   fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const full = path.join(dir, entry.name)
@@ -235,6 +295,19 @@ export const build = (outDirOption = "npm"): BuildResult => {
     ...rootPackage.dependencies,
     ...rootPackage.devDependencies
   }
+  const optionalPeers: Record<string, string> = {}
+  for (const name of optionalPeerDependencyNames) {
+    const range = rootVersions[name]
+    if (range === undefined) throw new Error(`${name} is an optional peer dependency but package.json does not list it`)
+    optionalPeers[name] = range
+  }
+  // The core and the CLI load without them: only effect-dfk/sql and dfk --store need them.
+  for (const entry of ["mod.js", ...(withCli ? ["cli/main.js"] : [])]) {
+    const loaded = staticallyLoaded(outDir, entry, optionalPeerDependencyNames)
+    if (loaded.length > 0) {
+      throw new Error(`${entry} must load without the optional peer dependencies, but ${loaded.join(", ")}`)
+    }
+  }
   const dependencies: Record<string, string> = {}
   if (withCli) {
     for (const name of cliDependencyNames) {
@@ -244,7 +317,7 @@ export const build = (outDirOption = "npm"): BuildResult => {
     }
   }
   for (const name of imported) {
-    if (name === rootPackage.name || name in peerDependencies || name in dependencies) continue
+    if (name === rootPackage.name || name in peerDependencies || name in optionalPeers || name in dependencies) continue
     const range = rootVersions[name]
     if (range === undefined) throw new Error(`The compiled code imports ${name}, which package.json does not list`)
     dependencies[name] = range
@@ -273,13 +346,17 @@ export const build = (outDirOption = "npm"): BuildResult => {
     types: "./mod.d.ts",
     exports: {
       ".": { types: "./mod.d.ts", import: "./mod.js" },
+      "./sql": { types: "./sql.d.ts", import: "./sql.js" },
       "./package.json": "./package.json"
     },
     ...(bin ? { bin } : {}),
     sideEffects: false,
     engines: { node: ">=20" },
     ...(Object.keys(dependencies).length > 0 ? { dependencies: sortKeys(dependencies) } : {}),
-    peerDependencies: sortKeys({ ...peerDependencies })
+    peerDependencies: sortKeys({ ...peerDependencies, ...optionalPeers }),
+    peerDependenciesMeta: Object.fromEntries(
+      Object.keys(sortKeys(optionalPeers)).map((name) => [name, { optional: true }])
+    )
   }
   for (const key of ["keywords", "repository", "homepage", "bugs", "author"]) {
     if (rootPackage[key] !== undefined) packageJson[key] = rootPackage[key]

@@ -2,11 +2,14 @@
  * Checks that nothing internal is public (DESIGN §5), as part of `npm run check`:
  *
  * - `cli/` (the `dfk` command) imports the library only through its public API: `../mod.ts`
- *   or `effect-dfk`, never a file under `src/` (neither `src/internal/*` nor `src/App.ts` …),
- *   and never `examples/` (the npm package ships `cli/`, not `examples/`);
- * - `examples/` imports the library only as `effect-dfk` (what a user writes), never a file
- *   under `src/` nor `mod.ts`; the one other relative import allowed is `examples/demo.ts`
- *   starting the demo, whose code is `cli/demo-workflow.ts`, shared with `dfk demo`;
+ *   and `../sql.ts` (the subpath `effect-dfk/sql`), or `effect-dfk` and `effect-dfk/sql`; of
+ *   the repository's other files only its siblings in `cli/` and `../package.json` (its
+ *   version), never a file under `src/` (neither `src/internal/*` nor `src/App.ts` …), and
+ *   never `examples/` (the npm package ships `cli/`, not `examples/`);
+ * - `examples/` imports the library only as `effect-dfk` and `effect-dfk/sql` (what a user
+ *   writes), never a file under `src/` nor `mod.ts`; the one other relative import allowed is
+ *   `examples/demo.ts` starting the demo, whose code is `cli/demo-workflow.ts`, shared with
+ *   `dfk demo`;
  * - `mod.ts` exports no file under `src/internal/`.
  *
  * `test/` and `bench/` may import internals. Every import is checked: static, re-exports,
@@ -23,6 +26,12 @@ import { fileURLToPath } from "node:url"
 import ts from "typescript"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
+
+/** The files outside `cli/` that `cli/` may import: the public entry points and the version. */
+const CLI_IMPORTS: ReadonlyArray<string> = ["mod.ts", "sql.ts", "package.json"]
+
+/** The package's subpaths (`package.json` `exports`). */
+const SUBPATHS: ReadonlyArray<string> = ["effect-dfk/sql"]
 
 /** Relative imports allowed in `examples/` besides their siblings: `file` → the resolved target. */
 const EXAMPLE_EXCEPTIONS: ReadonlyArray<readonly [string, string]> = [
@@ -65,13 +74,16 @@ export const violation = (file: string, specifier: string): string | undefined =
       : undefined
   }
   const area = file.split("/")[0]
-  if (specifier.startsWith("effect-dfk/")) return `${specifier}: the package has no such subpath; import "effect-dfk"`
+  if (specifier.startsWith("effect-dfk/") && !SUBPATHS.includes(specifier)) {
+    return `${specifier}: the package has no such subpath; import "effect-dfk" or ${SUBPATHS.map((p) => `"${p}"`).join(", ")}`
+  }
   if (!isPath) return undefined
   const target = rel(path.resolve(root, path.dirname(file), specifier))
   if (area === "cli") {
     if (inside(target, "src")) return `imports ${specifier}: cli/ uses only the public API (../mod.ts), not src/`
     if (inside(target, "examples")) return `imports ${specifier}: cli/ must not import examples/ (the npm package has none)`
-    return undefined
+    if (inside(target, "cli") || CLI_IMPORTS.includes(target)) return undefined
+    return `imports ${specifier}: cli/ imports the public API (${CLI_IMPORTS.map((f) => `../${f}`).join(", ")}) and cli/ files only`
   }
   if (area === "examples") {
     if (inside(target, "src") || target === "mod.ts") {

@@ -10,8 +10,12 @@ describe("check_imports", () => {
     assert.deepStrictEqual(check(), [])
   })
 
-  it("flags internals and src/ files in cli/ and examples/, and examples/ in cli/", () => {
+  it("flags internals and src/ files in cli/ and examples/, examples/ and other repository files in cli/", () => {
     assert.isUndefined(violation("cli/verify.ts", "../mod.ts"))
+    assert.isUndefined(violation("cli/store.ts", "../sql.ts"))
+    assert.isUndefined(violation("cli/main.ts", "../package.json"))
+    assert.isDefined(violation("cli/store.ts", "../scripts/build_npm.ts"))
+    assert.isDefined(violation("cli/store.ts", "../test/e2e/sqlHarness.ts"))
     assert.isUndefined(violation("cli/verify.ts", "./common.ts"))
     assert.isUndefined(violation("cli/verify.ts", "effect/Effect"))
     assert.isDefined(violation("cli/verify.ts", "../src/internal/fileLoad.ts"))
@@ -24,6 +28,8 @@ describe("check_imports", () => {
     assert.isDefined(violation("examples/quickstart.ts", "../cli/demo-workflow.ts"))
     assert.isUndefined(violation("examples/demo.ts", "../cli/demo-workflow.ts"))
     assert.isDefined(violation("examples/quickstart.ts", "effect-dfk/internal"))
+    assert.isUndefined(violation("examples/quickstart.ts", "effect-dfk/sql"))
+    assert.isUndefined(violation("cli/store.ts", "effect-dfk/sql"))
     assert.isUndefined(violation("mod.ts", "./src/App.ts"))
     assert.isDefined(violation("mod.ts", "./src/internal/kernel.ts"))
   })

@@ -3,6 +3,8 @@
  * it, a temporary project installs the tarball next to `effect`, `@effect/platform` and
  * `@effect/platform-node`, a plain Node ESM script imports `effect-dfk` and resumes a workflow
  * from a checkpoint, and the repo's `tsc` type-checks consumer code against the built `.d.ts`.
+ * The SQL packages are optional peers: `effect-dfk/sql` loads with `@effect/sql` installed, and
+ * `dfk --store` names the client package it lacks.
  *
  * The install is offline: the temporary project gets a lock file cut from the repo's own
  * `package-lock.json`, so `npm ci --offline` needs only the tarballs that the repo's `npm ci`
@@ -20,8 +22,12 @@ import { fileURLToPath } from "node:url"
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
 const tsc = path.join(repo, "node_modules", "typescript", "bin", "tsc")
-/** The packages the consumer project installs next to effect-dfk. */
-const consumerDeps = ["effect", "@effect/platform", "@effect/platform-node"] as const
+/**
+ * The packages the consumer project installs next to effect-dfk: its peers, and of the
+ * optional ones `@effect/sql` and `@effect/sql-pg` (pure JavaScript) but not
+ * `@effect/sql-sqlite-node` (a native addon), so that `dfk --store sqlite:` finds it missing.
+ */
+const consumerDeps = ["effect", "@effect/platform", "@effect/platform-node", "@effect/sql", "@effect/sql-pg"] as const
 
 interface RunResult {
   readonly code: number
@@ -101,14 +107,15 @@ const consumerLock = (tarball: string, projectDir: string, builtPackage: LockEnt
     const entry = isDfk ? dfkEntry : packages[location]!
     const { dev: _dev, devOptional: _devOptional, peer: _peer, ...rest } = entry
     out[location] = rest
-    const optional = new Set([
-      ...Object.keys(entry.optionalDependencies ?? {}),
-      ...Object.entries(entry.peerDependenciesMeta ?? {}).filter(([, meta]) => meta.optional).map(([name]) => name)
-    ])
+    const optionalPeers = new Set(
+      Object.entries(entry.peerDependenciesMeta ?? {}).filter(([, meta]) => meta.optional).map(([name]) => name)
+    )
+    const optional = new Set([...Object.keys(entry.optionalDependencies ?? {}), ...optionalPeers])
+    // An optional peer is installed only when something depends on it (then it is reached from there).
     const names = [
       ...Object.keys(entry.dependencies ?? {}),
       ...Object.keys(entry.optionalDependencies ?? {}),
-      ...Object.keys(entry.peerDependencies ?? {})
+      ...Object.keys(entry.peerDependencies ?? {}).filter((name) => !optionalPeers.has(name))
     ]
     for (const name of names) {
       // The tarball is not in the repo's tree: its dependencies resolve from the top.
@@ -177,8 +184,12 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as Path from "@effect/platform/Path"
-import { App, AppCacheError, CheckpointFiles, Dfk, getLastCheckpoint, Memo } from "effect-dfk"
+import type * as Layer from "effect/Layer"
+import type { SqlClient } from "@effect/sql/SqlClient"
+import type { SqlError } from "@effect/sql/SqlError"
+import { App, AppCacheError, CheckpointFiles, CheckpointStore, Dfk, getLastCheckpoint, Memo } from "effect-dfk"
 import type { CheckpointMode, DfkError, DfkStats } from "effect-dfk"
+import { SqlStore } from "effect-dfk/sql"
 
 export const double = App.make(
   { name: "double", input: Schema.Number, output: Schema.Number, cache: true },
@@ -213,6 +224,7 @@ export const program: Effect.Effect<
 )
 export const last: Effect.Effect<Array<string>, never, FileSystem.FileSystem | Path.Path> = getLastCheckpoint("runinfo")
 export const memo: typeof Memo = Memo
+export const store: Layer.Layer<CheckpointStore, SqlError, SqlClient> = SqlStore.layer({ tablePrefix: "app_", lease: "10 seconds" })
 `
 
 /** Consumer TypeScript with one wrong call: a string where the app's input schema wants a number. */
@@ -255,6 +267,7 @@ describe("the npm package", () => {
       license: builtPackage.license,
       ...(builtPackage.dependencies ? { dependencies: builtPackage.dependencies } : {}),
       peerDependencies: builtPackage.peerDependencies,
+      peerDependenciesMeta: builtPackage.peerDependenciesMeta,
       ...(builtPackage.bin ? { bin: builtPackage.bin } : {}),
       engines: builtPackage.engines
     })
@@ -281,9 +294,19 @@ describe("the npm package", () => {
     assert.strictEqual(builtPackage.sideEffects, false)
     assert.deepStrictEqual(builtPackage.exports["."], { types: "./mod.d.ts", import: "./mod.js" })
     assert.deepStrictEqual(builtPackage.engines, { node: ">=20" })
-    assert.deepStrictEqual(builtPackage.peerDependencies, { "@effect/platform": "^0.97.2", "effect": "^3.22.4" })
+    assert.deepStrictEqual(builtPackage.exports["./sql"], { types: "./sql.d.ts", import: "./sql.js" })
+    // The SQL packages are optional peers, with the repository's ranges; none is a dependency.
+    const rootDev = JSON.parse(fs.readFileSync(path.join(repo, "package.json"), "utf8")).devDependencies
+    const sqlPackages = ["@effect/sql", "@effect/sql-pg", "@effect/sql-sqlite-node"]
+    assert.deepStrictEqual(builtPackage.peerDependencies, {
+      "@effect/platform": "^0.97.2",
+      ...Object.fromEntries(sqlPackages.map((name) => [name, rootDev[name]])),
+      "effect": "^3.22.4"
+    })
+    assert.deepStrictEqual(builtPackage.peerDependenciesMeta, Object.fromEntries(sqlPackages.map((name) => [name, { optional: true }])))
+    for (const name of sqlPackages) assert.notProperty(builtPackage.dependencies ?? {}, name)
 
-    for (const file of ["package.json", "LICENSE", "mod.js", "mod.d.ts", "src/Dfk.js", "src/Dfk.d.ts"]) {
+    for (const file of ["package.json", "LICENSE", "mod.js", "mod.d.ts", "sql.js", "sql.d.ts", "src/Dfk.js", "src/Dfk.d.ts"]) {
       assert.include(tarballFiles, file)
     }
     assert.strictEqual(tarballFiles.includes("README.md"), fs.existsSync(path.join(repo, "README.md")))
@@ -358,6 +381,28 @@ describe("the npm package", () => {
     // Runs with only the installed dependencies: @effect/cli and friends came with the package.
     const help = await runOk(bin, ["--help"], project)
     assert.include(help.stdout, "dfk")
+  }, 120_000)
+
+  it("effect-dfk/sql loads with @effect/sql; dfk --store names a missing client and never prints the URL's password", async () => {
+    fs.writeFileSync(
+      path.join(project, "sql.mjs"),
+      `import { SqlStore } from "effect-dfk/sql"\nconsole.log(typeof SqlStore.layer, typeof SqlStore.make)\n`
+    )
+    const loaded = await runOk(process.execPath, ["sql.mjs"], project)
+    assert.strictEqual(loaded.stdout.trim(), "function function")
+    if (!fs.existsSync(path.join(repo, "cli", "main.ts"))) return
+    const bin = path.join(project, "node_modules", ".bin", "dfk")
+    const sqlite = await run(bin, ["--store", "sqlite:dfk.db", "runs"], project)
+    assert.strictEqual(sqlite.code, 1, sqlite.stdout + sqlite.stderr)
+    assert.strictEqual(
+      sqlite.stderr.trim(),
+      "dfk: --store sqlite: needs @effect/sql-sqlite-node: npm install @effect/sql-sqlite-node"
+    )
+    // @effect/sql-pg is installed: it is imported, and the connection (to a closed port) fails.
+    const pg = await run(bin, ["runs", "nightly", "--store", "postgres://dfk:s3cret-pw@127.0.0.1:9/nightly"], project)
+    assert.strictEqual(pg.code, 1, pg.stdout + pg.stderr)
+    assert.include(pg.stderr, "dfk: Cannot open the store postgres://127.0.0.1:9/nightly: ")
+    assert.notInclude(pg.stdout + pg.stderr, "s3cret")
   }, 120_000)
 
   it("type-checks consumer code against the built declarations", async () => {
