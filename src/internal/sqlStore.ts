@@ -441,15 +441,36 @@ export const make = (
         typeof (sql as unknown as { listen?: unknown }).listen === "function"
       ? (sql as unknown as { listen: (channel: string) => Stream.Stream<string, SqlError> }).listen(prefix + "events")
       : undefined
-    if (listen !== undefined) {
-      // Notifications wake the poller at once; it also looks every third of a lease.
-      yield* listen.pipe(
-        Stream.runForEach(() => Deferred.succeed(wake.current, undefined)),
+    // LISTEN starts when a claim is first waited for (a store that only writes or reads never
+    // listens), and the store's close lets a LISTEN still starting finish first: with
+    // @effect/sql-pg 0.53, a listen interrupted while its connection is being opened leaves
+    // that connection open (and the process running).
+    let listening: Effect.Effect<void> | undefined
+    const heard = yield* Deferred.make<void>()
+    const startListening = Effect.suspend(() => {
+      if (listen === undefined || listening !== undefined) return Effect.void
+      listening = Effect.void
+      return listen.pipe(
+        Stream.runForEach(() => Effect.zipRight(Deferred.succeed(heard, undefined), Deferred.succeed(wake.current, undefined))),
         Effect.catchAllCause((cause) => Effect.logWarning("SqlStore: LISTEN failed; waiters poll instead", cause)),
         Effect.interruptible,
-        Effect.forkScoped
+        // Not in the store's scope, which would interrupt it first: the finalizer below stops it.
+        Effect.forkDaemon,
+        Effect.map((fiber) => {
+          // At the close: a notification of our own shows the LISTEN is up, then it stops.
+          listening = Effect.zipRight(
+            sql`SELECT pg_notify(${prefix + "events"}, ${"ping"})`.pipe(
+              Effect.zipRight(Deferred.await(heard)),
+              Effect.timeout(Duration.seconds(2)),
+              Effect.ignore
+            ),
+            Fiber.interrupt(fiber)
+          ).pipe(Effect.asVoid)
+        }),
+        Effect.asVoid
       )
-    }
+    })
+    yield* Effect.addFinalizer(() => Effect.suspend(() => listening ?? Effect.void))
 
     const pollLoop = Effect.gen(function*() {
       let delay = 5
@@ -479,6 +500,7 @@ export const make = (
         const list = byHash.get(hash) ?? []
         list.push(waiter)
         byHash.set(hash, list)
+        yield* startListening
         if (poller === undefined) poller = yield* Effect.forkIn(pollLoop, scope)
         return yield* Deferred.await(waiter).pipe(
           Effect.onInterrupt(() =>

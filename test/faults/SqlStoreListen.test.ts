@@ -1,19 +1,16 @@
 /**
  * A SqlStore on PostgreSQL that is closed soon after it is made must leave no connection open.
  *
- * FAILS today (found while building `dfk --store postgres://…`, whose commands open a store,
- * read a little and close it within milliseconds): the store starts LISTEN on a connection of
- * its own as soon as it is made (`sql.listen` forked in the store's scope); when the scope
- * closes while that connection is still being opened, the connection is never closed. The
- * session stays in `pg_stat_activity`, and a Node process that used the store does not exit
- * (an open socket keeps its event loop alive). Closing the store ~20 ms or more after making
- * it releases everything.
+ * Found while building `dfk --store postgres://…`, whose commands open a store, read a little
+ * and close it within milliseconds: a store that started LISTEN as soon as it was made, and
+ * was closed while that connection was still being opened, never closed the connection. The
+ * session stayed in `pg_stat_activity`, and a Node process that used the store did not exit
+ * (an open socket keeps its event loop alive). The store now listens only once a claim is
+ * waited for, and its close lets a LISTEN still starting finish first.
  *
  * The leak itself is in `@effect/sql-pg`'s `listen` (its connection comes from an `RcRef`,
  * whose `get` loses the acquired resource when interrupted right after acquiring it: see
- * Effect-TS/effect#8390); the store can avoid it by starting LISTEN only when a claim is
- * first waited for, or by not closing before LISTEN has started. `dfk` works around it by
- * exiting once its command is done.
+ * Effect-TS/effect#8390). `dfk` also exits once its command is done.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
