@@ -13,9 +13,6 @@
  *
  * @module
  */
-import { execFileSync } from "node:child_process"
-import { existsSync, mkdirSync, rmSync } from "node:fs"
-import * as path from "node:path"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -23,6 +20,9 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schema from "effect/Schema"
+import { execFileSync } from "node:child_process"
+import { existsSync, mkdirSync, rmSync } from "node:fs"
+import * as path from "node:path"
 import { compileLibrary } from "./compile.ts"
 import { DATA_DIR, ROOT } from "./util.ts"
 

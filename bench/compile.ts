@@ -13,13 +13,15 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "nod
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
 import ts from "typescript"
+import type * as LibraryModule from "../mod.ts"
+import type * as Canonical from "../src/internal/canonical.ts"
 import { DATA_DIR, ROOT } from "./util.ts"
 
 /** The library's public module, as `mod.ts` types it. */
-export type Library = typeof import("../mod.ts")
+export type Library = typeof LibraryModule
 
 /** The internal key module, as `src/internal/canonical.ts` types it. */
-export type CanonicalModule = typeof import("../src/internal/canonical.ts")
+export type CanonicalModule = typeof Canonical
 
 /** A compiled library tree, imported. */
 export interface Compiled {
@@ -65,7 +67,9 @@ export const compileLibrary = async (srcRoot: string = ROOT): Promise<Compiled> 
     for (const e of readdirSync(path.join(root, rel), { withFileTypes: true })) {
       const child = path.join(rel, e.name)
       if (e.isDirectory()) walk(child)
-      else if (e.name.endsWith(".ts")) transpile(path.join(root, child), path.join(outDir, child.replace(/\.ts$/, ".js")))
+      else if (e.name.endsWith(".ts")) {
+        transpile(path.join(root, child), path.join(outDir, child.replace(/\.ts$/, ".js")))
+      }
     }
   }
   walk("src")

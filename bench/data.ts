@@ -53,7 +53,14 @@ export const LOAD_APP = "bench_load"
 export const loadLine = (i: number, time: string): string => {
   const input = { i }
   const inputJson = JSON.stringify(input)
-  return encodedLine({ hash: memoKey(LOAD_APP, null, input, []), app: LOAD_APP, version: null, input: inputJson, result: String(i * 2), time })
+  return encodedLine({
+    hash: memoKey(LOAD_APP, null, input, []),
+    app: LOAD_APP,
+    version: null,
+    input: inputJson,
+    result: String(i * 2),
+    time
+  })
 }
 
 /** The run dir whose `000/checkpoint/tasks.jsonl` holds `n` small entries. */

@@ -20,17 +20,17 @@
  *
  * @module
  */
-import { mkdtempSync, rmSync } from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Schema from "effect/Schema"
-import { mb, peakRss } from "./child-util.ts"
+import { mkdtempSync, rmSync } from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { App, Dfk } from "../mod.ts"
+import { mb, peakRss } from "./child-util.ts"
 
 const [mode, nArg, sleepArg, memoryArg] = process.argv.slice(2)
 /** `memory`: no warm-up, one run: its peak RSS over the process's start is the run's alone. */
@@ -42,7 +42,6 @@ if ((mode !== "dfk" && mode !== "floor" && mode !== "fanout") || !Number.isInteg
   process.exit(2)
 }
 const SLOTS = 8
-
 
 const body = ({ x }: { readonly x: number }): Effect.Effect<number> =>
   sleepMs > 0 ? Effect.as(Effect.sleep(sleepMs), x) : Effect.succeed(x)
@@ -72,7 +71,9 @@ const kernelRun = (count: number, from: number) => {
   )
 }
 const bareRun = (count: number, from: number) =>
-  timed(Effect.forEach(inputs(from, count), body, { concurrency: mode === "floor" ? SLOTS : "unbounded", discard: true }))
+  timed(
+    Effect.forEach(inputs(from, count), body, { concurrency: mode === "floor" ? SLOTS : "unbounded", discard: true })
+  )
 
 const run = (count: number, from: number): Effect.Effect<number, unknown, never> =>
   (mode === "dfk" ? kernelRun(count, from) : bareRun(count, from)).pipe(
@@ -80,7 +81,7 @@ const run = (count: number, from: number): Effect.Effect<number, unknown, never>
   ) as Effect.Effect<number, unknown, never>
 
 const gc = (globalThis as { gc?: () => void }).gc
-if (!memoryRun) for (let r = 0; r < 5; r++) await Effect.runPromise(run(2_000, -1_000_000 * (r + 1)))
+if (!memoryRun) { for (let r = 0; r < 5; r++) await Effect.runPromise(run(2_000, -1_000_000 * (r + 1))) }
 gc?.()
 const startRssMB = mb(process.memoryUsage().rss)
 // Small runs are repeated (the median is reported): a single one is within timer noise.

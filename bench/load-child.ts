@@ -13,21 +13,23 @@
  *
  * @module
  */
-import { createReadStream, mkdtempSync, rmSync } from "node:fs"
-import * as os from "node:os"
-import * as path from "node:path"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Schema from "effect/Schema"
-import { mb, peakRss } from "./child-util.ts"
+import { createReadStream, mkdtempSync, rmSync } from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { App, CheckpointFiles, Dfk } from "../mod.ts"
+import { mb, peakRss } from "./child-util.ts"
 
 const [mode, checkpointDir, nArg, appName] = process.argv.slice(2)
 const n = Number(nArg)
-if ((mode !== "dfk" && mode !== "raw") || checkpointDir === undefined || !Number.isInteger(n) || appName === undefined) {
+if (
+  (mode !== "dfk" && mode !== "raw") || checkpointDir === undefined || !Number.isInteger(n) || appName === undefined
+) {
   console.error("Usage: load-child.ts <dfk|raw> <checkpointDir> <n> <appName>")
   process.exit(2)
 }

@@ -15,12 +15,6 @@
  *
  * @module
  */
-import { execFile } from "node:child_process"
-import { createHash } from "node:crypto"
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import * as fsp from "node:fs/promises"
-import * as os from "node:os"
-import * as path from "node:path"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -28,6 +22,12 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schema from "effect/Schema"
+import { execFile } from "node:child_process"
+import { createHash } from "node:crypto"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import * as fsp from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
 import type { DfkConfig } from "../mod.ts"
 import { compileLibrary } from "./compile.ts"
 import { ensureLoadFile, inputOfSize, LOAD_APP, loadCheckpointDir, loadLine } from "./data.ts"
@@ -173,7 +173,13 @@ const benchCalls = async () => {
 
     if (enabled("B1")) {
       log("B1 memo hit ...")
-      const base = await timeBatch(budget, "Effect.succeed", N, () => rt.runPromise(loop(N, () => Effect.succeed(2))), "cpu")
+      const base = await timeBatch(
+        budget,
+        "Effect.succeed",
+        N,
+        () => rt.runPromise(loop(N, () => Effect.succeed(2))),
+        "cpu"
+      )
       const hit = await timeBatch(
         budget,
         "memo hit",
@@ -198,7 +204,13 @@ const benchCalls = async () => {
     if (enabled("B2")) {
       log("B2 miss overhead ...")
       const direct = await timeBatch(budget, "body direct", N, () => rt.runPromise(loop(N, () => body(fresh()))), "cpu")
-      const miss = await timeBatch(budget, "cached miss", N, () => rt.runPromise(loop(N, () => cachedApp(fresh()))), "cpu")
+      const miss = await timeBatch(
+        budget,
+        "cached miss",
+        N,
+        () => rt.runPromise(loop(N, () => cachedApp(fresh()))),
+        "cpu"
+      )
       const noCache = await timeBatch(
         budget,
         "cache: false",
@@ -376,7 +388,9 @@ const benchTaskExit = async () => {
           kernelMs.push(ms * M / Math.max(1, stats.checkpointed))
         } else {
           if (stats.pending !== 0 || stats.checkpointed !== M) {
-            throw new Error(`B5: task_exit left entries unwritten: ${stats.checkpointed} written, ${stats.pending} pending`)
+            throw new Error(
+              `B5: task_exit left entries unwritten: ${stats.checkpointed} written, ${stats.pending} pending`
+            )
           }
           kernelMs.push(ms)
         }
@@ -422,15 +436,25 @@ const benchTaskExit = async () => {
     const perTask = (ms: number) => ms / M * 1000
     rows.push({
       id: "B5",
-      name: `  split (us per task): floor ${perTask(floor).toFixed(2)}, + kernel call ${perTask(callMs - floor).toFixed(2)}, ` +
-        `+ key, memo, entry ${perTask(missMs - callMs).toFixed(2)}, + waiting for the write ${perTask(kernel - missMs).toFixed(2)}`,
+      name:
+        `  split (us per task): floor ${perTask(floor).toFixed(2)}, + kernel call ${
+          perTask(callMs - floor).toFixed(2)
+        }, ` +
+        `+ key, memo, entry ${perTask(missMs - callMs).toFixed(2)}, + waiting for the write ${
+          perTask(kernel - missMs).toFixed(2)
+        }`,
       value: floor / kernel,
       unit: "x floor",
       clock: "wall",
       extra: { floorMs: floor, callMs, missMs, kernelMs: kernel }
     })
     if (c === 256) {
-      target("B5", "c=256: >= 0.6x of its floor (the same forEach over the bare body)", `${(floor / kernel).toFixed(2)}x`, floor / kernel >= 0.6)
+      target(
+        "B5",
+        "c=256: >= 0.6x of its floor (the same forEach over the bare body)",
+        `${(floor / kernel).toFixed(2)}x`,
+        floor / kernel >= 0.6
+      )
     }
     const rate = M / median(kernelMs) * 1000
     const rawRate = M / median(rawMs) * 1000
@@ -480,7 +504,12 @@ const benchTaskExit = async () => {
           baseline: { name: "fs.promises.appendFile per entry, sequential", value: sequentialRawRate },
           ratio: vsSequential
         })
-        target("B5", "c=256: >= 10x appendFile per entry (sequential)", `${vsSequential.toFixed(2)}x`, vsSequential >= 10)
+        target(
+          "B5",
+          "c=256: >= 10x appendFile per entry (sequential)",
+          `${vsSequential.toFixed(2)}x`,
+          vsSequential >= 10
+        )
       }
     }
   }
@@ -646,7 +675,9 @@ const benchResume = async () => {
     const times: Record<string, Array<number>> = { task_exit: [], dfk_exit: [], hits: [] }
     for (let r = 0; r < sizes.b7Reps; r++) {
       // The order alternates, so that neither mode always runs right after another's close.
-      for (const mode of r % 2 === 0 ? modes : [...modes].reverse()) times[mode]!.push(await resumeOnce(mode, concurrency))
+      for (const mode of r % 2 === 0 ? modes : [...modes].reverse()) {
+        times[mode]!.push(await resumeOnce(mode, concurrency))
+      }
       times.hits!.push(await hitsOnce(concurrency))
     }
     const taskExit = median(times.task_exit!)
@@ -743,7 +774,10 @@ const benchFanout = async () => {
       value: ms / n * 1000,
       unit: "us",
       clock: "wall",
-      baseline: { name: "us: Effect.forEach unbounded over the bare body (no kernel, no slots)", value: baseMs / n * 1000 },
+      baseline: {
+        name: "us: Effect.forEach unbounded over the bare body (no kernel, no slots)",
+        value: baseMs / n * 1000
+      },
       ratio: baseMs / ms,
       extra: { ms, baseMs, dfk, fanout }
     })
@@ -804,7 +838,12 @@ const benchFanout = async () => {
       extra: { ideal, vsIdeal: ms / ideal, maxRssMB: median(dfk.map((x) => x.maxRssMB)), dfk, floor }
     })
     if (n === 4_000) {
-      target("B8", "4,000 calls of 1-ms bodies within 2x of the ideal (550 ms)", `${fmt(ms)} ms: ${(ms / ideal).toFixed(2)}x`, ms / ideal <= 2)
+      target(
+        "B8",
+        "4,000 calls of 1-ms bodies within 2x of the ideal (550 ms)",
+        `${fmt(ms)} ms: ${(ms / ideal).toFixed(2)}x`,
+        ms / ideal <= 2
+      )
     }
   }
 }
@@ -863,7 +902,11 @@ const main = async () => {
   mkdirSync(path.dirname(outFile), { recursive: true })
   writeFileSync(
     outFile,
-    JSON.stringify({ date: new Date().toISOString(), quick, seconds, library, machine, loads, rows, targets }, null, 2) + "\n"
+    JSON.stringify(
+      { date: new Date().toISOString(), quick, seconds, library, machine, loads, rows, targets },
+      null,
+      2
+    ) + "\n"
   )
 }
 

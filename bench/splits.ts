@@ -9,12 +9,6 @@
  *
  * @module
  */
-import * as crypto from "node:crypto"
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
-import * as fsp from "node:fs/promises"
-import * as os from "node:os"
-import * as path from "node:path"
-import { pathToFileURL } from "node:url"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -31,6 +25,15 @@ import * as MetricLabel from "effect/MetricLabel"
 import * as ParseResult from "effect/ParseResult"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
+import * as crypto from "node:crypto"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import * as fsp from "node:fs/promises"
+import * as os from "node:os"
+import * as path from "node:path"
+import { pathToFileURL } from "node:url"
+import type * as FileLoadModule from "../src/internal/fileLoad.ts"
+import type * as FileStoreModule from "../src/internal/fileStore.ts"
+import type * as FormatModule from "../src/internal/format.ts"
 import { compileLibrary } from "./compile.ts"
 import { ensureLoadFile, loadCheckpointDir } from "./data.ts"
 import { DATA_DIR, fmt, ROOT, table, timeBatch } from "./util.ts"
@@ -50,9 +53,9 @@ const importOptional = async <A>(rel: string): Promise<A | undefined> => {
     return undefined
   }
 }
-const fileStore = await importOptional<typeof import("../src/internal/fileStore.ts")>("src/internal/fileStore.js")
-const format = await importOptional<typeof import("../src/internal/format.ts")>("src/internal/format.js")
-const fileLoad = await importOptional<typeof import("../src/internal/fileLoad.ts")>("src/internal/fileLoad.js")
+const fileStore = await importOptional<typeof FileStoreModule>("src/internal/fileStore.js")
+const format = await importOptional<typeof FormatModule>("src/internal/format.js")
+const fileLoad = await importOptional<typeof FileLoadModule>("src/internal/fileLoad.js")
 
 interface Split {
   readonly group: string
@@ -123,25 +126,51 @@ const callPieces = async () => {
   await effectPiece(g, "Schema.encode(input) as an Effect", () => encodeEffect({ x: seq++, label: "small" }))
   await syncPiece(g, "Schema.encodeSync(input)", N, () => encodeSync({ x: seq++, label: "small" }))
   await syncPiece(g, "ParseResult.encodeUnknownEither(input)", N, () => encodeEither({ x: seq++, label: "small" }))
-  await effectPiece(g, "Effect.mapError + flatMap around it", () =>
-    Effect.succeed(1).pipe(Effect.mapError(() => 0), Effect.flatMap(() => Effect.void)))
+  await effectPiece(
+    g,
+    "Effect.mapError + flatMap around it",
+    () => Effect.succeed(1).pipe(Effect.mapError(() => 0), Effect.flatMap(() => Effect.void))
+  )
   await syncPiece(g, "canonicalJson(input)", N, () => canonical.canonicalJson({ label: "small", x: seq++ }))
   await syncPiece(g, "JSON.stringify(input) (the floor)", N, () => JSON.stringify({ label: "small", x: seq++ }))
   const text = "[\"bench_cached\",null,{\"label\":\"small\",\"x\":12345}]"
-  await syncPiece(g, "sha256: createHash().update().digest(hex)", N, () =>
-    crypto.createHash("sha256").update(text).digest("hex"))
+  await syncPiece(
+    g,
+    "sha256: createHash().update().digest(hex)",
+    N,
+    () => crypto.createHash("sha256").update(text).digest("hex")
+  )
   const oneShot = (crypto as { hash?: (alg: string, data: string, enc: string) => string }).hash
   if (oneShot !== undefined) {
-    await syncPiece(g, "sha256: crypto.hash(sha256, text, hex) (Node >= 20.12)", N, () => oneShot("sha256", text, "hex"))
+    await syncPiece(
+      g,
+      "sha256: crypto.hash(sha256, text, hex) (Node >= 20.12)",
+      N,
+      () => oneShot("sha256", text, "hex")
+    )
   }
-  await syncPiece(g, "keyFromJson (name, version, json -> sha256)", N, () =>
-    canonical.keyFromJson("bench_cached", null, "{\"label\":\"small\",\"x\":1}"))
+  await syncPiece(
+    g,
+    "keyFromJson (name, version, json -> sha256)",
+    N,
+    () => canonical.keyFromJson("bench_cached", null, "{\"label\":\"small\",\"x\":1}")
+  )
   await syncPiece(g, "memo Map.get of a 64-char key", N, () => memo.get(keys[seq++ & 1023]!))
-  await effectPiece(g, "Effect.uninterruptibleMask(restore => suspend)", () =>
-    Effect.uninterruptibleMask(() => Effect.suspend(() => Effect.void)))
-  await effectPiece(g, "Effect.useSpan + withParentSpan (a span per call)", () =>
-    Effect.useSpan("bench_cached", { attributes: { app: "bench_cached" } }, (span) =>
-      Effect.withParentSpan(Effect.sync(() => span.attribute("outcome", "hit")), span)))
+  await effectPiece(
+    g,
+    "Effect.uninterruptibleMask(restore => suspend)",
+    () => Effect.uninterruptibleMask(() => Effect.suspend(() => Effect.void))
+  )
+  await effectPiece(
+    g,
+    "Effect.useSpan + withParentSpan (a span per call)",
+    () =>
+      Effect.useSpan(
+        "bench_cached",
+        { attributes: { app: "bench_cached" } },
+        (span) => Effect.withParentSpan(Effect.sync(() => span.attribute("outcome", "hit")), span)
+      )
+  )
   const counter = Metric.counter("bench_splits_calls")
   const labels = [MetricLabel.make("outcome", "hit"), MetricLabel.make("app", "bench_cached")]
   await syncPiece(g, "Metric counter unsafeUpdate(1, [2 labels])", N, () => counter.unsafeUpdate(1, labels))
@@ -160,16 +189,38 @@ const callPieces = async () => {
       yield* Effect.void
       return exit
     }).pipe(Effect.flatten))
-  await effectPiece(g, "miss: the same as a flatMap chain", () =>
-    Effect.void.pipe(Effect.zipRight(Effect.exit(Effect.succeed(1))), Effect.tap(() => Effect.void), Effect.flatten))
-  await effectPiece(g, "miss: Effect.exit(body) + ensuring (runBody)", () =>
-    Effect.exit(Effect.succeed(1).pipe(Effect.ensuring(Effect.void))))
+  await effectPiece(
+    g,
+    "miss: the same as a flatMap chain",
+    () =>
+      Effect.void.pipe(Effect.zipRight(Effect.exit(Effect.succeed(1))), Effect.tap(() => Effect.void), Effect.flatten)
+  )
+  await effectPiece(
+    g,
+    "miss: Effect.exit(body) + ensuring (runBody)",
+    () => Effect.exit(Effect.succeed(1).pipe(Effect.ensuring(Effect.void)))
+  )
   await effectPiece(g, "miss: encodeOutput(result) as an Effect", () => encodeOutput(seq++))
-  await effectPiece(g, "miss: Clock.currentTimeMillis + toISOString", () =>
-    Effect.map(Clock.currentTimeMillis, (now) => new Date(now).toISOString()))
+  await effectPiece(
+    g,
+    "miss: Clock.currentTimeMillis + toISOString",
+    () => Effect.map(Clock.currentTimeMillis, (now) => new Date(now).toISOString())
+  )
   if (format !== undefined) {
-    await syncPiece(g, "miss: encodedLine (builds the line)", N, () =>
-      format.encodedLine({ hash: keys[seq++ & 1023]!, app: "bench_cached", version: null, input: "{\"x\":1}", result: "2", time: "2025-01-01T00:00:00.000Z" }))
+    await syncPiece(
+      g,
+      "miss: encodedLine (builds the line)",
+      N,
+      () =>
+        format.encodedLine({
+          hash: keys[seq++ & 1023]!,
+          app: "bench_cached",
+          version: null,
+          input: "{\"x\":1}",
+          result: "2",
+          time: "2025-01-01T00:00:00.000Z"
+        })
+    )
   }
 }
 
@@ -185,8 +236,18 @@ const passPieces = async () => {
   const g = "pass (per entry)"
   if (format === undefined) return
   const n = quick ? 20_000 : 100_000
-  const lines = Array.from({ length: n }, (_, i) =>
-    format.encodedLine({ hash: keys[i & 1023]!, app: "bench_cached", version: null, input: `{"label":"small","x":${i}}`, result: String(2 * i), time: "2025-01-01T00:00:00.000Z" }))
+  const lines = Array.from(
+    { length: n },
+    (_, i) =>
+      format.encodedLine({
+        hash: keys[i & 1023]!,
+        app: "bench_cached",
+        version: null,
+        input: `{"label":"small","x":${i}}`,
+        result: String(2 * i),
+        time: "2025-01-01T00:00:00.000Z"
+      })
+  )
   let text = ""
   await syncPiece(g, `text += line for ${fmt(n)} lines`, 1, () => {
     text = ""

@@ -64,7 +64,9 @@ export const describeMachine = (srcRoot: string = ROOT): Machine => {
     node: process.version,
     effect: packageVersion("effect"),
     os: `${os.platform()} ${os.release()} ${os.arch()}`,
-    commit: path.resolve(srcRoot) === path.resolve(ROOT) ? gitCommit() : `the tree at ${srcRoot} (repository at ${gitCommit()})`
+    commit: path.resolve(srcRoot) === path.resolve(ROOT)
+      ? gitCommit()
+      : `the tree at ${srcRoot} (repository at ${gitCommit()})`
   }
 }
 

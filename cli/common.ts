@@ -178,7 +178,10 @@ const resolveStoredCheckpoint = (
 export const resolveCheckpoint = (
   given: string
 ): Effect.Effect<string, CliError, FileSystem.FileSystem | Path.Path | CliStore | CheckpointStore> =>
-  Effect.flatMap(CliStore, (store) => store.sql ? resolveStoredCheckpoint(given, store.name) : resolveCheckpointFile(given))
+  Effect.flatMap(
+    CliStore,
+    (store) => store.sql ? resolveStoredCheckpoint(given, store.name) : resolveCheckpointFile(given)
+  )
 
 const resolveCheckpointFile = (
   given: string
@@ -189,7 +192,9 @@ const resolveCheckpointFile = (
     if (Option.isNone(info)) return yield* usageError(`The checkpoint ${given} does not exist`)
     if (info.value.type === "File") {
       if (path.basename(given) === TASKS_FILE) return path.dirname(given)
-      return yield* usageError(`${given} is a file, not a checkpoint directory (expected a directory holding ${TASKS_FILE})`)
+      return yield* usageError(
+        `${given} is a file, not a checkpoint directory (expected a directory holding ${TASKS_FILE})`
+      )
     }
     if (info.value.type !== "Directory") return yield* usageError(`${given} is not a checkpoint directory`)
     if (yield* isFile(path.join(given, TASKS_FILE))) return given
@@ -305,11 +310,12 @@ export const loadRunDir = (
 // What a terminal must never be handed raw: C0 controls, DEL, C1 controls (U+009B is a CSI
 // on many terminals), the line and paragraph separators, and the bidi embeddings, overrides
 // and isolates (which reorder what follows them on screen).
+// eslint-disable-next-line no-control-regex -- control characters are what it matches
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
+// eslint-disable-next-line no-control-regex -- control characters are what it matches
 const UNSAFE_BUT_NEWLINE = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g
 const SHORT_ESCAPES: Record<string, string> = { "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r" }
-const escapeChar = (c: string): string =>
-  SHORT_ESCAPES[c] ?? "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0")
+const escapeChar = (c: string): string => SHORT_ESCAPES[c] ?? "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0")
 
 /**
  * Text for a terminal: every control character shown as an escape, the way JSON writes it
@@ -448,6 +454,7 @@ export const colorAllowed = (
 ): boolean => stream.isTTY === true && (env.NO_COLOR === undefined || env.NO_COLOR === "")
 
 // CSI sequences (colours and styles are "ESC [ … m") and other two-character ESC sequences.
+// eslint-disable-next-line no-control-regex -- control characters are what it matches
 const ANSI = /\u001b(?:\[[0-?]*[ -/]*[@-~]|[@-Z\\-_])/g
 
 /**

@@ -16,8 +16,8 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { CheckpointFile, CheckpointStore, Memo, RunDirs } from "../mod.ts"
 import type { CheckpointEntry } from "../mod.ts"
+import type { CliError } from "./common.ts"
 import {
-  CliError,
   CliStore,
   formatBytes,
   jsonLinesBytes,
@@ -91,7 +91,9 @@ export const compact = (
       let target: string
       if (Option.isSome(out)) {
         target = path.normalize(out.value).replace(/(.)\/+$/, "$1")
-        if (yield* store.exists(target)) return yield* usageError(`The output ${out.value} already exists in the store ${name}`)
+        if (yield* store.exists(target)) {
+          return yield* usageError(`The output ${out.value} already exists in the store ${name}`)
+        }
       } else {
         const runs = store.runs
         if (runs === undefined) return yield* usageError(`The store ${name} keeps no runs`)
@@ -149,7 +151,9 @@ export const compactCommand = Command.make(
   {
     runDir: Args.text({ name: "runDir" }).pipe(Args.withDescription("The run directory holding 000, 001, …")),
     out: Options.text("out").pipe(
-      Options.withDescription("The new checkpoint dir (must not exist); default: a new run dir <runDir>/<NNN>/checkpoint"),
+      Options.withDescription(
+        "The new checkpoint dir (must not exist); default: a new run dir <runDir>/<NNN>/checkpoint"
+      ),
       Options.optional
     )
   },
@@ -159,7 +163,9 @@ export const compactCommand = Command.make(
       if (result.out === null) return yield* printLines([`Nothing to compact: no checkpoints under ${runDir}`])
       const n = result.dropped
       yield* printLines([
-        `Before: ${result.before} ${result.before === 1 ? "entry" : "entries"} in ${result.sources.length} checkpoint${result.sources.length === 1 ? "" : "s"}`,
+        `Before: ${result.before} ${result.before === 1 ? "entry" : "entries"} in ${result.sources.length} checkpoint${
+          result.sources.length === 1 ? "" : "s"
+        }`,
         ...result.sources.map((s) => `  ${s.dir}: ${s.entries}`),
         ...(n === 0 ? [] : [
           `Dropped ${n} ${n === 1 ? "entry whose hash is" : "entries whose hash is"} not the memo key of their app, ` +

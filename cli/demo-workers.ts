@@ -14,10 +14,8 @@
  *
  * @module
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import { createInterface } from "node:readline"
 import * as FileSystem from "@effect/platform/FileSystem"
-import * as Path from "@effect/platform/Path"
+import type * as Path from "@effect/platform/Path"
 import * as Context from "effect/Context"
 import * as Data from "effect/Data"
 import * as Effect from "effect/Effect"
@@ -25,6 +23,8 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
+import { type ChildProcess, spawn } from "node:child_process"
+import { createInterface } from "node:readline"
 import { Dfk } from "../mod.ts"
 import { CliError, CliStore, ExitStatus } from "./common.ts"
 import {
@@ -92,13 +92,17 @@ export const runWorker = (
   return Effect.gen(function*() {
     const dfk = yield* Dfk
     yield* tell({ type: "start", run: dfk.runDir, at: Date.now() })
-    const summary = yield* demoWorkflow(options, (event) =>
-      tell({ type: "step", task: event.task, computed: event.computed, ms: event.ms }))
+    const summary = yield* demoWorkflow(
+      options,
+      (event) => tell({ type: "step", task: event.task, computed: event.computed, ms: event.ms })
+    )
     yield* tell({ type: "done", at: Date.now(), summary })
     return summary
   }).pipe(
     Effect.scoped,
-    Effect.provide(Dfk.layer({ runDir: options.runDir ?? "runinfo-demo", checkpointMode: "task_exit", maxConcurrency: 1 })),
+    Effect.provide(
+      Dfk.layer({ runDir: options.runDir ?? "runinfo-demo", checkpointMode: "task_exit", maxConcurrency: 1 })
+    ),
     Effect.provide(openStore(storeSpec(options))),
     Logger.withMinimumLogLevel(options.verbose === true ? LogLevel.Info : LogLevel.Warning)
   )
@@ -186,20 +190,30 @@ export const runWorkers = (
     if (options.store === undefined) {
       const fs = yield* FileSystem.FileSystem
       yield* fs.makeDirectory(runDir, { recursive: true }).pipe(
-        Effect.mapError((e) => new CliError({ message: `Cannot make ${runDir}: ${e.message}`, code: ExitStatus.failed }))
+        Effect.mapError((e) =>
+          new CliError({ message: `Cannot make ${runDir}: ${e.message}`, code: ExitStatus.failed })
+        )
       )
     }
-    const name = yield* Effect.scoped(Effect.map(Layer.build(openStore(spec)), (context) => Context.get(context, CliStore).name))
+    const name = yield* Effect.scoped(
+      Effect.map(Layer.build(openStore(spec)), (context) => Context.get(context, CliStore).name)
+    )
     write(
-      `effect-dfk demo: ${tasks} tasks (scale ${options.scale ?? 1}), ${count} worker ${count === 1 ? "process" : "processes"}, ` +
+      `effect-dfk demo: ${tasks} tasks (scale ${options.scale ?? 1}), ${count} worker ${
+        count === 1 ? "process" : "processes"
+      }, ` +
         `one task at a time each, sharing the store ${name}\n`
     )
 
     const args = [
-      "--tasks", String(tasks),
-      "--scale", String(options.scale ?? 1),
-      "--run-dir", runDir,
-      "--progress", "none",
+      "--tasks",
+      String(tasks),
+      "--scale",
+      String(options.scale ?? 1),
+      "--run-dir",
+      runDir,
+      "--progress",
+      "none",
       ...(options.verbose === true ? ["--verbose"] : [])
     ]
     const started = Date.now()
@@ -215,7 +229,9 @@ export const runWorkers = (
       const width = 24
       const filled = Math.round((done / tasks) * width)
       write(
-        `\r[${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${tasks} done · ${fromCheckpoint} from checkpoint · ` +
+        `\r[${"#".repeat(filled)}${
+          ".".repeat(width - filled)
+        }] ${done}/${tasks} done · ${fromCheckpoint} from checkpoint · ` +
           `${count} workers · ${seconds(now - started)}\x1b[K`
       )
     }
@@ -235,7 +251,9 @@ export const runWorkers = (
       done++
       if (!step.computed) fromCheckpoint++
       if (progress === "steps") {
-        write(stepLine({ done, total: tasks, task: step.task, computed: step.computed, ms: step.ms }, `worker ${worker.n}`))
+        write(
+          stepLine({ done, total: tasks, task: step.task, computed: step.computed, ms: step.ms }, `worker ${worker.n}`)
+        )
       }
       draw()
     }
@@ -267,18 +285,26 @@ export const runWorkers = (
         }),
         (worker) => stop(worker.child)
       ))
-    yield* Effect.forEach(workers, (worker) =>
-      Effect.flatMap(Effect.promise(() => worker.closed), (code) =>
-        code === 0 && worker.done !== undefined
-          ? Effect.void
-          : Effect.fail(new DemoWorkersError({
-            message: `worker ${worker.n}${worker.run === undefined ? "" : ` (run ${worker.run})`} ` +
-              (code === 0 ? "ended without its summary" : `failed with exit status ${code}`)
-          }))), { concurrency: "unbounded", discard: true }).pipe(
+    yield* Effect.forEach(
+      workers,
+      (worker) =>
+        Effect.flatMap(Effect.promise(() => worker.closed), (code) =>
+          code === 0 && worker.done !== undefined
+            ? Effect.void
+            : Effect.fail(
+              new DemoWorkersError({
+                message: `worker ${worker.n}${worker.run === undefined ? "" : ` (run ${worker.run})`} ` +
+                  (code === 0 ? "ended without its summary" : `failed with exit status ${code}`)
+              })
+            )),
+      { concurrency: "unbounded", discard: true }
+    ).pipe(
       Effect.onInterrupt(() =>
         Effect.sync(() =>
           write(
-            `${progress === "line" ? "\n" : ""}Interrupted: ${done} of ${tasks} tasks done (${fromCheckpoint} from checkpoint), ` +
+            `${
+              progress === "line" ? "\n" : ""
+            }Interrupted: ${done} of ${tasks} tasks done (${fromCheckpoint} from checkpoint), ` +
               `their results are in the store ${name}. Run again to resume.\n`
           )
         )
@@ -290,7 +316,9 @@ export const runWorkers = (
     const summaries = workers.map((w) => w.done!.summary)
     const digests = new Set(summaries.map((s) => s.digest))
     if (digests.size > 1) {
-      return yield* new DemoWorkersError({ message: `the workers disagree on the results (digests ${[...digests].join(", ")})` })
+      return yield* new DemoWorkersError({
+        message: `the workers disagree on the results (digests ${[...digests].join(", ")})`
+      })
     }
     let savedMs = 0
     let computeMs = 0
@@ -317,7 +345,9 @@ export const runWorkers = (
     }
     write(summaryText(
       summary,
-      `workers: ${workers.map((w) => `${w.n} in run ${w.run} (${w.computed} ${w.computed === 1 ? "body" : "bodies"})`).join(", ")}; ` +
+      `workers: ${
+        workers.map((w) => `${w.n} in run ${w.run} (${w.computed} ${w.computed === 1 ? "body" : "bodies"})`).join(", ")
+      }; ` +
         `the store: ${name}`,
       `; ${count} ${count === 1 ? "worker" : "workers"} ran ${workers.map((w) => w.computed).join(" + ")} bodies` +
         `${twice > 0 ? ` (${twice} in two workers)` : ""}, started in ${seconds(first - started)}`

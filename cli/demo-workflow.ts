@@ -22,13 +22,10 @@
  *
  * @module
  */
-import { createHash } from "node:crypto"
-import { clearImmediate, setImmediate } from "node:timers"
-import { parseArgs } from "node:util"
-import type * as FileSystem from "@effect/platform/FileSystem"
-import type * as Path from "@effect/platform/Path"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
+import type * as FileSystem from "@effect/platform/FileSystem"
+import type * as Path from "@effect/platform/Path"
 import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -37,11 +34,14 @@ import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
+import { createHash } from "node:crypto"
+import { clearImmediate, setImmediate } from "node:timers"
+import { parseArgs } from "node:util"
 import { App, Dfk } from "../mod.ts"
 import type { AppCacheError, DfkDetailedStats, DfkError } from "../mod.ts"
 import { type CliError, maskSecrets } from "./common.ts"
-import type { DemoWorkersError } from "./demo-workers.ts"
 import { type Chunked, piSampler, primeCounter, wordCounter } from "./demo-work.ts"
+import type { DemoWorkersError } from "./demo-workers.ts"
 
 // ---------------------------------------------------------------------------------------
 // Running CPU work inside Effect
@@ -64,7 +64,10 @@ class Executed extends Context.Tag("effect-dfk/demo/Executed")<Executed, Set<str
  * Runs a chunked job to the end, breathing between chunks, and returns its result with the
  * CPU time it took (the sum of its chunks, so two tasks sharing the thread are not counted twice).
  */
-const compute = <A>(task: string, job: Chunked<A>): Effect.Effect<{ readonly value: A; readonly ms: number }, never, Executed> =>
+const compute = <A>(
+  task: string,
+  job: Chunked<A>
+): Effect.Effect<{ readonly value: A; readonly ms: number }, never, Executed> =>
   Effect.gen(function*() {
     const executed = yield* Executed
     executed.add(task)
@@ -111,7 +114,8 @@ const countPrimes = App.make(
     output: Schema.Struct({ count: Int, ms: Ms }),
     cache: true
   },
-  ({ from, to }) => Effect.map(compute(primeTask(from, to), primeCounter(from, to)), ({ ms, value }) => ({ count: value, ms }))
+  ({ from, to }) =>
+    Effect.map(compute(primeTask(from, to), primeCounter(from, to)), ({ ms, value }) => ({ count: value, ms }))
 )
 
 /** Generates one chunk of the corpus and counts its words. */
@@ -165,7 +169,9 @@ const primeSummary = App.make(
   },
   ({ ranges }) =>
     Effect.gen(function*() {
-      const parts = yield* Effect.forEach(ranges, ([from, to]) => countPrimes({ from, to }), { concurrency: "unbounded" })
+      const parts = yield* Effect.forEach(ranges, ([from, to]) => countPrimes({ from, to }), {
+        concurrency: "unbounded"
+      })
       const { ms, value } = yield* merge("prime_summary", () => ({
         count: parts.reduce((n, p) => n + p.count, 0),
         from: Math.min(...ranges.map(([from]) => from)),
@@ -291,7 +297,11 @@ export interface DemoSummary {
   /** Primes counted, and the range. */
   readonly primes: { readonly count: number; readonly from: number; readonly to: number }
   /** Words counted, distinct words, and the most frequent ones. */
-  readonly words: { readonly total: number; readonly distinct: number; readonly top: ReadonlyArray<readonly [string, number]> }
+  readonly words: {
+    readonly total: number
+    readonly distinct: number
+    readonly top: ReadonlyArray<readonly [string, number]>
+  }
   /**
    * With `workers`: each worker's run and how many task bodies it ran (their sum is
    * `computed` when no body ran twice).
@@ -327,7 +337,13 @@ interface Step {
 const PRIME_BASE = 1_000_000_000
 
 /** The plan: `tasks - 3` leaf tasks, round-robin over the three kinds, then the three join apps. */
-const plan = (tasks: number, scale: number): { readonly steps: ReadonlyArray<Step>; readonly summaries: Effect.Effect<Pick<DemoSummary, "pi" | "primes" | "words">, AppCacheError, Dfk | Executed> } => {
+const plan = (
+  tasks: number,
+  scale: number
+): {
+  readonly steps: ReadonlyArray<Step>
+  readonly summaries: Effect.Effect<Pick<DemoSummary, "pi" | "primes" | "words">, AppCacheError, Dfk | Executed>
+} => {
   const samples = Math.max(1, Math.round(4_000_000 * scale))
   const width = Math.max(1, Math.round(50_000 * scale))
   const words = Math.max(1, Math.round(150_000 * scale))
@@ -354,7 +370,10 @@ const plan = (tasks: number, scale: number): { readonly steps: ReadonlyArray<Ste
   const pi = piSummary({ seeds: piSeeds, samples })
   const primes = primeSummary({ ranges })
   const corpus = wordSummary({ seeds: wordSeeds, words })
-  steps.push({ task: "pi_summary", run: pi }, { task: "prime_summary", run: primes }, { task: "word_summary", run: corpus })
+  steps.push({ task: "pi_summary", run: pi }, { task: "prime_summary", run: primes }, {
+    task: "word_summary",
+    run: corpus
+  })
   // Served from the in-run memo once the steps above are done.
   const summaries = Effect.all({ pi, primes, corpus }).pipe(
     Effect.map(({ corpus, pi, primes }) => ({
@@ -386,7 +405,9 @@ export const demoWorkflow = (
     const tasks = options.tasks ?? 60
     const scale = options.scale ?? 1
     if (!Number.isInteger(tasks) || tasks < 6) return yield* Effect.dieMessage("The demo needs at least 6 tasks")
-    if (!(scale > 0) || !Number.isFinite(scale)) return yield* Effect.dieMessage("The scale must be a number above zero")
+    if (!(scale > 0) || !Number.isFinite(scale)) {
+      return yield* Effect.dieMessage("The scale must be a number above zero")
+    }
     const { steps, summaries } = plan(tasks, scale)
     const executed = yield* Executed
     const started = performance.now()
@@ -440,7 +461,9 @@ const grouped = (n: number) => n.toLocaleString("en-US")
  */
 export const stepLine = (event: StepEvent, by?: string): string =>
   `step ${event.done}/${event.total} done: ${event.task} (${
-    event.computed ? `computed in ${grouped(Math.round(event.ms))} ms${by === undefined ? "" : `, ${by}`}` : "from checkpoint"
+    event.computed
+      ? `computed in ${grouped(Math.round(event.ms))} ms${by === undefined ? "" : `, ${by}`}`
+      : "from checkpoint"
   })\n`
 
 /**
@@ -454,10 +477,14 @@ export const summaryText = (summary: DemoSummary, where: string, extra = ""): st
   return [
     `pi ≈ ${summary.pi.toFixed(6)}`,
     `primes in [${grouped(summary.primes.from)}, ${grouped(summary.primes.to)}): ${grouped(summary.primes.count)}`,
-    `words: ${grouped(summary.words.total)} counted, ${summary.words.distinct} distinct; top: ${summary.words.top.slice(0, 5).map(([w, n]) => `${w} (${grouped(n)})`).join(", ")}`,
+    `words: ${grouped(summary.words.total)} counted, ${summary.words.distinct} distinct; top: ${
+      summary.words.top.slice(0, 5).map(([w, n]) => `${w} (${grouped(n)})`).join(", ")
+    }`,
     `results digest: ${summary.digest.slice(0, 16)}`,
     where,
-    `Done: ${summary.tasks} tasks, ${summary.fromCheckpoint} results from checkpoint, ${summary.computed} computed now, in ${seconds(summary.wallMs)}${saved}${extra}.`
+    `Done: ${summary.tasks} tasks, ${summary.fromCheckpoint} results from checkpoint, ${summary.computed} computed now, in ${
+      seconds(summary.wallMs)
+    }${saved}${extra}.`
   ].join("\n") + "\n"
 }
 
@@ -519,13 +546,19 @@ export const runInProcess = (
   const progress = progressMode(options.progress)
   return Effect.gen(function*() {
     const dfk = yield* Dfk
-    write(`effect-dfk demo: ${tasks} tasks (scale ${options.scale ?? 1}), at most 2 at once; this run is ${dfk.runDir}\n`)
+    write(
+      `effect-dfk demo: ${tasks} tasks (scale ${options.scale ?? 1}), at most 2 at once; this run is ${dfk.runDir}\n`
+    )
     const started = performance.now()
     let done = 0
     const line = (stats: DfkDetailedStats) => {
       const width = 24
       const filled = Math.round((done / tasks) * width)
-      return `[${"#".repeat(filled)}${".".repeat(width - filled)}] ${done}/${tasks} done · ${stats.fromCheckpoint} from checkpoint · ${stats.running} running · ${seconds(performance.now() - started)}`
+      return `[${"#".repeat(filled)}${
+        ".".repeat(width - filled)
+      }] ${done}/${tasks} done · ${stats.fromCheckpoint} from checkpoint · ${stats.running} running · ${
+        seconds(performance.now() - started)
+      }`
     }
     const draw = (stats: DfkDetailedStats) => Effect.sync(() => write(`\r${line(stats)}\x1b[K`))
     if (progress === "line") {
@@ -542,7 +575,11 @@ export const runInProcess = (
         Effect.flatMap(Dfk.detailedStats, (stats) =>
           Effect.sync(() =>
             write(
-              `${progress === "line" ? "\n" : ""}Interrupted: ${done} of ${tasks} tasks done (${stats.fromCheckpoint} from checkpoint), their results are checkpointed in ${dfk.checkpointDir}${storeName === undefined ? "" : ` of the store ${storeName}`}. Run again to resume.\n`
+              `${
+                progress === "line" ? "\n" : ""
+              }Interrupted: ${done} of ${tasks} tasks done (${stats.fromCheckpoint} from checkpoint), their results are checkpointed in ${dfk.checkpointDir}${
+                storeName === undefined ? "" : ` of the store ${storeName}`
+              }. Run again to resume.\n`
             )
           ))
       )
@@ -616,7 +653,9 @@ export const parseDemoArgs = (
   }
   if (values.help === true) return "help"
   const sizeName = values.size ?? env.DEMO_SIZE ?? "normal"
-  if (!(sizeName in SIZES)) return { error: `Unknown size ${JSON.stringify(sizeName)}; expected small, normal or large` }
+  if (!(sizeName in SIZES)) {
+    return { error: `Unknown size ${JSON.stringify(sizeName)}; expected small, normal or large` }
+  }
   const size = SIZES[sizeName as keyof typeof SIZES]
   const tasksText = values.tasks ?? env.DEMO_TASKS
   const tasks = tasksText === undefined ? size.tasks : Number(tasksText)
@@ -696,10 +735,11 @@ export const demoMain = (argv: ReadonlyArray<string>): void => {
       // A store that cannot be opened, a worker that failed: one line, exit status 1.
       Effect.catchIf(
         (e): e is CliError | DemoWorkersError => e._tag === "CliError" || e._tag === "DemoWorkersError",
-        (e) => Effect.sync(() => {
-          process.stderr.write(`demo: ${maskSecrets(e.message)}\n`)
-          return 1
-        })
+        (e) =>
+          Effect.sync(() => {
+            process.stderr.write(`demo: ${maskSecrets(e.message)}\n`)
+            return 1
+          })
       ),
       Effect.provide(NodeContext.layer),
       NodeRuntime.runMain({ teardown })

@@ -65,7 +65,9 @@ export const diffInputs = (stored: unknown, asked: unknown, path = "input"): Arr
       const p = member(path, k)
       if (inStored && !inAsked) out.push({ kind: "missing", path: p, stored: stored[k] })
       else if (!inStored && inAsked) out.push({ kind: "extra", path: p, asked: asked[k] })
-      else if (inStored && inAsked) out.push(...diffInputs(stored[k], asked[k], p))
+      else if (inStored && inAsked) {
+        for (const d of diffInputs(stored[k], asked[k], p)) out.push(d)
+      }
     }
     return out
   }
@@ -80,7 +82,7 @@ export const diffInputs = (stored: unknown, asked: unknown, path = "input"): Arr
 export const diffEntry = (entry: CheckpointEntry, version: string | null, input: unknown): Array<Difference> => {
   const out: Array<Difference> = []
   if (entry.version !== version) out.push({ kind: "version", stored: entry.version, asked: version })
-  out.push(...diffInputs(entry.input, input))
+  for (const d of diffInputs(entry.input, input)) out.push(d)
   return out
 }
 
@@ -194,7 +196,9 @@ export const explainCommand = Command.make(
       Options.optional
     ),
     ignore: Options.text("ignore").pipe(
-      Options.withDescription("An input key the app leaves out of the key (its ignoreForCache); repeat it or separate keys with commas"),
+      Options.withDescription(
+        "An input key the app leaves out of the key (its ignoreForCache); repeat it or separate keys with commas"
+      ),
       Options.repeated,
       Options.optional
     ),
@@ -206,18 +210,26 @@ export const explainCommand = Command.make(
   (args) =>
     Effect.gen(function*() {
       const input = yield* parseInput(args.input)
-      const ignore = Option.getOrElse(args.ignore, () => []).flatMap((k) => k.split(",")).map((k) => k.trim()).filter((k) => k !== "")
+      const ignore = Option.getOrElse(args.ignore, () => []).flatMap((k) => k.split(",")).map((k) => k.trim()).filter((
+        k
+      ) => k !== "")
       const version = Option.getOrNull(args.version)
       const result = yield* explain({ runDir: args.runDir, app: args.app, version, input, ignore, limit: args.limit })
       const lines: Array<string> = []
       lines.push(`Key ${result.key}`)
       lines.push(
-        `  of app ${json(args.app)}, version ${json(version)}, input ${preview(CheckpointFile.keyInput(input, ignore), 80)}` +
+        `  of app ${json(args.app)}, version ${json(version)}, input ${
+          preview(CheckpointFile.keyInput(input, ignore), 80)
+        }` +
           (ignore.length > 0 ? ` (ignoring ${ignore.join(", ")})` : "")
       )
       if (result.hit) {
         const last = result.found[result.found.length - 1]!
-        lines.push(`Hit: stored in run ${last.run} (${last.dir}), result ${preview(last.entry.result, 80)}, computed ${last.entry.time}`)
+        lines.push(
+          `Hit: stored in run ${last.run} (${last.dir}), result ${
+            preview(last.entry.result, 80)
+          }, computed ${last.entry.time}`
+        )
         const others = [...new Set(result.found.slice(0, -1).map((l) => l.run))].filter((r) => r !== last.run)
         if (others.length > 0) lines.push(`  also stored in run ${others.join(", ")} (the last run wins on load)`)
         yield* printLines(lines)
@@ -244,12 +256,16 @@ export const explainCommand = Command.make(
             }
           }
           if (n === 0) {
-            lines.push("     the stored hash does not match its app, version and input: the entry was edited or damaged")
+            lines.push(
+              "     the stored hash does not match its app, version and input: the entry was edited or damaged"
+            )
           }
         })
         if (distinct.size > 0) {
           const keys = [...distinct].join(",")
-          lines.push(`Hint: if the app leaves ${[...distinct].join(", ")} out of its key (ignoreForCache), pass --ignore ${keys}`)
+          lines.push(
+            `Hint: if the app leaves ${[...distinct].join(", ")} out of its key (ignoreForCache), pass --ignore ${keys}`
+          )
         }
       }
       yield* printLines(lines)

@@ -68,8 +68,11 @@ const storeOption = Options.text("store").pipe(
 )
 
 /** The root command with every subcommand. */
-const dfkCommand = Command.make("dfk", { store: storeOption }, () =>
-  new CliError({ message: `Missing command: one of ${SUBCOMMANDS} (dfk --help for details)`, code: ExitStatus.usage })
+const dfkCommand = Command.make(
+  "dfk",
+  { store: storeOption },
+  () =>
+    new CliError({ message: `Missing command: one of ${SUBCOMMANDS} (dfk --help for details)`, code: ExitStatus.usage })
 ).pipe(
   Command.withDescription("Inspect, explain, verify, repair and compact effect-dfk checkpoints"),
   Command.withSubcommands([
@@ -102,14 +105,16 @@ const rewriteArgs = (argv: ReadonlyArray<string>): Array<string> => {
   for (let i = 2; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === "--") {
-      rest.push(...argv.slice(i))
+      for (const a of argv.slice(i)) rest.push(a)
       break
     }
     if (arg.startsWith("--store=")) store.push(arg)
-    else if (arg === "--store") store.push(arg, ...(i + 1 < argv.length ? [argv[++i]!] : []))
-    else rest.push(arg)
+    else if (arg === "--store") {
+      store.push(arg)
+      if (i + 1 < argv.length) store.push(argv[++i]!)
+    } else rest.push(arg)
   }
-  out.push(...store, ...rest)
+  for (const a of [...store, ...rest]) out.push(a)
   const at = out.indexOf("explain", 2)
   if (at === -1) return out
   for (let i = at + 1; i < out.length; i++) {
@@ -138,7 +143,9 @@ const commandOf = (argv: ReadonlyArray<string>): string | undefined => {
  */
 const stderrLogger = Logger.make(({ logLevel, message }) => {
   const parts = Array.isArray(message) ? message : [message]
-  globalThis.console.error(maskSecrets(escapeControls(`${logLevel.label.toLowerCase()}: ${parts.map(String).join(" ")}`)))
+  globalThis.console.error(
+    maskSecrets(escapeControls(`${logLevel.label.toLowerCase()}: ${parts.map(String).join(" ")}`))
+  )
 })
 
 /** @effect/cli colours its help and usage errors; only on a terminal without NO_COLOR here. */

@@ -16,7 +16,7 @@ import * as Path from "@effect/platform/Path"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
-import { CliError, CliStore, ExitStatus, printLines, resolveCheckpoint, usageError, writeFailed } from "./common.ts"
+import { CliError, CliStore, printLines, resolveCheckpoint, usageError, writeFailed } from "./common.ts"
 import { scanLines, verifyCheckpointFile } from "./verify.ts"
 import type { Problem } from "./verify.ts"
 

@@ -12,9 +12,9 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { CheckpointFile, CheckpointStore, RunDirs } from "../mod.ts"
 import type { CheckpointEntry } from "../mod.ts"
+import type { CliError } from "./common.ts"
 import {
   appCounts,
-  CliError,
   CliStore,
   formatAppCounts,
   formatBytes,
@@ -152,19 +152,23 @@ export const runsCommand = Command.make(
       const rows = yield* listRuns(runDir)
       if (json) return yield* printJson(rows)
       if (rows.length === 0) return yield* printLines([`No runs in ${runDir}`])
-      yield* printLines(table(
-        ["RUN", "STARTED", "ENTRIES", "BYTES", "APPS"],
-        rows.map((r) => [
-          r.id,
-          r.start ?? "-",
-          r.checkpoint === null ? "-" : r.error !== undefined ? "?" : String(r.entries),
-          r.checkpoint === null ? "-" : formatBytes(r.bytes),
-          r.error !== undefined
-            ? `unreadable checkpoint: ${r.error}`
-            : r.checkpoint === null
-            ? "(no checkpoint)"
-            : formatAppCounts(new Map(Object.entries(r.apps)))
-        ])
-      ).split("\n"))
+      yield* printLines(
+        table(
+          ["RUN", "STARTED", "ENTRIES", "BYTES", "APPS"],
+          rows.map((r) => [
+            r.id,
+            r.start ?? "-",
+            r.checkpoint === null ? "-" : r.error !== undefined ? "?" : String(r.entries),
+            r.checkpoint === null ? "-" : formatBytes(r.bytes),
+            r.error !== undefined
+              ? `unreadable checkpoint: ${r.error}`
+              : r.checkpoint === null
+              ? "(no checkpoint)"
+              : formatAppCounts(new Map(Object.entries(r.apps)))
+          ])
+        ).split("\n")
+      )
     })
-).pipe(Command.withDescription("List the runs under a run directory (default runinfo): id, start time, entries, bytes, apps"))
+).pipe(
+  Command.withDescription("List the runs under a run directory (default runinfo): id, start time, entries, bytes, apps")
+)

@@ -42,7 +42,9 @@ export const showCommand = Command.make(
       }
       if (entries.length === 0) {
         return yield* printLines([
-          Option.isSome(app) ? `No entries of app ${app.value} in ${dir} (${all.length} in all)` : `No entries in ${dir}`
+          Option.isSome(app)
+            ? `No entries of app ${app.value} in ${dir} (${all.length} in all)`
+            : `No entries in ${dir}`
         ])
       }
       const rows = table(
@@ -62,4 +64,6 @@ export const showCommand = Command.make(
         (Option.isSome(app) ? ` of app ${app.value} (${all.length} in all)` : "") + ` in ${dir}`
       ])
     })
-).pipe(Command.withDescription("Show the entries of a checkpoint: hash prefix, app, version, input, result preview, time"))
+).pipe(
+  Command.withDescription("Show the entries of a checkpoint: hash prefix, app, version, input, result preview, time")
+)

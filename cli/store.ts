@@ -19,7 +19,7 @@ import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { CheckpointStore } from "../mod.ts"
-import { CliError, CliStore, ExitStatus, addSecret, reasonOf } from "./common.ts"
+import { addSecret, CliError, CliStore, ExitStatus, reasonOf } from "./common.ts"
 
 /**
  * What `--store` asked for.
@@ -145,7 +145,9 @@ const sqlStore = (
         // A driver that cannot load (better-sqlite3 under Deno) dies rather than fails: both
         // are a store that cannot be opened.
         Layer.catchAllCause((cause) =>
-          Cause.isInterruptedOnly(cause) ? Layer.failCause(cause as Cause.Cause<never>) : Layer.fail(cannotOpen(name, hint)(Cause.squash(cause)))
+          Cause.isInterruptedOnly(cause)
+            ? Layer.failCause(cause as Cause.Cause<never>)
+            : Layer.fail(cannotOpen(name, hint)(Cause.squash(cause)))
         )
       )
   )
@@ -171,8 +173,11 @@ export const storeLayer = (
     case "Sqlite":
       return Layer.merge(
         Layer.unwrapEffect(Effect.gen(function*() {
-          const { SqliteClient } = yield* importFor("sqlite:", "@effect/sql-sqlite-node", () =>
-            import("@effect/sql-sqlite-node/SqliteClient").then((m) => ({ SqliteClient: m })))
+          const { SqliteClient } = yield* importFor(
+            "sqlite:",
+            "@effect/sql-sqlite-node",
+            () => import("@effect/sql-sqlite-node/SqliteClient").then((m) => ({ SqliteClient: m }))
+          )
           const fs = yield* FileSystem.FileSystem
           const info = yield* Effect.option(fs.stat(spec.filename))
           if (options.create !== true && (Option.isNone(info) || info.value.type !== "File")) {
@@ -196,8 +201,11 @@ export const storeLayer = (
     case "Postgres":
       return Layer.merge(
         Layer.unwrapEffect(Effect.gen(function*() {
-          const { PgClient } = yield* importFor("postgres://", "@effect/sql-pg", () =>
-            import("@effect/sql-pg/PgClient").then((m) => ({ PgClient: m })))
+          const { PgClient } = yield* importFor(
+            "postgres://",
+            "@effect/sql-pg",
+            () => import("@effect/sql-pg/PgClient").then((m) => ({ PgClient: m }))
+          )
           return yield* sqlStore(
             spec.name,
             PgClient.layer({ url: spec.url, applicationName: "dfk", maxConnections: 4 })

@@ -12,7 +12,7 @@
 import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
-import * as FileSystem from "@effect/platform/FileSystem"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -110,11 +110,13 @@ export const scanLines = <E, R>(
   CheckpointFile.lines(file).pipe(
     Stream.mapError((e) => new CliError({ message: `Cannot read ${file}: ${e.message}`, code: ExitStatus.usage })),
     Stream.runForEachChunk((chunk) =>
-      Chunk.isEmpty(chunk) ? Effect.void : onLines(Chunk.toReadonlyArray(Chunk.map(chunk, ({ line, terminated, text }) => ({
-        text,
-        line,
-        verdict: checkLine(file, text, line, terminated)
-      }))))
+      Chunk.isEmpty(chunk) ?
+        Effect.void :
+        onLines(Chunk.toReadonlyArray(Chunk.map(chunk, ({ line, terminated, text }) => ({
+          text,
+          line,
+          verdict: checkLine(file, text, line, terminated)
+        }))))
     )
   )
 
@@ -216,11 +218,15 @@ export const verifyCommand = Command.make(
   "verify",
   {
     dirs: Args.text({ name: "checkpoint dir" }).pipe(
-      Args.withDescription("Checkpoint dirs (or their run dirs or tasks.jsonl files), or a run directory for all its checkpoints"),
+      Args.withDescription(
+        "Checkpoint dirs (or their run dirs or tasks.jsonl files), or a run directory for all its checkpoints"
+      ),
       Args.atLeast(1)
     ),
     strict: Options.boolean("strict").pipe(
-      Options.withDescription("Exit with status 1 for a torn last line too (it is loadable, so by default it is not an error)")
+      Options.withDescription(
+        "Exit with status 1 for a torn last line too (it is loadable, so by default it is not an error)"
+      )
     )
   },
   ({ dirs, strict }) =>
@@ -242,7 +248,10 @@ export const verifyCommand = Command.make(
           `${report.file}: ${report.entries} ${report.entries === 1 ? "entry" : "entries"}, ` +
             (report.problems.length === 0
               ? "ok"
-              : [c > 0 ? `${c} corrupt ${c === 1 ? "line" : "lines"} (refused by the library)` : "", t > 0 ? "torn last line (loadable)" : ""]
+              : [
+                c > 0 ? `${c} corrupt ${c === 1 ? "line" : "lines"} (refused by the library)` : "",
+                t > 0 ? "torn last line (loadable)" : ""
+              ]
                 .filter((s) => s !== "").join(", "))
         )
         yield* printLines(lines)
@@ -252,7 +261,9 @@ export const verifyCommand = Command.make(
         `Checked ${files} ${files === 1 ? "checkpoint" : "checkpoints"}, ${entries} entries: ` +
         (corrupt === 0 && torn === 0
           ? "all good"
-          : `${corrupt} corrupt ${corrupt === 1 ? "line" : "lines"}, ${torn} torn last ${torn === 1 ? "line" : "lines"}`)
+          : `${corrupt} corrupt ${corrupt === 1 ? "line" : "lines"}, ${torn} torn last ${
+            torn === 1 ? "line" : "lines"
+          }`)
       ])
       if (corrupt > 0 || (strict && torn > 0)) return yield* new CliError({ message: "", code: ExitStatus.failed })
     })

@@ -80,6 +80,7 @@ const readJson = (file: string): any => {
   try {
     return JSON.parse(fs.readFileSync(file, "utf8"))
   } catch (cause) {
+    // eslint-disable-next-line preserve-caught-error -- the message carries the cause
     throw new Error(`Cannot read ${path.relative(rootDir, file)}: ${String(cause)}`)
   }
 }
@@ -272,7 +273,7 @@ export const build = (outDirOption = "npm"): BuildResult => {
         throw new Error(`${path.relative(outDir, file)} still imports ${fileName}`)
       }
     }
-    if (file.endsWith(".js")) for (const name of importedPackages(code)) imported.add(name)
+    if (file.endsWith(".js")) { for (const name of importedPackages(code)) imported.add(name) }
   }
 
   // Declarations describe the public API only: none may import a file under src/internal/
@@ -282,7 +283,9 @@ export const build = (outDirOption = "npm"): BuildResult => {
     for (const { fileName } of ts.preProcessFile(fs.readFileSync(file, "utf8"), true, true).importedFiles) {
       if (!fileName.startsWith(".")) continue
       if (isPrivateDeclaration(outDir, path.resolve(path.dirname(file), fileName.replace(/\.js$/, ".d.ts")))) {
-        throw new Error(`${path.relative(outDir, file)} imports ${fileName}: a public declaration refers to an internal one`)
+        throw new Error(
+          `${path.relative(outDir, file)} imports ${fileName}: a public declaration refers to an internal one`
+        )
       }
     }
   }

@@ -75,15 +75,21 @@ export const violation = (file: string, specifier: string): string | undefined =
   }
   const area = file.split("/")[0]
   if (specifier.startsWith("effect-dfk/") && !SUBPATHS.includes(specifier)) {
-    return `${specifier}: the package has no such subpath; import "effect-dfk" or ${SUBPATHS.map((p) => `"${p}"`).join(", ")}`
+    return `${specifier}: the package has no such subpath; import "effect-dfk" or ${
+      SUBPATHS.map((p) => `"${p}"`).join(", ")
+    }`
   }
   if (!isPath) return undefined
   const target = rel(path.resolve(root, path.dirname(file), specifier))
   if (area === "cli") {
     if (inside(target, "src")) return `imports ${specifier}: cli/ uses only the public API (../mod.ts), not src/`
-    if (inside(target, "examples")) return `imports ${specifier}: cli/ must not import examples/ (the npm package has none)`
+    if (inside(target, "examples")) {
+      return `imports ${specifier}: cli/ must not import examples/ (the npm package has none)`
+    }
     if (inside(target, "cli") || CLI_IMPORTS.includes(target)) return undefined
-    return `imports ${specifier}: cli/ imports the public API (${CLI_IMPORTS.map((f) => `../${f}`).join(", ")}) and cli/ files only`
+    return `imports ${specifier}: cli/ imports the public API (${
+      CLI_IMPORTS.map((f) => `../${f}`).join(", ")
+    }) and cli/ files only`
   }
   if (area === "examples") {
     if (inside(target, "src") || target === "mod.ts") {
@@ -116,7 +122,11 @@ if (isMain) {
   const problems = check()
   for (const line of problems) console.error(line)
   if (problems.length > 0) {
-    console.error(`check_imports: ${problems.length} ${problems.length === 1 ? "import breaks" : "imports break"} the public API rule`)
+    console.error(
+      `check_imports: ${problems.length} ${
+        problems.length === 1 ? "import breaks" : "imports break"
+      } the public API rule`
+    )
     process.exit(1)
   }
 }

@@ -66,6 +66,8 @@ if (reports.length === 0 && run.status !== 0 && !/Checked|no documentation lint/
 }
 for (const report of counted) console.error(report.trim() + "\n")
 console.log(
-  `deno doc --lint mod.ts: ${counted.length} errors (${reports.length - counted.length} references to other packages' types left out)`
+  `deno doc --lint mod.ts: ${counted.length} errors (${
+    reports.length - counted.length
+  } references to other packages' types left out)`
 )
 process.exit(counted.length === 0 ? 0 : 1)

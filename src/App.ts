@@ -127,11 +127,15 @@ export const make = <In extends Schema.Schema.Any, Out extends Schema.Schema.Any
   }
   const retries = options.retries
   if (retries !== undefined && (!Number.isInteger(retries) || retries < 0)) {
-    throw new TypeError(`App.make: the "retries" option of app ${options.name} must be a whole number, zero or more (got ${retries})`)
+    throw new TypeError(
+      `App.make: the "retries" option of app ${options.name} must be a whole number, zero or more (got ${retries})`
+    )
   }
   for (const field of ["input", "output"] as const) {
     if (!Schema.isSchema(options[field])) {
-      throw new TypeError(`App.make: the "${field}" option of app ${options.name} must be a Schema (got ${describe(options[field])})`)
+      throw new TypeError(
+        `App.make: the "${field}" option of app ${options.name} must be a Schema (got ${describe(options[field])})`
+      )
     }
   }
   const spec = appSpec.make(options, body)

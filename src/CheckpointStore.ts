@@ -131,7 +131,11 @@ export interface StoreClaims {
    * `release`), `"held"` when a live holder has it, or the entry that answers the key when
    * one was written meanwhile.
    */
-  readonly claim: (runDir: string, hash: string, run: string) => Effect.Effect<"won" | "held" | CheckpointEntry, CheckpointError>
+  readonly claim: (
+    runDir: string,
+    hash: string,
+    run: string
+  ) => Effect.Effect<"won" | "held" | CheckpointEntry, CheckpointError>
   /**
    * Waits until `hash` has an entry under `runDir` (returns it), or until its claim is
    * released or its holder stopped renewing it (returns `undefined`: claim it again).

@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type * as Duration from "effect/Duration"
 import * as Metric from "effect/Metric"
 import type * as MetricKeyType from "effect/MetricKeyType"
 import type * as MetricState from "effect/MetricState"
@@ -71,7 +72,7 @@ export const entriesCheckpointed: Metric.Metric.Counter<number> = Metric.counter
  */
 export const checkpointPassDuration: Metric.Metric<
   MetricKeyType.MetricKeyType.Histogram,
-  import("effect/Duration").Duration,
+  Duration.Duration,
   MetricState.MetricState.Histogram
 > = Metric.timerWithBoundaries(
   "effect_dfk_checkpoint_pass_duration",

@@ -1,4 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
+import { App, CheckpointFiles, Dfk, Memo } from "effect-dfk"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -9,15 +10,19 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
 import * as Tracer from "effect/Tracer"
-import { App, CheckpointFiles, Dfk, Memo } from "effect-dfk"
-import { captureLogs, checkpointEntries, exists, platform, tmpDir, withKernel } from "./util.ts"
 import * as path from "node:path"
+import { captureLogs, checkpointEntries, exists, platform, tmpDir, withKernel } from "./util.ts"
 
 class Boom extends Schema.TaggedError<Boom>()("Boom", { n: Schema.Number }) {}
 
 const counter = () => {
   let n = 0
-  return { inc: () => ++n, get count() { return n } }
+  return {
+    inc: () => ++n,
+    get count() {
+      return n
+    }
+  }
 }
 
 describe("App", () => {
@@ -28,12 +33,15 @@ describe("App", () => {
         { name: "double", input: Schema.Number, output: Schema.Number, cache: true },
         (x) => Effect.sync(() => (runs.inc(), x * 2))
       )
-      const { value } = yield* withKernel({}, Effect.gen(function*() {
-        const a = yield* double(4)
-        const b = yield* double(4)
-        const c = yield* double(5)
-        return { a, b, c, stats: yield* Dfk.stats }
-      }))
+      const { value } = yield* withKernel(
+        {},
+        Effect.gen(function*() {
+          const a = yield* double(4)
+          const b = yield* double(4)
+          const c = yield* double(5)
+          return { a, b, c, stats: yield* Dfk.stats }
+        })
+      )
       assert.deepStrictEqual([value.a, value.b, value.c], [8, 8, 10])
       assert.strictEqual(runs.count, 2)
       // Exactly DESIGN's five fields.
@@ -56,11 +64,14 @@ describe("App", () => {
         { name: "pick", input: Schema.Number, output: Result, cache: true },
         (i) => Effect.sync(() => (runs.inc(), results[i]))
       )
-      const { value } = yield* withKernel({}, Effect.gen(function*() {
-        const first = yield* Effect.forEach(results, (_, i) => pick(i))
-        const second = yield* Effect.forEach(results, (_, i) => pick(i))
-        return { first, second, stats: yield* Dfk.stats }
-      }))
+      const { value } = yield* withKernel(
+        {},
+        Effect.gen(function*() {
+          const first = yield* Effect.forEach(results, (_, i) => pick(i))
+          const second = yield* Effect.forEach(results, (_, i) => pick(i))
+          return { first, second, stats: yield* Dfk.stats }
+        })
+      )
       assert.deepStrictEqual(value.first, results)
       assert.strictEqual(value.second[5], value.first[5]) // the same object, not a copy
       assert.deepStrictEqual(value.second, results)
@@ -78,11 +89,14 @@ describe("App", () => {
           throw new Error(`bad ${n}`)
         }
       )
-      const { value } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
-        const first = yield* Effect.exit(throws(1))
-        const second = yield* Effect.exit(throws(1))
-        return { first, second, stats: yield* Dfk.stats }
-      }))
+      const { value } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        Effect.gen(function*() {
+          const first = yield* Effect.exit(throws(1))
+          const second = yield* Effect.exit(throws(1))
+          return { first, second, stats: yield* Dfk.stats }
+        })
+      )
       for (const exit of [value.first, value.second]) {
         assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
       }
@@ -106,11 +120,14 @@ describe("App", () => {
         (n) => Effect.sync(() => (runs.inc(), n + 1))
       )
       const logs = captureLogs()
-      const { value, runDir } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
-        const first = yield* odd(1)
-        const second = yield* odd(1)
-        return { first, second, stats: yield* Dfk.stats }
-      }).pipe(Effect.provide(logs.layer)))
+      const { value, runDir } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        Effect.gen(function*() {
+          const first = yield* odd(1)
+          const second = yield* odd(1)
+          return { first, second, stats: yield* Dfk.stats }
+        }).pipe(Effect.provide(logs.layer))
+      )
       assert.deepStrictEqual([value.first, value.second], [2, 2])
       assert.strictEqual(runs.count, 1)
       assert.strictEqual(value.stats.pending, 0)
@@ -125,11 +142,14 @@ describe("App", () => {
         { name: "nocache", input: Schema.Number, output: Schema.Number },
         (n) => Effect.suspend(() => Effect.fail(new Boom({ n: runs.inc() + n })))
       )
-      const { value } = yield* withKernel({}, Effect.gen(function*() {
-        const first = yield* Effect.flip(fails(1))
-        const second = yield* Effect.flip(fails(1))
-        return { first, second, stats: yield* Dfk.stats }
-      }))
+      const { value } = yield* withKernel(
+        {},
+        Effect.gen(function*() {
+          const first = yield* Effect.flip(fails(1))
+          const second = yield* Effect.flip(fails(1))
+          return { first, second, stats: yield* Dfk.stats }
+        })
+      )
       assert.notStrictEqual(value.first, value.second)
       assert.strictEqual(runs.count, 2)
       assert.strictEqual(value.stats.misses, 2)
@@ -143,11 +163,14 @@ describe("App", () => {
         { name: "inc", input: Schema.Number, output: Schema.Number, cache: true },
         (x) => Effect.sync(() => (runs.inc(), x + 1))
       )
-      const { value, runDir } = yield* withKernel({ memoize: false, checkpointMode: "task_exit" }, Effect.gen(function*() {
-        yield* inc(1)
-        yield* inc(1)
-        return yield* Dfk.stats
-      }))
+      const { value, runDir } = yield* withKernel(
+        { memoize: false, checkpointMode: "task_exit" },
+        Effect.gen(function*() {
+          yield* inc(1)
+          yield* inc(1)
+          return yield* Dfk.stats
+        })
+      )
       assert.strictEqual(runs.count, 2)
       assert.strictEqual(value.hits, 0)
       assert.strictEqual(value.pending, 0)
@@ -162,15 +185,18 @@ describe("App", () => {
         { name: "slow", input: Schema.Number, output: Schema.Number, cache: true },
         (x) => Effect.sync(() => runs.inc()).pipe(Effect.zipRight(Deferred.await(gate)), Effect.as(x * 3))
       )
-      const { value } = yield* withKernel({}, Effect.gen(function*() {
-        const fiber = yield* Effect.fork(
-          Effect.forEach(Array.from({ length: 20 }, () => 7), (x) => slow(x), { concurrency: "unbounded" })
-        )
-        yield* Effect.yieldNow()
-        yield* Deferred.succeed(gate, undefined)
-        const results = yield* Fiber.join(fiber)
-        return { results, stats: yield* Dfk.stats }
-      }))
+      const { value } = yield* withKernel(
+        {},
+        Effect.gen(function*() {
+          const fiber = yield* Effect.fork(
+            Effect.forEach(Array.from({ length: 20 }, () => 7), (x) => slow(x), { concurrency: "unbounded" })
+          )
+          yield* Effect.yieldNow()
+          yield* Deferred.succeed(gate, undefined)
+          const results = yield* Fiber.join(fiber)
+          return { results, stats: yield* Dfk.stats }
+        })
+      )
       assert.strictEqual(runs.count, 1)
       assert.deepStrictEqual(value.results, Array.from({ length: 20 }, () => 21))
       assert.strictEqual(value.stats.tasks, 20)
@@ -191,17 +217,20 @@ describe("App", () => {
             Effect.as(x + 100)
           )
       )
-      const { value } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
-        const executor = yield* Effect.fork(slow(1))
-        yield* Deferred.await(started)
-        const waiter = yield* Effect.fork(slow(1))
-        yield* Effect.yieldNow()
-        yield* Fiber.interrupt(executor)
-        yield* TestClock.adjust("2 seconds")
-        const fromWaiter = yield* Fiber.join(waiter)
-        const again = yield* slow(1)
-        return { fromWaiter, again, stats: yield* Dfk.stats }
-      }))
+      const { value } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        Effect.gen(function*() {
+          const executor = yield* Effect.fork(slow(1))
+          yield* Deferred.await(started)
+          const waiter = yield* Effect.fork(slow(1))
+          yield* Effect.yieldNow()
+          yield* Fiber.interrupt(executor)
+          yield* TestClock.adjust("2 seconds")
+          const fromWaiter = yield* Fiber.join(waiter)
+          const again = yield* slow(1)
+          return { fromWaiter, again, stats: yield* Dfk.stats }
+        })
+      )
       assert.strictEqual(value.fromWaiter, 101)
       assert.strictEqual(value.again, 101)
       assert.strictEqual(runs.count, 2) // the interrupted one and the waiter's
@@ -226,16 +255,19 @@ describe("App", () => {
               : Effect.succeed(x + 1)
           })
       )
-      const { value } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
-        const executor = yield* Effect.fork(fragile(1))
-        yield* Deferred.await(started)
-        const waiters = yield* Effect.fork(Effect.all([fragile(1), fragile(1)], { concurrency: "unbounded" }))
-        while ((yield* Dfk.stats).tasks < 3) yield* Effect.yieldNow()
-        const interrupted = yield* Fiber.interrupt(executor)
-        const fromWaiters = yield* Fiber.join(waiters)
-        const again = yield* fragile(1)
-        return { interrupted, fromWaiters, again }
-      }))
+      const { value } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        Effect.gen(function*() {
+          const executor = yield* Effect.fork(fragile(1))
+          yield* Deferred.await(started)
+          const waiters = yield* Effect.fork(Effect.all([fragile(1), fragile(1)], { concurrency: "unbounded" }))
+          while ((yield* Dfk.stats).tasks < 3) yield* Effect.yieldNow()
+          const interrupted = yield* Fiber.interrupt(executor)
+          const fromWaiters = yield* Fiber.join(waiters)
+          const again = yield* fragile(1)
+          return { interrupted, fromWaiters, again }
+        })
+      )
       assert.isTrue(Exit.isFailure(value.interrupted) && Cause.isInterrupted(value.interrupted.cause))
       assert.deepStrictEqual(value.fromWaiters, [2, 2])
       assert.strictEqual(value.again, 2)
@@ -252,13 +284,16 @@ describe("App", () => {
               throw new Error(`bad ${n}`)
             }
           )
-        const { value } = yield* withKernel(config, Effect.gen(function*() {
-          const cached = make(true)
-          const exits = yield* Effect.all([make(false)(1), cached(1), cached(1)].map(Effect.exit), {
-            concurrency: "unbounded"
+        const { value } = yield* withKernel(
+          config,
+          Effect.gen(function*() {
+            const cached = make(true)
+            const exits = yield* Effect.all([make(false)(1), cached(1), cached(1)].map(Effect.exit), {
+              concurrency: "unbounded"
+            })
+            return { exits, stats: yield* Dfk.detailedStats }
           })
-          return { exits, stats: yield* Dfk.detailedStats }
-        }))
+        )
         for (const exit of value.exits) assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause))
         assert.strictEqual(value.stats.running, 0)
       }))
@@ -268,18 +303,26 @@ describe("App", () => {
     Effect.gen(function*() {
       const runs = counter()
       const app = App.make(
-        { name: "strict", input: Schema.Struct({ n: Schema.Number.pipe(Schema.int()) }), output: Schema.Number, cache: true },
+        {
+          name: "strict",
+          input: Schema.Struct({ n: Schema.Number.pipe(Schema.int()) }),
+          output: Schema.Number,
+          cache: true
+        },
         ({ n }) => Effect.sync(() => (runs.inc(), n))
       )
       const nan = App.make(
         { name: "nan", input: Schema.Struct({ n: Schema.Number }), output: Schema.Number, cache: true },
         ({ n }) => Effect.sync(() => (runs.inc(), n))
       )
-      const { value } = yield* withKernel({}, Effect.gen(function*() {
-        const notInt = yield* Effect.flip(app({ n: 1.5 }))
-        const notJson = yield* Effect.flip(nan({ n: NaN }))
-        return { notInt, notJson }
-      }))
+      const { value } = yield* withKernel(
+        {},
+        Effect.gen(function*() {
+          const notInt = yield* Effect.flip(app({ n: 1.5 }))
+          const notJson = yield* Effect.flip(nan({ n: NaN }))
+          return { notInt, notJson }
+        })
+      )
       assert.strictEqual(value.notInt._tag, "AppCacheError")
       assert.strictEqual((value.notInt as any).app, "strict")
       assert.strictEqual(value.notJson._tag, "AppCacheError")
@@ -304,12 +347,15 @@ describe("App", () => {
         )
       const v0 = make()
       const v2 = make("2")
-      const { runDir } = yield* withKernel({ checkpointMode: "manual" }, Effect.gen(function*() {
-        yield* v0({ x: 1, label: "a" })
-        yield* v0({ x: 1, label: "b" })
-        yield* v2({ x: 1, label: "c" })
-        yield* Dfk.checkpoint
-      }))
+      const { runDir } = yield* withKernel(
+        { checkpointMode: "manual" },
+        Effect.gen(function*() {
+          yield* v0({ x: 1, label: "a" })
+          yield* v0({ x: 1, label: "b" })
+          yield* v2({ x: 1, label: "c" })
+          yield* Dfk.checkpoint
+        })
+      )
       assert.strictEqual(runs.count, 2)
       const entries = checkpointEntries(runDir)
       assert.deepStrictEqual(entries.map((e) => [e.version, e.input]), [[null, { x: 1 }], ["2", { x: 1 }]])
@@ -335,15 +381,20 @@ describe("App", () => {
         { name: "outer", input: Schema.Number, output: Schema.Number, cache: true },
         (x) => Effect.map(Effect.forEach([x, x + 1], (y) => work(y), { concurrency: "unbounded" }), ([a, b]) => a + b)
       )
-      const { value } = yield* withKernel({ maxConcurrency: 2 }, Effect.gen(function*() {
-        const fiber = yield* Effect.fork(Effect.forEach([0, 10, 20, 30, 40, 50], (x) => work(x), { concurrency: "unbounded" }))
-        yield* TestClock.adjust("100 millis")
-        yield* Fiber.join(fiber)
-        const peakFlat = peak
-        const nested = yield* Effect.fork(outer(100))
-        yield* TestClock.adjust("100 millis")
-        return { peakFlat, nested: yield* Fiber.join(nested) }
-      }))
+      const { value } = yield* withKernel(
+        { maxConcurrency: 2 },
+        Effect.gen(function*() {
+          const fiber = yield* Effect.fork(
+            Effect.forEach([0, 10, 20, 30, 40, 50], (x) => work(x), { concurrency: "unbounded" })
+          )
+          yield* TestClock.adjust("100 millis")
+          yield* Fiber.join(fiber)
+          const peakFlat = peak
+          const nested = yield* Effect.fork(outer(100))
+          yield* TestClock.adjust("100 millis")
+          return { peakFlat, nested: yield* Fiber.join(nested) }
+        })
+      )
       assert.strictEqual(value.peakFlat, 2)
       assert.strictEqual(value.nested, 201)
     }))
@@ -371,17 +422,26 @@ describe("App", () => {
         ({ x }) => Effect.succeed(`x=${x}`)
       )
       const otherVersion = App.make(
-        { name: "process", version: "2", input: Schema.Struct({ x: Schema.Number }), output: Schema.String, cache: true },
+        {
+          name: "process",
+          version: "2",
+          input: Schema.Struct({ x: Schema.Number }),
+          output: Schema.String,
+          cache: true
+        },
         ({ x }) => Effect.succeed(`v2 x=${x}`)
       )
-      const { value } = yield* withKernel({}, Effect.gen(function*() {
-        const a = yield* asNumber({ x: 1 })
-        const again = yield* asNumber({ x: 1 })
-        const b = yield* Effect.flip(asString({ x: 1 }))
-        const c = yield* otherVersion({ x: 1 })
-        const d = yield* asNumber({ x: 2 })
-        return { a, again, b, c, d, stats: yield* Dfk.stats }
-      }))
+      const { value } = yield* withKernel(
+        {},
+        Effect.gen(function*() {
+          const a = yield* asNumber({ x: 1 })
+          const again = yield* asNumber({ x: 1 })
+          const b = yield* Effect.flip(asString({ x: 1 }))
+          const c = yield* otherVersion({ x: 1 })
+          const d = yield* asNumber({ x: 2 })
+          return { a, again, b, c, d, stats: yield* Dfk.stats }
+        })
+      )
       assert.strictEqual(value.a, 10)
       assert.strictEqual(value.again, 10, "the same definition called twice is fine")
       assert.strictEqual(value.b._tag, "AppCacheError")
@@ -397,12 +457,12 @@ describe("App", () => {
     assert.throws(
       () => App.make({ name: "", input: Schema.Number, output: Schema.Number }, body),
       TypeError,
-      'App.make: the "name" option must be a non-empty string (got "")'
+      "App.make: the \"name\" option must be a non-empty string (got \"\")"
     )
     assert.throws(
       () => App.make({ name: "n", input: undefined as unknown as typeof Schema.Number, output: Schema.Number }, body),
       TypeError,
-      'App.make: the "input" option of app n must be a Schema (got undefined)'
+      "App.make: the \"input\" option of app n must be a Schema (got undefined)"
     )
   })
 
@@ -410,7 +470,13 @@ describe("App", () => {
     Effect.gen(function*() {
       const runs = counter()
       const typo = App.make(
-        { name: "typo", input: Schema.Struct({ x: Schema.Number, sleepMs: Schema.optional(Schema.Number) }), output: Schema.Number, cache: true, ignoreForCache: ["sleep_ms" as "sleepMs"] },
+        {
+          name: "typo",
+          input: Schema.Struct({ x: Schema.Number, sleepMs: Schema.optional(Schema.Number) }),
+          output: Schema.Number,
+          cache: true,
+          ignoreForCache: ["sleep_ms" as "sleepMs"]
+        },
         ({ x }) => Effect.sync(() => (runs.inc(), x))
       )
       const scalar = App.make(
@@ -419,7 +485,13 @@ describe("App", () => {
       )
       // A key that is optional in the schema is fine when a call leaves it out.
       const optional = App.make(
-        { name: "optional", input: Schema.Struct({ x: Schema.Number, sleepMs: Schema.optional(Schema.Number) }), output: Schema.Number, cache: true, ignoreForCache: ["sleepMs"] },
+        {
+          name: "optional",
+          input: Schema.Struct({ x: Schema.Number, sleepMs: Schema.optional(Schema.Number) }),
+          output: Schema.Number,
+          cache: true,
+          ignoreForCache: ["sleepMs"]
+        },
         ({ x }) => Effect.sync(() => (runs.inc(), x))
       )
       // A schema whose encoded side the kernel cannot read ahead: checked on the value.
@@ -427,16 +499,19 @@ describe("App", () => {
         { name: "opaque", input: Schema.Unknown, output: Schema.Unknown, cache: true, ignoreForCache: ["x"] as never },
         (x) => Effect.sync(() => (runs.inc(), x))
       )
-      const { value } = yield* withKernel({}, Effect.gen(function*() {
-        return {
-          typo: yield* Effect.flip(typo({ x: 1 })),
-          typoAgain: yield* Effect.flip(typo({ x: 1 })),
-          scalar: yield* Effect.flip(scalar(1)),
-          optional: [yield* optional({ x: 1 }), yield* optional({ x: 1, sleepMs: 5 })],
-          opaqueObject: yield* opaque({ x: 1, y: 2 }),
-          opaqueNumber: yield* Effect.flip(opaque(3))
-        }
-      }))
+      const { value } = yield* withKernel(
+        {},
+        Effect.gen(function*() {
+          return {
+            typo: yield* Effect.flip(typo({ x: 1 })),
+            typoAgain: yield* Effect.flip(typo({ x: 1 })),
+            scalar: yield* Effect.flip(scalar(1)),
+            optional: [yield* optional({ x: 1 }), yield* optional({ x: 1, sleepMs: 5 })],
+            opaqueObject: yield* opaque({ x: 1, y: 2 }),
+            opaqueNumber: yield* Effect.flip(opaque(3))
+          }
+        })
+      )
       assert.strictEqual(value.typo._tag, "AppCacheError")
       assert.include(value.typo.reason, "ignoreForCache names \"sleep_ms\", which the encoded input does not have")
       assert.strictEqual(value.typoAgain._tag, "AppCacheError")
@@ -453,17 +528,23 @@ describe("App", () => {
       const flaky = (name: "more" | "fewer", retries: number) =>
         App.make(
           { name: `flaky_${name}`, input: Schema.Number, output: Schema.Number, cache: true, retries },
-          (x) => Effect.suspend(() => ++attempts[name] <= 2 ? Effect.fail(new Boom({ n: attempts[name] })) : Effect.succeed(x))
+          (x) =>
+            Effect.suspend(() =>
+              ++attempts[name] <= 2 ? Effect.fail(new Boom({ n: attempts[name] })) : Effect.succeed(x)
+            )
         )
       const more = flaky("more", 2)
       const fewer = flaky("fewer", 0)
-      const { value } = yield* withKernel({ retries: 1 }, Effect.gen(function*() {
-        return {
-          more: yield* more(7),
-          fewer: yield* Effect.flip(fewer(7)),
-          fewerAgain: yield* Effect.flip(fewer(7))
-        }
-      }))
+      const { value } = yield* withKernel(
+        { retries: 1 },
+        Effect.gen(function*() {
+          return {
+            more: yield* more(7),
+            fewer: yield* Effect.flip(fewer(7)),
+            fewerAgain: yield* Effect.flip(fewer(7))
+          }
+        })
+      )
       assert.strictEqual(value.more, 7, "two retries: the third attempt succeeds (the kernel's one retry would not do)")
       assert.strictEqual(attempts.more, 3)
       assert.deepStrictEqual(value.fewer, new Boom({ n: 1 }), "no retries for this app although the kernel has one")
@@ -472,7 +553,7 @@ describe("App", () => {
       assert.throws(
         () => App.make({ name: "bad", input: Schema.Number, output: Schema.Number, retries: -1 }, Effect.succeed),
         TypeError,
-        'the "retries" option of app bad must be a whole number'
+        "the \"retries\" option of app bad must be a whole number"
       )
     }))
 })

@@ -4,6 +4,8 @@
  * a file as the loader does, and `keyInput` is the input the kernel stores and hashes.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { App, CheckpointFile, CheckpointStore, Memo } from "effect-dfk"
+import type { CheckpointEntry } from "effect-dfk"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -12,8 +14,6 @@ import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { App, CheckpointFile, CheckpointStore, Memo } from "effect-dfk"
-import type { CheckpointEntry } from "effect-dfk"
 import { checkpointEntries, platform, tmpDir, withKernel } from "./util.ts"
 
 const entry = (n: number, extra: Record<string, unknown> = {}) => {

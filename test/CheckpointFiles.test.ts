@@ -1,11 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
+import { App, CheckpointFiles, Dfk, getAllCheckpoints, getLastCheckpoint, Memo } from "effect-dfk"
+import type { DfkConfig } from "effect-dfk"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { App, CheckpointFiles, Dfk, getAllCheckpoints, getLastCheckpoint, Memo } from "effect-dfk"
-import type { DfkConfig } from "effect-dfk"
 import { captureLogs, checkpointEntries, platform, tmpDir } from "./util.ts"
 
 let runs = 0
@@ -53,7 +53,11 @@ describe("CheckpointFiles", () => {
   it.scoped("resumes from an explicit list, with or without a mode; results carry forward", () =>
     Effect.gen(function*() {
       const root = yield* tmpDir
-      const [first, dir0] = yield* run({ runDir: root, checkpointMode: "task_exit" }, counting(square(3)), CheckpointFiles.none)
+      const [first, dir0] = yield* run(
+        { runDir: root, checkpointMode: "task_exit" },
+        counting(square(3)),
+        CheckpointFiles.none
+      )
       assert.deepStrictEqual(first, { value: 9, bodies: 1 })
       const cp0 = path.join(dir0, "checkpoint")
       const [second, dir1] = yield* run(
@@ -116,7 +120,12 @@ describe("CheckpointFiles", () => {
       assert.strictEqual((bad as any).line, 1)
 
       // Without a final newline too: text (or bytes) that cannot start an entry is no torn write.
-      for (const [name, content] of [["text", "this is not a checkpoint"], ["bytes", Buffer.from([0x80, 0x00, 0xff])]] as const) {
+      for (
+        const [name, content] of [["text", "this is not a checkpoint"], [
+          "bytes",
+          Buffer.from([0x80, 0x00, 0xff])
+        ]] as const
+      ) {
         const dir = path.join(root, `unterminated-${name}`)
         fs.mkdirSync(dir)
         fs.writeFileSync(path.join(dir, "tasks.jsonl"), content)
@@ -128,7 +137,15 @@ describe("CheckpointFiles", () => {
 
       const shape = path.join(root, "shape")
       fs.mkdirSync(shape)
-      const good = JSON.stringify({ v: 1, hash: "a".repeat(64), app: "x", version: null, input: 1, result: 1, time: "t" })
+      const good = JSON.stringify({
+        v: 1,
+        hash: "a".repeat(64),
+        app: "x",
+        version: null,
+        input: 1,
+        result: 1,
+        time: "t"
+      })
       fs.writeFileSync(path.join(shape, "tasks.jsonl"), `${good}\n${good}\n{"v":2}\n`)
       const wrongShape = yield* load(shape)
       assert.strictEqual((wrongShape as any).line, 3)
@@ -138,12 +155,19 @@ describe("CheckpointFiles", () => {
   it.scoped("a torn last line is skipped with a warning", () =>
     Effect.gen(function*() {
       const root = yield* tmpDir
-      const [dir] = yield* run({ runDir: root, checkpointMode: "manual" }, Effect.zipRight(Effect.zip(square(8), square(9)), Dfk.checkpoint))
+      const [dir] = yield* run(
+        { runDir: root, checkpointMode: "manual" },
+        Effect.zipRight(Effect.zip(square(8), square(9)), Dfk.checkpoint)
+      )
       const file = path.join(dir, "tasks.jsonl")
       const text = fs.readFileSync(file, "utf8")
       fs.writeFileSync(file, text.slice(0, text.length - 20)) // cut the second line
       const logs = captureLogs()
-      const [result] = yield* run({ runDir: root }, counting(Effect.zip(square(8), square(9))), CheckpointFiles.layer([dir]))
+      const [result] = yield* run(
+        { runDir: root },
+        counting(Effect.zip(square(8), square(9))),
+        CheckpointFiles.layer([dir])
+      )
         .pipe(Effect.provide(logs.layer))
       assert.deepStrictEqual(result, { value: [64, 81], bodies: 1 })
       assert.isTrue(logs.lines.some((l) => l.level === "WARN" && l.message.includes("torn last line (line 2)")))
@@ -195,14 +219,20 @@ describe("CheckpointFiles", () => {
       const error = yield* Effect.flip(run({ runDir: root, checkpointMode: "task_exit" }, square(2)))
       assert.strictEqual(error._tag, "BadCheckpoint")
       assert.include(error.message, `at line 2: the line is not valid JSON`)
-      assert.include(error.message, `dfk verify ${cp} lists every bad line; dfk repair ${cp} moves them to tasks.jsonl.bad`)
+      assert.include(
+        error.message,
+        `dfk verify ${cp} lists every bad line; dfk repair ${cp} moves them to tasks.jsonl.bad`
+      )
     }))
 
   it.scoped("integrity with nested inputs: stored in another key order it is served; one nested value edited, it is not", () =>
     Effect.gen(function*() {
       const root = yield* tmpDir
       const Input = Schema.Struct({
-        a: Schema.Struct({ c: Schema.Array(Schema.Union(Schema.Number, Schema.Struct({ e: Schema.String, f: Schema.Number }))), d: Schema.Number }),
+        a: Schema.Struct({
+          c: Schema.Array(Schema.Union(Schema.Number, Schema.Struct({ e: Schema.String, f: Schema.Number }))),
+          d: Schema.Number
+        }),
         b: Schema.Number
       })
       let bodies = 0

@@ -3,13 +3,13 @@
  * behaves the same.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { App, BadCheckpoint, CheckpointFiles, CheckpointStore, Dfk } from "effect-dfk"
+import type { CheckpointEntry, CheckpointStoreService, DfkConfig } from "effect-dfk"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
-import { App, BadCheckpoint, CheckpointFiles, CheckpointStore, Dfk } from "effect-dfk"
-import type { CheckpointEntry, CheckpointStoreService, DfkConfig } from "effect-dfk"
 import { entry, storeSuite } from "./contract/storeSuite.ts"
 import { captureLogs, platform, tmpDir } from "./util.ts"
 
@@ -29,7 +29,9 @@ const layerJsonText = Layer.sync(CheckpointStore, (): CheckpointStoreService => 
     load: (dir, onEntry) =>
       Effect.suspend(() => {
         const rows = dirs.get(dir)
-        if (rows === undefined) return Effect.fail(new BadCheckpoint({ path: dir, line: 0, reason: "no checkpoint here" }))
+        if (rows === undefined) {
+          return Effect.fail(new BadCheckpoint({ path: dir, line: 0, reason: "no checkpoint here" }))
+        }
         for (const row of rows) onEntry(JSON.parse(row))
         return Effect.void
       }),
@@ -77,7 +79,9 @@ describe("a store that misbehaves", () => {
           })
       }
       const root = yield* tmpDir
-      const error = yield* Effect.flip(double(1).pipe(withStore({ runDir: root }, store, CheckpointFiles.layer(["elsewhere"]))))
+      const error = yield* Effect.flip(
+        double(1).pipe(withStore({ runDir: root }, store, CheckpointFiles.layer(["elsewhere"])))
+      )
       assert.strictEqual(error._tag, "BadCheckpoint")
       const bad = error as BadCheckpoint
       assert.strictEqual(bad.path, "elsewhere")
@@ -91,7 +95,10 @@ describe("a store that misbehaves", () => {
   ): CheckpointStoreService => {
     const rows: Array<CheckpointEntry> = []
     return {
-      append: (_dir, entries) => Effect.sync(() => void rows.push(...entries)),
+      append: (_dir, entries) =>
+        Effect.sync(() => {
+          for (const e of entries) rows.push(e)
+        }),
       load: (_dir, onEntry) => Effect.sync(() => give(rows, onEntry)),
       exists: () => Effect.succeed(rows.length > 0)
     }
@@ -104,9 +111,11 @@ describe("a store that misbehaves", () => {
       })
       const root = yield* tmpDir
       yield* double(21).pipe(withStore({ runDir: root, checkpointMode: "task_exit" }, store))
-      const error = yield* Effect.flip(double(21).pipe(
-        withStore({ runDir: root, checkpointMode: "task_exit" }, store, CheckpointFiles.layer(["anywhere"]))
-      ))
+      const error = yield* Effect.flip(
+        double(21).pipe(
+          withStore({ runDir: root, checkpointMode: "task_exit" }, store, CheckpointFiles.layer(["anywhere"]))
+        )
+      )
       assert.strictEqual(error._tag, "BadCheckpoint")
       assert.include((error as BadCheckpoint).reason, "\"app\" is not a string")
     }))
@@ -149,7 +158,10 @@ describe("a store that misbehaves", () => {
         assert.strictEqual((failure as { error: { _tag: string } }).error._tag, "CheckpointError")
       }
       assert.strictEqual(value.pending, 1)
-      assert.deepStrictEqual({ checkpointed: value.stats.checkpointed, pending: value.stats.pending }, { checkpointed: 1, pending: 0 })
+      assert.deepStrictEqual({ checkpointed: value.stats.checkpointed, pending: value.stats.pending }, {
+        checkpointed: 1,
+        pending: 0
+      })
     }))
 
   it.scoped("periodic: an interrupted append is logged, and the passes go on", () =>
@@ -168,7 +180,10 @@ describe("a store that misbehaves", () => {
         withStore({ runDir: root, checkpointMode: "periodic", checkpointPeriod: "1 second" }, store),
         Effect.provide(logs.layer)
       )
-      assert.deepStrictEqual({ checkpointed: stats.checkpointed, pending: stats.pending }, { checkpointed: 2, pending: 0 })
+      assert.deepStrictEqual({ checkpointed: stats.checkpointed, pending: stats.pending }, {
+        checkpointed: 2,
+        pending: 0
+      })
       assert.isTrue(logs.lines.some((l) => l.level === "ERROR" && l.message.includes("Periodic checkpoint failed")))
     }))
 })

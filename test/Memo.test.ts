@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
+import { Memo } from "effect-dfk"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as fc from "fast-check"
 import { createHash } from "node:crypto"
-import { Memo } from "effect-dfk"
 
 const sha256 = (s: string) => createHash("sha256").update(s, "utf8").digest("hex")
 
@@ -76,7 +76,10 @@ describe("Memo", () => {
       fc.string({ maxLength: 8 }),
       // Any UTF-16 code units (controls, quotes, backslashes, lone surrogates), short and long.
       fc.string({ unit: "binary", maxLength: 80 }),
-      fc.string({ unit: fc.constantFrom("a", "\"", "\\", "\n", "\u0000", "\u001f", "\ud800", "\udc00", "\u2028"), maxLength: 70 }),
+      fc.string({
+        unit: fc.constantFrom("a", "\"", "\\", "\n", "\u0000", "\u001f", "\ud800", "\udc00", "\u2028"),
+        maxLength: 70
+      }),
       fc.boolean(),
       fc.constant(null)
     )

@@ -2,11 +2,11 @@
  * `Metrics`: the kernel's counters and histogram, read with `Metric.value`.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { App, CheckpointFiles, Dfk, Metrics } from "effect-dfk"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Metric from "effect/Metric"
 import * as Schema from "effect/Schema"
-import { App, CheckpointFiles, Dfk, Metrics } from "effect-dfk"
 import { platform, tmpDir } from "./util.ts"
 
 const counterValue = (app: string, outcome: string) =>
@@ -33,10 +33,12 @@ describe("observability", () => {
         yield* app(2)
         yield* app(1)
         yield* Dfk.checkpoint
-      }).pipe(Effect.provide(Dfk.layer({ runDir: root, checkpointMode: "manual" }).pipe(
-        Layer.provide(CheckpointFiles.none),
-        Layer.provide(platform)
-      )))
+      }).pipe(Effect.provide(
+        Dfk.layer({ runDir: root, checkpointMode: "manual" }).pipe(
+          Layer.provide(CheckpointFiles.none),
+          Layer.provide(platform)
+        )
+      ))
       assert.strictEqual((yield* counterValue("obs_metrics", "miss")) - before.miss, 2)
       assert.strictEqual((yield* counterValue("obs_metrics", "hit")) - before.hit, 1)
       assert.strictEqual((yield* Metric.value(Metrics.entriesCheckpointed)).count - before.entries, 2)

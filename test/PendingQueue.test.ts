@@ -1,9 +1,9 @@
 import { assert, describe, it } from "@effect/vitest"
+import { App, CheckpointFiles, Dfk } from "effect-dfk"
+import type { EncodedEntry } from "effect-dfk"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as path from "node:path"
-import { App, CheckpointFiles, Dfk } from "effect-dfk"
-import type { EncodedEntry } from "effect-dfk"
 import { ByteQueue } from "../src/internal/byteQueue.ts"
 import { PendingQueue } from "../src/internal/pending.ts"
 import { decodedEntry } from "../src/internal/store.ts"
@@ -22,7 +22,11 @@ describe("PendingQueue (the kernel's queue, for stores without one)", () => {
   it.effect("writes every queued entry in order, and puts a failed batch back in front less what was written", () =>
     Effect.gen(function*() {
       const written: Array<string> = []
-      const queue = new PendingQueue((entries) => Effect.sync(() => written.push(...entries.map((e) => e.input))))
+      const queue = new PendingQueue((entries) =>
+        Effect.sync(() => {
+          for (const e of entries) written.push(e.input)
+        })
+      )
       queue.push(entry(1))
       queue.push(entry(2))
       queue.push(entry(3))

@@ -2,10 +2,10 @@
  * `RunDirs`: listing the runs under a run dir, and allocating new ones atomically.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { CheckpointStore, getAllCheckpoints, RunDirs } from "effect-dfk"
 import * as Effect from "effect/Effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { CheckpointStore, getAllCheckpoints, RunDirs } from "effect-dfk"
 import { platform, tmpDir } from "./util.ts"
 
 describe("RunDirs", () => {

@@ -4,10 +4,14 @@
  * claims between runs (here two kernels with stores of their own in one process; separate
  * processes in test/e2e/SqlProcesses.test.ts), tables created once, no URL in the logs.
  */
-import { assert, describe, it } from "@effect/vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
-import * as SqlClient from "@effect/sql/SqlClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import * as SqlClient from "@effect/sql/SqlClient"
+import { assert, describe, it } from "@effect/vitest"
+import { App, CheckpointFiles, CheckpointStore, Dfk, Memo, Metrics } from "effect-dfk"
+import type { CheckpointStoreService, DfkConfig, LookupScope } from "effect-dfk"
+import { SqlStore } from "effect-dfk/sql"
+import type { SqlStoreOptions } from "effect-dfk/sql"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -18,10 +22,6 @@ import * as Metric from "effect/Metric"
 import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
 import type * as Scope from "effect/Scope"
-import { App, CheckpointFiles, CheckpointStore, Dfk, Memo, Metrics } from "effect-dfk"
-import type { CheckpointStoreService, DfkConfig, LookupScope } from "effect-dfk"
-import { SqlStore } from "effect-dfk/sql"
-import type { SqlStoreOptions } from "effect-dfk/sql"
 import { storeSuite } from "./contract/storeSuite.ts"
 import { pgDatabase, pgLayer, sqliteAvailable, sqliteFile, sqliteLayer, sqliteSuite } from "./e2e/sqlHarness.ts"
 import { captureLogs, platform } from "./util.ts"
@@ -53,7 +53,8 @@ const countingStore = (client: Layer.Layer<SqlClient.SqlClient>, options?: SqlSt
     const counted: CheckpointStoreService = {
       ...store,
       load: (dir, onEntry) => Effect.suspend(() => (seen.loads++, store.load(dir, onEntry))),
-      lookup: (scope: LookupScope, hashes) => Effect.suspend(() => (seen.lookups++, seen.keys += hashes.length, store.lookup!(scope, hashes))),
+      lookup: (scope: LookupScope, hashes) =>
+        Effect.suspend(() => (seen.lookups++, seen.keys += hashes.length, store.lookup!(scope, hashes))),
       claims: {
         ...store.claims!,
         claim: (runDir, hash, run) => Effect.suspend(() => (seen.claims++, store.claims!.claim(runDir, hash, run)))
@@ -79,7 +80,9 @@ const square = App.make(
     })
 )
 
-const remoteCount = Metric.value(Metrics.appCalls.pipe(Metric.tagged("outcome", "remote"), Metric.tagged("app", "sql_square")))
+const remoteCount = Metric.value(
+  Metrics.appCalls.pipe(Metric.tagged("outcome", "remote"), Metric.tagged("app", "sql_square"))
+)
 
 const kernel = (store: Layer.Layer<CheckpointStore>, config: DfkConfig, runDir: string) =>
   Dfk.layer({ runDir, ...config }).pipe(Layer.provide(store), Layer.provide(platform))
@@ -208,7 +211,9 @@ const sqlCases = (name: string, database: Database, isPg: boolean) =>
           }).pipe(Effect.provide(client()), Effect.orDie)
           bodies = 0
           const started = Date.now()
-          const value = yield* square(1013).pipe(Effect.provide(kernel(b.layer, { checkpointMode: "task_exit" }, runDir)))
+          const value = yield* square(1013).pipe(
+            Effect.provide(kernel(b.layer, { checkpointMode: "task_exit" }, runDir))
+          )
           assert.strictEqual(value, 1013 * 1013)
           assert.strictEqual(bodies, 1)
           if (isPg) assert.isBelow(Date.now() - started, 10_000, "taken over without waiting for the 30 s lease")
@@ -239,7 +244,10 @@ const sqlCases = (name: string, database: Database, isPg: boolean) =>
       Effect.gen(function*() {
         const client = yield* database
         const stores = yield* Effect.all(
-          Array.from({ length: 20 }, () => Effect.flatMap(Layer.build(client()), (context) => SqlStore.make().pipe(Effect.provide(context)))),
+          Array.from(
+            { length: 20 },
+            () => Effect.flatMap(Layer.build(client()), (context) => SqlStore.make().pipe(Effect.provide(context)))
+          ),
           { concurrency: "unbounded" }
         )
         assert.strictEqual(stores.length, 20)

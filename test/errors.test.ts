@@ -2,8 +2,8 @@
  * `errors`: the four errors are `Schema.TaggedError` classes with DESIGN.md's fields.
  */
 import { assert, describe, it } from "@effect/vitest"
-import * as Schema from "effect/Schema"
 import { AppCacheError, BadCheckpoint, CheckpointError, ConfigurationError } from "effect-dfk"
+import * as Schema from "effect/Schema"
 
 describe("errors", () => {
   it("errors are Schema.TaggedError classes with the named fields", () => {
@@ -15,7 +15,12 @@ describe("errors", () => {
     assert.instanceOf(bc, Error)
     const decoded = Schema.decodeUnknownSync(BadCheckpoint)({ _tag: "BadCheckpoint", path: "/q", line: 0, reason: "r" })
     assert.instanceOf(decoded, BadCheckpoint)
-    assert.deepStrictEqual(Schema.encodeSync(BadCheckpoint)(bc), { _tag: "BadCheckpoint", path: "/p", line: 3, reason: "bad" })
+    assert.deepStrictEqual(Schema.encodeSync(BadCheckpoint)(bc), {
+      _tag: "BadCheckpoint",
+      path: "/p",
+      line: 3,
+      reason: "bad"
+    })
     for (const E of [ConfigurationError, BadCheckpoint, CheckpointError, AppCacheError] as const) {
       assert.isTrue(Schema.isSchema(E), E.name)
       assert.property(E.fields, "_tag", E.name)

@@ -1,13 +1,13 @@
 /**
  * Shared helpers for the tests: temporary run dirs, log capture and file reading.
  */
-import type { PlatformError } from "@effect/platform/Error"
-import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
-import * as Effect from "effect/Effect"
+import type { PlatformError } from "@effect/platform/Error"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { CheckpointFiles, Dfk } from "effect-dfk"
 import type { DfkConfig } from "effect-dfk"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as fs from "node:fs"
@@ -63,7 +63,6 @@ export const withKernel = <A, E>(
     return { value: result[0], runDir: result[1], root: dir }
   })
 
-
 /**
  * Waits (in real time, up to 10 s) until `condition` holds: for work that a forked fiber
  * finishes with real I/O after the TestClock has moved.
@@ -99,7 +98,8 @@ export const interceptedFileSystem = (hooks: {
     FileSystem.FileSystem,
     Effect.map(FileSystem.FileSystem, (real): FileSystem.FileSystem => ({
       ...real,
-      writeFile: (file, data, options) => hooks.write("writeFile", file, data, (bytes) => real.writeFile(file, bytes, options)),
+      writeFile: (file, data, options) =>
+        hooks.write("writeFile", file, data, (bytes) => real.writeFile(file, bytes, options)),
       open: (file, options) =>
         Effect.map(real.open(file, options), (handle) =>
           new Proxy(handle, {

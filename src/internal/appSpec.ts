@@ -77,7 +77,11 @@ const ignoreProblemOf = (input: Schema.Schema.Any, ignore: ReadonlyArray<string>
   }
   const kind = visit(SchemaAST.encodedAST(input.ast))
   if (kind === "unknown") return undefined
-  if (kind === "other") return `ignoreForCache names ${ignore.map((k) => JSON.stringify(k)).join(", ")}, but the encoded input is not an object`
+  if (kind === "other") {
+    return `ignoreForCache names ${
+      ignore.map((k) => JSON.stringify(k)).join(", ")
+    }, but the encoded input is not an object`
+  }
   const missing = ignore.filter((k) => !keys.has(k))
   return missing.length === 0
     ? undefined

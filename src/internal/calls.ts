@@ -110,7 +110,11 @@ export class Calls {
   // Queues the entry of an outcome and publishes it (see `published`). An outcome that comes
   // after the kernel closed (a call its scope did not wait for) is published but not queued:
   // no pass will come to write it, and the warning says so.
-  queueAndPublish(call: Call, entry: EncodedEntry, exit: Exit.Exit<unknown, unknown>): Effect.Effect<unknown, unknown, unknown> {
+  queueAndPublish(
+    call: Call,
+    entry: EncodedEntry,
+    exit: Exit.Exit<unknown, unknown>
+  ): Effect.Effect<unknown, unknown, unknown> {
     return this.isClosed() && this.cfg.checkpointMode !== undefined
       ? Effect.zipRight(
         Effect.logWarning(`A result of ${call.app.name} came after the kernel closed, so it is not checkpointed`),
@@ -133,7 +137,10 @@ export class Calls {
       }
       // After the close no pass will write the entry, so no entry will end the claim either.
       if (claimed && this.isClosed() && this.cfg.checkpointMode !== undefined) {
-        return Effect.zipRight(this.shared!.release(call.hash), Effect.suspend(() => this.queueAndPublish(call, entry, exit)))
+        return Effect.zipRight(
+          this.shared!.release(call.hash),
+          Effect.suspend(() => this.queueAndPublish(call, entry, exit))
+        )
       }
       return this.queueAndPublish(call, entry, exit)
     }
@@ -151,7 +158,8 @@ export class Calls {
     if (shared !== undefined) {
       return Effect.matchCauseEffect(restore(shared.find(call.hash)), {
         onFailure: (cause) => this.abandoned(call, cause),
-        onSuccess: (entry) => entry === undefined ? this.miss(call, restore) : this.serve(call, entry, restore, "checkpoint")
+        onSuccess: (entry) =>
+          entry === undefined ? this.miss(call, restore) : this.serve(call, entry, restore, "checkpoint")
       })
     }
     const entry = this.loaded.get(call.hash)
@@ -226,13 +234,19 @@ export class Calls {
     const inSlot = Effect.flatMap(
       shared.claim(hash).pipe(
         Effect.catchAll((e) =>
-          Effect.as(Effect.logWarning(`Claiming a key failed, so the app runs unclaimed: ${oneLine(e.message)}`), "unclaimed" as const)
+          Effect.as(
+            Effect.logWarning(`Claiming a key failed, so the app runs unclaimed: ${oneLine(e.message)}`),
+            "unclaimed" as const
+          )
         )
       ),
       (claimed): Effect.Effect<LoadedResult | "held" | BodyRan, never, unknown> => {
         if (claimed !== "won" && claimed !== "unclaimed") return Effect.succeed(claimed)
         this.counters.record(app, call.span, "miss")
-        return Effect.map(Effect.exit(this.runner.attempts(app, call.input, restore)), (exit) => new BodyRan(exit, claimed === "won"))
+        return Effect.map(
+          Effect.exit(this.runner.attempts(app, call.input, restore)),
+          (exit) => new BodyRan(exit, claimed === "won")
+        )
       }
     )
     return Effect.matchCauseEffect(this.runner.holding(inSlot, restore, priority), {
@@ -247,7 +261,9 @@ export class Calls {
             Cause.isInterrupted(cause)
               ? this.abandoned(call, cause)
               : Effect.zipRight(
-                Effect.logWarning(`Waiting for another process's claim failed, so the app runs: ${Cause.pretty(cause)}`),
+                Effect.logWarning(
+                  `Waiting for another process's claim failed, so the app runs: ${Cause.pretty(cause)}`
+                ),
                 Effect.suspend(() => this.claimed(call, restore, true))
               ),
           onSuccess: (entry) =>
@@ -286,7 +302,9 @@ export class Calls {
       if (typeof result !== "string") {
         return Effect.zipRight(
           Effect.logWarning(
-            `A checkpointed result of ${app.name} (${hash.slice(0, 12)}) cannot be written again (${result.error}), so the app runs again`
+            `A checkpointed result of ${app.name} (${
+              hash.slice(0, 12)
+            }) cannot be written again (${result.error}), so the app runs again`
           ),
           Effect.suspend(() => this.miss(call, restore))
         )
@@ -314,7 +332,12 @@ export class Calls {
   // run's checkpoint with the call's canonical input. Already durable in the checkpoint it
   // came from, so the caller never waits for this copy, in any mode (task_exit included); it
   // goes with the next pass, at the close at the latest.
-  private carry(call: Call, result: string, entry: LoadedResult, outcome: "checkpoint" | "remote" = "checkpoint"): void {
+  private carry(
+    call: Call,
+    result: string,
+    entry: LoadedResult,
+    outcome: "checkpoint" | "remote" = "checkpoint"
+  ): void {
     this.counters.record(call.app, call.span, outcome)
     this.checkpointer.enqueueCarried(encodedEntry(call.app, call.hash, call.inputJson, result, entry.time))
     this.counters.notify()
@@ -349,7 +372,10 @@ export class Calls {
       app.ignoreForCache.length > 0 && (typeof encoded !== "object" || encoded === null || Array.isArray(encoded))
     ) {
       return Effect.fail(
-        new AppCacheError({ app: app.name, reason: "ignoreForCache names input keys, but the encoded input is not an object" })
+        new AppCacheError({
+          app: app.name,
+          reason: "ignoreForCache names input keys, but the encoded input is not an object"
+        })
       )
     }
     const filtered = withoutKeys(encoded, app.ignoreForCache)
@@ -445,7 +471,10 @@ export class Calls {
   run(app: AppSpec, input: unknown, tracer: Tracer.Tracer): Effect.Effect<unknown, unknown, unknown> {
     return tracer === nativeTracer
       ? this.callWith(app, input, noSpan)
-      : Effect.useSpan(app.name, { attributes: { app: app.name }, captureStackTrace: false }, (span) =>
-        Effect.withParentSpan(Effect.suspend(() => this.callWith(app, input, span)), span))
+      : Effect.useSpan(
+        app.name,
+        { attributes: { app: app.name }, captureStackTrace: false },
+        (span) => Effect.withParentSpan(Effect.suspend(() => this.callWith(app, input, span)), span)
+      )
   }
 }

@@ -293,7 +293,9 @@ const sameJson = (a: unknown, b: unknown, depth: number): boolean => {
   const keys = Object.keys(a)
   if (keys.length !== Object.keys(b).length) return false
   for (const k of keys) {
-    if (!Object.hasOwn(b, k) || !sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], depth + 1)) {
+    if (
+      !Object.hasOwn(b, k) || !sameJson((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k], depth + 1)
+    ) {
       return false
     }
   }
@@ -328,11 +330,15 @@ export const entryKeyProblem = (
   known?: KnownKey
 ): string | undefined => {
   if (typeof entry.app !== "string") return "the entry has no app name"
-  if (entry.version !== null && typeof entry.version !== "string") return "the entry's version is neither a string nor null"
+  if (entry.version !== null && typeof entry.version !== "string") {
+    return "the entry's version is neither a string nor null"
+  }
   if (entry.input === undefined) return "the entry has no input"
   // The same app, version and (plain JSON) input as the key the entry was found by: the same
   // text, so the same key, with nothing to serialize or hash.
-  if (known !== undefined && prefixOf(entry.app, entry.version) === known.prefix && sameJson(entry.input, known.input, 0)) {
+  if (
+    known !== undefined && prefixOf(entry.app, entry.version) === known.prefix && sameJson(entry.input, known.input, 0)
+  ) {
     return undefined
   }
   const keyText = known?.text

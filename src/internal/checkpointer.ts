@@ -7,11 +7,11 @@ import * as Cause from "effect/Cause"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import type { EncodedEntry, StoreQueue } from "../CheckpointStore.ts"
 import type { CheckpointMode } from "../Dfk.ts"
 import { CheckpointError } from "../errors.ts"
 import * as Metrics from "../Metrics.ts"
 import { causeMessage, keptOf, oneLine, plural } from "./messages.ts"
-import type { EncodedEntry, StoreQueue } from "../CheckpointStore.ts"
 import { nativeTracer, noSpan } from "./spans.ts"
 import type { SpanLike } from "./spans.ts"
 
@@ -167,7 +167,9 @@ export class Checkpointer {
           const inner = failure instanceof CheckpointError ? failure : undefined
           return this.burstEnded().pipe(
             Effect.zipRight(
-              Effect.logError(`Final checkpoint failed: ${plural(lost, "entry", "entries")} lost (not written): ${reason}`)
+              Effect.logError(
+                `Final checkpoint failed: ${plural(lost, "entry", "entries")} lost (not written): ${reason}`
+              )
             ),
             Effect.zipRight(Effect.suspend(after)),
             Effect.zipRight(Effect.fail(

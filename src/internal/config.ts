@@ -73,7 +73,9 @@ export const resolveConfig = (config: DfkConfig): Effect.Effect<ResolvedConfig, 
     }
     const durability = config.durability ?? "none"
     if (durability !== "none" && durability !== "fsync") {
-      return Effect.fail(configError("durability", `Unknown durability ${JSON.stringify(durability)}; expected none or fsync`))
+      return Effect.fail(
+        configError("durability", `Unknown durability ${JSON.stringify(durability)}; expected none or fsync`)
+      )
     }
     return Effect.succeed({
       durability,

@@ -3,7 +3,7 @@
  * rule of `format.ts`, entries handed over one by one.
  */
 import type { PlatformError } from "@effect/platform/Error"
-import * as FileSystem from "@effect/platform/FileSystem"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type { CheckpointEntry } from "../CheckpointStore.ts"
@@ -209,7 +209,9 @@ export const loadFile = (
       }
     })).pipe(
       Effect.mapError((e) =>
-        e._tag === "BadCheckpoint" ? e : new BadCheckpoint({ path: file, line: 0, reason: `Cannot read: ${reasonOf(e)}` })
+        e._tag === "BadCheckpoint"
+          ? e
+          : new BadCheckpoint({ path: file, line: 0, reason: `Cannot read: ${reasonOf(e)}` })
       )
     )
     const bad = step(() => lines.end())

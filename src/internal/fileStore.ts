@@ -42,7 +42,10 @@ interface Payload {
 }
 
 /** Complete lines among the first `bytes` bytes of `lines` (strings, each ending in "\n"), and their length. */
-const completeLines = (lines: ReadonlyArray<string>, bytes: number): { readonly lines: number; readonly bytes: number } => {
+const completeLines = (
+  lines: ReadonlyArray<string>,
+  bytes: number
+): { readonly lines: number; readonly bytes: number } => {
   let at = 0
   let count = 0
   for (const line of lines) {
@@ -77,7 +80,10 @@ const writeLines = (handle: FileSystem.File, lines: ReadonlyArray<string>): Effe
 }
 
 /** Writes pieces that hold whole lines, one after another. Returns the byte count. */
-const writePieces = (handle: FileSystem.File, pieces: ReadonlyArray<Uint8Array>): Effect.Effect<number, PlatformError> =>
+const writePieces = (
+  handle: FileSystem.File,
+  pieces: ReadonlyArray<Uint8Array>
+): Effect.Effect<number, PlatformError> =>
   Effect.suspend(() => {
     let length = 0
     for (const piece of pieces) length += piece.length
@@ -169,14 +175,24 @@ class FileStore {
       } catch (cause) {
         // JSON.stringify overflows on values nested too deeply: a typed failure, not a defect.
         const file = this.path.join(dir, TASKS_FILE)
-        return Effect.fail(new CheckpointError({ path: file, reason: `An entry has no JSON form: ${reasonOf(cause)}`, cause }))
+        return Effect.fail(
+          new CheckpointError({ path: file, reason: `An entry has no JSON form: ${reasonOf(cause)}`, cause })
+        )
       }
-      return this.append(dir, { write: (handle) => writeLines(handle, lines), landed: (n) => completeLines(lines, n) }, options)
+      return this.append(
+        dir,
+        { write: (handle) => writeLines(handle, lines), landed: (n) => completeLines(lines, n) },
+        options
+      )
     })
   }
 
   /** Appends `payload` to the file of `dir`. */
-  private append(dir: string, payload: Payload, options: AppendOptions | undefined): Effect.Effect<void, CheckpointError> {
+  private append(
+    dir: string,
+    payload: Payload,
+    options: AppendOptions | undefined
+  ): Effect.Effect<void, CheckpointError> {
     return Effect.suspend(() => {
       const file = this.path.join(dir, TASKS_FILE)
       const size = this.goodSize.get(file)
@@ -313,10 +329,11 @@ const failure = (file: string, cause: unknown, written?: number): CheckpointErro
   })
 
 /** The JSON Lines store over the platform's `FileSystem`; its open files close with the scope. */
-export const make: Effect.Effect<CheckpointStoreService, never, FileSystem.FileSystem | Path.Path | Scope.Scope> = Effect
-  .gen(function*() {
-    const store = new FileStore(yield* FileSystem.FileSystem, yield* Path.Path)
-    // Registered now, so it runs after finalizers added later (such as a kernel's final pass).
-    yield* Effect.addFinalizer(() => store.closeAll)
-    return store.service()
-  })
+export const make: Effect.Effect<CheckpointStoreService, never, FileSystem.FileSystem | Path.Path | Scope.Scope> =
+  Effect
+    .gen(function*() {
+      const store = new FileStore(yield* FileSystem.FileSystem, yield* Path.Path)
+      // Registered now, so it runs after finalizers added later (such as a kernel's final pass).
+      yield* Effect.addFinalizer(() => store.closeAll)
+      return store.service()
+    })

@@ -63,7 +63,9 @@ export const make = (
       : []
     // Entries from a store that does not check them (as the JSON Lines store checks every
     // line) are checked for what the kernel uses of them.
-    const loaded = cfg.memoize ? yield* loadAll(store, dirs, store.checksEntries !== true) : new Map<string, LoadedResult>()
+    const loaded = cfg.memoize
+      ? yield* loadAll(store, dirs, store.checksEntries !== true)
+      : new Map<string, LoadedResult>()
 
     const runDir = yield* Effect.flatMap(runsOf(store), (runs) => runs.allocate(cfg.runDir))
     const checkpointDir = path.join(runDir, "checkpoint")
@@ -93,7 +95,9 @@ export const make = (
     const summary = (): Effect.Effect<void> =>
       Effect.suspend(() =>
         Effect.logInfo(
-          `Checkpointed ${plural(stats.checkpointed, "task")} in this run (${checkpointer.carriedWritten()} from checkpoint, ` +
+          `Checkpointed ${
+            plural(stats.checkpointed, "task")
+          } in this run (${checkpointer.carriedWritten()} from checkpoint, ` +
             `${calls.failedCalls} failed, not checkpointed)`
         )
       )
@@ -111,7 +115,9 @@ export const make = (
           // written: say so rather than lose them in silence.
           return stats.running === 0 ? final : Effect.zipRight(
             Effect.logWarning(
-              `${plural(stats.running, "app body", "app bodies")} still running as the kernel closes: their results will not be checkpointed`
+              `${
+                plural(stats.running, "app body", "app bodies")
+              } still running as the kernel closes: their results will not be checkpointed`
             ),
             final
           )

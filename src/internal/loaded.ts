@@ -100,7 +100,9 @@ export const loadAll = (
       })
       open = false
       if (bad !== undefined) return yield* bad
-      yield* Effect.logDebug(`Loaded ${plural(count, "entry", "entries")} from ${dir} (${loaded.size - before} new keys)`)
+      yield* Effect.logDebug(
+        `Loaded ${plural(count, "entry", "entries")} from ${dir} (${loaded.size - before} new keys)`
+      )
     }
     if (dirs.length > 0) {
       yield* Effect.logInfo(`Loaded ${plural(loaded.size, "result")} from ${plural(dirs.length, "checkpoint")}`)

@@ -39,7 +39,7 @@ export class Flight {
   done(outcome: Exit.Exit<unknown, unknown> | undefined): void {
     const waiters = this.waiters
     this.waiters = undefined
-    if (waiters !== undefined) for (const w of waiters) w(outcome)
+    if (waiters !== undefined) { for (const w of waiters) w(outcome) }
   }
   /** Waits for the outcome; an interrupted waiter leaves the set. */
   wait(): Effect.Effect<Exit.Exit<unknown, unknown> | undefined> {

@@ -30,7 +30,9 @@ export const parseMessage = (cause: Cause.Cause<unknown>): string =>
     onSome: (e) =>
       ParseResult.isParseError(e)
         ? ParseResult.ArrayFormatter.formatErrorSync(e)
-          .map((issue) => (issue.path.length > 0 ? `at ${issue.path.map(String).join(".")}: ` : "") + oneLine(issue.message))
+          .map((issue) =>
+            (issue.path.length > 0 ? `at ${issue.path.map(String).join(".")}: ` : "") + oneLine(issue.message)
+          )
           .join("; ")
         : oneLine(String((e as { message?: unknown })?.message ?? e))
   })

@@ -32,7 +32,8 @@ export class PendingQueue implements StoreQueue {
     this.entries = []
     return batch
   }
-  readonly write = (batch: StoreBatch): Effect.Effect<void, CheckpointError> => this.append((batch as EntryBatch).entries)
+  readonly write = (batch: StoreBatch): Effect.Effect<void, CheckpointError> =>
+    this.append((batch as EntryBatch).entries)
   readonly putBack = (batch: StoreBatch, written: number): void => {
     const entries = (batch as EntryBatch).entries
     this.entries = (written > 0 ? entries.slice(written) : entries).concat(this.entries)
@@ -44,5 +45,12 @@ export const queueFor = (
   store: CheckpointStoreService,
   dir: string,
   options: AppendOptions,
-  appendEncoded: (dir: string, entries: ReadonlyArray<EncodedEntry>, options: AppendOptions) => Effect.Effect<void, CheckpointError>
-): StoreQueue => store.queue !== undefined ? store.queue(dir, options) : new PendingQueue((entries) => appendEncoded(dir, entries, options))
+  appendEncoded: (
+    dir: string,
+    entries: ReadonlyArray<EncodedEntry>,
+    options: AppendOptions
+  ) => Effect.Effect<void, CheckpointError>
+): StoreQueue =>
+  store.queue !== undefined
+    ? store.queue(dir, options)
+    : new PendingQueue((entries) => appendEncoded(dir, entries, options))

@@ -8,9 +8,9 @@ import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import type * as ParseResult from "effect/ParseResult"
+import type { EncodedEntry } from "../CheckpointStore.ts"
 import type { AppSpec } from "./appSpec.ts"
 import { tryCanonicalJson } from "./canonical.ts"
-import type { EncodedEntry } from "../CheckpointStore.ts"
 import type { LoadedResult } from "./loaded.ts"
 import { parseMessage, reasonOf, Warning } from "./messages.ts"
 
@@ -29,7 +29,13 @@ export const timeNow = (): string => {
 }
 
 /** The entry of a result with its JSON texts. */
-export const encodedEntry = (app: AppSpec, hash: string, input: string, result: string, time: string): EncodedEntry => ({
+export const encodedEntry = (
+  app: AppSpec,
+  hash: string,
+  input: string,
+  result: string,
+  time: string
+): EncodedEntry => ({
   hash,
   app: app.name,
   version: app.version,
@@ -84,7 +90,9 @@ export const resultEntry = (
   }
   if (Either.isRight(encoded)) return entryOfEncoded(app, hash, inputJson, encoded)
   return Effect.map(
-    Effect.exit(Effect.either(app.encodeOutput(value)) as Effect.Effect<Either.Either<unknown, ParseResult.ParseError>>),
+    Effect.exit(
+      Effect.either(app.encodeOutput(value)) as Effect.Effect<Either.Either<unknown, ParseResult.ParseError>>
+    ),
     (e) =>
       Exit.isSuccess(e)
         ? entryOfEncoded(app, hash, inputJson, e.value)
@@ -106,9 +114,9 @@ export const decodeLoaded = (
     Effect.catchAllCause((cause) =>
       Effect.as(
         Effect.logWarning(
-          `A checkpointed result of ${app.name} (${hash.slice(0, 12)}) no longer decodes with its output schema, so the app runs again: ${
-            parseMessage(cause)
-          }`
+          `A checkpointed result of ${app.name} (${
+            hash.slice(0, 12)
+          }) no longer decodes with its output schema, so the app runs again: ${parseMessage(cause)}`
         ),
         undefined
       )

@@ -2,9 +2,9 @@
  * Run directories on the file system: `runDir/000`, `001`, … `999`, `1000`, allocated
  * atomically (the runs of the file store, and of stores that keep no runs of their own).
  */
+import type { PlatformError } from "@effect/platform/Error"
 import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
-import type { PlatformError } from "@effect/platform/Error"
 import * as Effect from "effect/Effect"
 import type { StoreRuns } from "../CheckpointStore.ts"
 import { CheckpointError } from "../errors.ts"
@@ -49,7 +49,10 @@ export const allocate = (runDir: string): Effect.Effect<string, PlatformError, F
       const dir = path.join(runDir, runName(next))
       const made = yield* fs.makeDirectory(dir).pipe(
         Effect.as(true),
-        Effect.catchTag("SystemError", (e) => e.reason === "AlreadyExists" && attempt < 10_000 ? Effect.succeed(false) : Effect.fail(e))
+        Effect.catchTag(
+          "SystemError",
+          (e) => e.reason === "AlreadyExists" && attempt < 10_000 ? Effect.succeed(false) : Effect.fail(e)
+        )
       )
       if (made) return dir
       next++

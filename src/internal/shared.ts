@@ -8,7 +8,7 @@ import * as Effect from "effect/Effect"
 import type { CheckpointEntry, CheckpointStoreService, LookupScope, StoreClaims } from "../CheckpointStore.ts"
 import type { CheckpointError } from "../errors.ts"
 import type { ResolvedConfig } from "./config.ts"
-import { LoadedResult, invalidLoaded } from "./loaded.ts"
+import { invalidLoaded, LoadedResult } from "./loaded.ts"
 import { oneLine, reasonOf } from "./messages.ts"
 
 /** An answer to a lookup: the entry, none, or why the store could not say. */
@@ -127,7 +127,9 @@ export class Shared {
   release(hash: string): Effect.Effect<void> {
     return this.claims!.release(this.runDir, [hash], this.run).pipe(
       Effect.catchAll((e) =>
-        Effect.logWarning(`Releasing a claim failed; another process takes it over when its lease ends: ${oneLine(e.message)}`)
+        Effect.logWarning(
+          `Releasing a claim failed; another process takes it over when its lease ends: ${oneLine(e.message)}`
+        )
       )
     )
   }
@@ -156,7 +158,9 @@ export const sharedResume = (
   if (lookup === undefined) return undefined
   const withLookup = { ...store, lookup }
   if (files !== undefined) {
-    return files.length === 0 ? undefined : new Shared(withLookup, { _tag: "Dirs", dirs: files }, undefined, run, cfg.runDir)
+    return files.length === 0
+      ? undefined
+      : new Shared(withLookup, { _tag: "Dirs", dirs: files }, undefined, run, cfg.runDir)
   }
   if (cfg.checkpointMode === undefined) return undefined
   return new Shared(withLookup, { _tag: "RunDir", runDir: cfg.runDir }, store.claims, run, cfg.runDir)

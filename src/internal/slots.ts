@@ -150,7 +150,6 @@ export class Slots {
     }
     return Slots.granted(this.enqueue(true))
   }))
-
 }
 
 /**

@@ -90,7 +90,9 @@ export const make = (
   Effect.gen(function*() {
     const prefix = options.tablePrefix ?? "dfk_"
     if (!PREFIX.test(prefix)) {
-      return yield* Effect.dieMessage(`SqlStore: tablePrefix must be letters, digits and underscores (got ${JSON.stringify(prefix)})`)
+      return yield* Effect.dieMessage(
+        `SqlStore: tablePrefix must be letters, digits and underscores (got ${JSON.stringify(prefix)})`
+      )
     }
     const leaseMs = Duration.toMillis(Duration.decode(options.lease ?? Duration.seconds(30)))
     const isPg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
@@ -171,7 +173,9 @@ export const make = (
             time: e.time
           }))
         } catch (cause) {
-          return Effect.fail(new CheckpointError({ path: dir, reason: `An entry has no JSON form: ${reasonOf(cause)}`, cause }))
+          return Effect.fail(
+            new CheckpointError({ path: dir, reason: `An entry has no JSON form: ${reasonOf(cause)}`, cause })
+          )
         }
         return appendEncoded(dir, encoded, options)
       })
@@ -182,7 +186,9 @@ export const make = (
         if (known.length === 0) {
           return yield* new BadCheckpoint({ path: dir, line: 0, reason: "the store holds no checkpoint here" })
         }
-        const rows = yield* sql<EntryRow>`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE dir = ${dir} ORDER BY seq`
+        const rows = yield* sql<
+          EntryRow
+        >`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE dir = ${dir} ORDER BY seq`
         let n = 0
         for (const row of rows) {
           n++
@@ -190,13 +196,19 @@ export const make = (
           try {
             entry = entryOfRow(row)
           } catch (e) {
-            return yield* new BadCheckpoint({ path: dir, line: n, reason: `Entry ${n} is not valid JSON: ${reasonOf(e)}` })
+            return yield* new BadCheckpoint({
+              path: dir,
+              line: n,
+              reason: `Entry ${n} is not valid JSON: ${reasonOf(e)}`
+            })
           }
           onEntry(entry)
         }
       }).pipe(
         Effect.catchTag("SqlError", (e) =>
-          Effect.fail(new BadCheckpoint({ path: dir, line: 0, reason: `Cannot read from the SQL store: ${reasonOf(e)}` })))
+          Effect.fail(
+            new BadCheckpoint({ path: dir, line: 0, reason: `Cannot read from the SQL store: ${reasonOf(e)}` })
+          ))
       )
 
     const exists = (dir: string): Effect.Effect<boolean> =>
@@ -221,7 +233,9 @@ export const make = (
       allocate: (runDir) =>
         Effect.suspend(() => {
           const key = normalRunDir(runDir)
-          const take = sql<{ readonly n: number | string }>`INSERT INTO ${t.runs} (run_dir, n, started) SELECT ${key}, COALESCE(MAX(n), -1) + 1, ${now} FROM ${t.runs} WHERE run_dir = ${key} RETURNING n`
+          const take = sql<
+            { readonly n: number | string }
+          >`INSERT INTO ${t.runs} (run_dir, n, started) SELECT ${key}, COALESCE(MAX(n), -1) + 1, ${now} FROM ${t.runs} WHERE run_dir = ${key} RETURNING n`
           return take.pipe(
             Effect.retry({ times: 50, schedule: Schedule.spaced(Duration.millis(5)) }),
             Effect.map((rows) => runPath(key, Number(rows[0]!.n))),
@@ -245,10 +259,14 @@ export const make = (
         const unique = [...new Set(hashes)]
         for (const chunk of chunks(unique, CHUNK)) {
           const rows = scope._tag === "Dirs"
-            ? yield* sql<EntryRow>`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE ${
+            ? yield* sql<
+              EntryRow
+            >`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE ${
               sql.in("dir", scope.dirs)
             } AND ${sql.in("hash", chunk)}`
-            : yield* sql<EntryRow>`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE run_dir = ${
+            : yield* sql<
+              EntryRow
+            >`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE run_dir = ${
               normalRunDir(scope.runDir)
             } AND ${sql.in("hash", chunk)}`
           for (const row of rows) {
@@ -321,7 +339,9 @@ export const make = (
 
     const claimOnce = (runDir: string, hash: string, run: string): Effect.Effect<"won" | "held", SqlError> =>
       Effect.gen(function*() {
-        const inserted = yield* sql<{ readonly hash: string }>`INSERT INTO ${t.claims} (run_dir, hash, owner, owner_key, expires) VALUES (${runDir}, ${hash}, ${run}, ${ownerKey}, ${now} + ${leaseMs}) ON CONFLICT (run_dir, hash) DO NOTHING RETURNING hash`
+        const inserted = yield* sql<
+          { readonly hash: string }
+        >`INSERT INTO ${t.claims} (run_dir, hash, owner, owner_key, expires) VALUES (${runDir}, ${hash}, ${run}, ${ownerKey}, ${now} + ${leaseMs}) ON CONFLICT (run_dir, hash) DO NOTHING RETURNING hash`
         if (inserted.length > 0) return "won" as const
         const rows = yield* sql<
           { readonly owner: string; readonly owner_key: string | null; readonly expired: boolean | number }
@@ -330,7 +350,9 @@ export const make = (
         if (current === undefined) return "held" as const // released meanwhile: the caller tries again
         const takeOver = Number(current.expired) === 1 || (yield* ownerGone(current.owner_key))
         if (!takeOver) return "held" as const
-        const taken = yield* sql<{ readonly hash: string }>`UPDATE ${t.claims} SET owner = ${run}, owner_key = ${ownerKey}, expires = ${now} + ${leaseMs} WHERE run_dir = ${runDir} AND hash = ${hash} AND owner = ${current.owner} RETURNING hash`
+        const taken = yield* sql<
+          { readonly hash: string }
+        >`UPDATE ${t.claims} SET owner = ${run}, owner_key = ${ownerKey}, expires = ${now} + ${leaseMs} WHERE run_dir = ${runDir} AND hash = ${hash} AND owner = ${current.owner} RETURNING hash`
         return taken.length > 0 ? "won" as const : "held" as const
       })
 
@@ -386,7 +408,9 @@ export const make = (
         yield* sql`UPDATE ${t.claims} SET expires = ${now} + ${leaseMs} WHERE owner = ${run}`
       }
     }).pipe(
-      Effect.catchAllCause((cause) => Effect.logWarning("SqlStore: renewing claims failed; they may be taken over", cause)),
+      Effect.catchAllCause((cause) =>
+        Effect.logWarning("SqlStore: renewing claims failed; they may be taken over", cause)
+      ),
       Effect.schedule(Schedule.spaced(Duration.millis(Math.max(10, Math.floor(leaseMs / 3))))),
       Effect.interruptible,
       Effect.forkScoped
@@ -451,7 +475,9 @@ export const make = (
       if (listen === undefined || listening !== undefined) return Effect.void
       listening = Effect.void
       return listen.pipe(
-        Stream.runForEach(() => Effect.zipRight(Deferred.succeed(heard, undefined), Deferred.succeed(wake.current, undefined))),
+        Stream.runForEach(() =>
+          Effect.zipRight(Deferred.succeed(heard, undefined), Deferred.succeed(wake.current, undefined))
+        ),
         Effect.catchAllCause((cause) => Effect.logWarning("SqlStore: LISTEN failed; waiters poll instead", cause)),
         Effect.interruptible,
         // Not in the store's scope, which would interrupt it first: the finalizer below stops it.
@@ -546,11 +572,15 @@ const createTables = (sql: SqlClient.SqlClient, prefix: string, isPg: boolean): 
     yield* sql`CREATE INDEX IF NOT EXISTS ${id("entries_dir")} ON ${id("entries")} (dir, seq)`
     yield* sql`CREATE INDEX IF NOT EXISTS ${id("entries_key")} ON ${id("entries")} (run_dir, hash)`
     yield* sql`CREATE INDEX IF NOT EXISTS ${id("entries_hash")} ON ${id("entries")} (hash, dir)`
-    yield* sql`CREATE TABLE IF NOT EXISTS ${id("claims")} (run_dir TEXT NOT NULL, hash TEXT NOT NULL, owner TEXT NOT NULL, owner_key TEXT, expires ${
+    yield* sql`CREATE TABLE IF NOT EXISTS ${
+      id("claims")
+    } (run_dir TEXT NOT NULL, hash TEXT NOT NULL, owner TEXT NOT NULL, owner_key TEXT, expires ${
       sql.literal(big)
     } NOT NULL, PRIMARY KEY (run_dir, hash))`
     yield* sql`CREATE INDEX IF NOT EXISTS ${id("claims_owner")} ON ${id("claims")} (owner)`
-    yield* sql`INSERT INTO ${id("meta")} (key, value) VALUES ('schema', ${String(SCHEMA_VERSION)}) ON CONFLICT (key) DO NOTHING`
+    yield* sql`INSERT INTO ${id("meta")} (key, value) VALUES ('schema', ${
+      String(SCHEMA_VERSION)
+    }) ON CONFLICT (key) DO NOTHING`
     const rows = yield* sql<{ readonly value: string }>`SELECT value FROM ${id("meta")} WHERE key = 'schema'`
     const version = Number(rows[0]?.value)
     if (version > SCHEMA_VERSION) {
@@ -564,4 +594,3 @@ const createTables = (sql: SqlClient.SqlClient, prefix: string, isPg: boolean): 
     Effect.retry({ times: 20, schedule: Schedule.spaced(Duration.millis(50)) })
   )
 }
-

@@ -9,7 +9,13 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import { CheckpointStore } from "../CheckpointStore.ts"
-import type { AppendOptions, CheckpointEntry, CheckpointStoreService, EncodedEntry, StoreRuns } from "../CheckpointStore.ts"
+import type {
+  AppendOptions,
+  CheckpointEntry,
+  CheckpointStoreService,
+  EncodedEntry,
+  StoreRuns
+} from "../CheckpointStore.ts"
 import type { CheckpointError } from "../errors.ts"
 import * as fileStore from "./fileStore.ts"
 import { fileRuns } from "./runDirs.ts"
@@ -36,7 +42,9 @@ export const runsOf = (
  * The checkpoint dirs (`<run>/checkpoint`) of the runs under `runDir` that hold a checkpoint,
  * oldest first, in the provided store (the JSON Lines files by default).
  */
-export const allCheckpoints = (runDir: string): Effect.Effect<Array<string>, never, FileSystem.FileSystem | Path.Path> =>
+export const allCheckpoints = (
+  runDir: string
+): Effect.Effect<Array<string>, never, FileSystem.FileSystem | Path.Path> =>
   Effect.scoped(Effect.flatMap(currentStore, (store) => checkpointsOf(store, runDir)))
 
 /** The checkpoint dirs of the runs under `runDir` that hold a checkpoint in `store`, oldest first. */
@@ -69,8 +77,15 @@ export const decodedEntry = (e: EncodedEntry): CheckpointEntry => ({
 export const appendEncodedTo = (store: CheckpointStoreService) => {
   const appendEncoded = store.appendEncoded
   return appendEncoded !== undefined
-    ? (dir: string, entries: ReadonlyArray<EncodedEntry>, options: AppendOptions): Effect.Effect<void, CheckpointError> =>
-      appendEncoded(dir, entries, options)
-    : (dir: string, entries: ReadonlyArray<EncodedEntry>, options: AppendOptions): Effect.Effect<void, CheckpointError> =>
+    ? (
+      dir: string,
+      entries: ReadonlyArray<EncodedEntry>,
+      options: AppendOptions
+    ): Effect.Effect<void, CheckpointError> => appendEncoded(dir, entries, options)
+    : (
+      dir: string,
+      entries: ReadonlyArray<EncodedEntry>,
+      options: AppendOptions
+    ): Effect.Effect<void, CheckpointError> =>
       Effect.suspend(() => store.append(dir, entries.map(decodedEntry), options))
 }

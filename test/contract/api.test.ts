@@ -6,6 +6,8 @@
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as PlatformPath from "@effect/platform/Path"
 import { assert, describe, it } from "@effect/vitest"
+import { App, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, getLastCheckpoint } from "effect-dfk"
+import type { AppCacheError, CheckpointError, DfkConfig, DfkError } from "effect-dfk"
 import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -15,8 +17,6 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
-import { App, AppCacheError, CheckpointError, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, getLastCheckpoint } from "effect-dfk"
-import type { DfkConfig, DfkError } from "effect-dfk"
 import { checkpointEntries, tmpDir, withKernel } from "../util.ts"
 import { Boom, kernel, makeDouble, stats } from "./helpers.ts"
 
@@ -81,7 +81,9 @@ describe("§2 public API", () => {
         {}
       ]
       for (const config of configs) {
-        const built = yield* Effect.either(Dfk.runDir.pipe(Effect.provide(kernel({ ...config, runDir: root }, CheckpointFiles.none))))
+        const built = yield* Effect.either(
+          Dfk.runDir.pipe(Effect.provide(kernel({ ...config, runDir: root }, CheckpointFiles.none)))
+        )
         assert.strictEqual(built._tag, "Right", JSON.stringify(config))
       }
     }))

@@ -4,13 +4,13 @@
  * hands plain entries to.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { App, BadCheckpoint, CheckpointError, CheckpointFiles, CheckpointStore, Dfk } from "effect-dfk"
+import type { CheckpointEntry, CheckpointStoreService } from "effect-dfk"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { App, BadCheckpoint, CheckpointError, CheckpointFiles, CheckpointStore, Dfk } from "effect-dfk"
-import type { CheckpointEntry, CheckpointStoreService } from "effect-dfk"
 import { captureLogs, checkpointEntries, exists, tmpDir, withKernel } from "../util.ts"
 import { expectedKey, kernel, makeDouble, stats, tasksFile, writeCheckpoint } from "./helpers.ts"
 
@@ -40,7 +40,10 @@ describe("§4 checkpoint file format", () => {
       const bytes = fs.readFileSync(tasksFile(runDir))
       const text = bytes.toString("utf8")
       assert.isTrue(text.endsWith("\n"))
-      assert.isTrue(bytes.includes(Buffer.from("caf\u00e9 \ud83d\ude00", "utf8")), "non-ASCII stored as UTF-8, not escaped")
+      assert.isTrue(
+        bytes.includes(Buffer.from("caf\u00e9 \ud83d\ude00", "utf8")),
+        "non-ASCII stored as UTF-8, not escaped"
+      )
       const [l1, l2] = text.split("\n")
       const iso = "\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}\\.\\d{3}Z"
       const h1 = expectedKey("fmt", null, { a: 1.5e-7, b: "caf\u00e9 \ud83d\ude00" })
@@ -52,7 +55,10 @@ describe("§4 checkpoint file format", () => {
         )
       )
       const h2 = expectedKey("fmt2", "7", 1)
-      assert.match(l2!, new RegExp(`^\\{"v":1,"hash":"${h2}","app":"fmt2","version":"7","input":1,"result":2,"time":"${iso}"\\}$`))
+      assert.match(
+        l2!,
+        new RegExp(`^\\{"v":1,"hash":"${h2}","app":"fmt2","version":"7","input":1,"result":2,"time":"${iso}"\\}$`)
+      )
       for (const e of checkpointEntries(runDir)) assert.strictEqual(new Date(e.time).toISOString(), e.time)
     }))
 
@@ -119,7 +125,14 @@ describe("§4 CheckpointStore service", () => {
       const stored = store.dirs.get(path.join(r0, "checkpoint"))!
       assert.deepStrictEqual(
         stored.map(({ time, ...rest }): Record<string, unknown> => ({ ...rest, time: typeof time })),
-        [1, 2].map((x) => ({ hash: expectedKey("double", null, x), app: "double", version: null, input: x, result: x * 2, time: "string" }))
+        [1, 2].map((x) => ({
+          hash: expectedKey("double", null, x),
+          app: "double",
+          version: null,
+          input: x,
+          result: x * 2,
+          time: "string"
+        }))
       )
       // Default resume goes through the store too.
       const v = yield* Effect.all([d(1), d(2)]).pipe(
@@ -137,7 +150,9 @@ describe("§4 CheckpointStore service", () => {
       const service: CheckpointStoreService = {
         ...good.service,
         append: (dir, entries) =>
-          fail ? Effect.fail(new CheckpointError({ path: dir, reason: "disk full" })) : good.service.append(dir, entries)
+          fail
+            ? Effect.fail(new CheckpointError({ path: dir, reason: "disk full" }))
+            : good.service.append(dir, entries)
       }
       const root = yield* tmpDir
       const out = yield* Effect.gen(function*() {

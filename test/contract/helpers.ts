@@ -6,14 +6,14 @@
  */
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as PlatformPath from "@effect/platform/Path"
+import { App, CheckpointFiles, Dfk } from "effect-dfk"
+import type { DfkConfig, DfkStats } from "effect-dfk"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { App, CheckpointFiles, Dfk } from "effect-dfk"
-import type { DfkConfig, DfkStats } from "effect-dfk"
 import { platform } from "../util.ts"
 
 // ---------------------------------------------------------------------------------------------
@@ -84,7 +84,9 @@ export const kernel = (config: DfkConfig, files?: Files) =>
 
 /** The error of a kernel on `<root>/r` that loads `dirs`. */
 export const loadError = (root: string, dirs: ReadonlyArray<string>, config: DfkConfig = {}) =>
-  Effect.flip(Dfk.runDir.pipe(Effect.provide(kernel({ runDir: path.join(root, "r"), ...config }, CheckpointFiles.layer(dirs)))))
+  Effect.flip(
+    Dfk.runDir.pipe(Effect.provide(kernel({ runDir: path.join(root, "r"), ...config }, CheckpointFiles.layer(dirs))))
+  )
 
 export const tasksFile = (runDir: string) => path.join(runDir, "checkpoint", "tasks.jsonl")
 export const rawLines = (runDir: string): Array<string> =>
@@ -96,9 +98,23 @@ export const writeCheckpoint = (dir: string, lines: ReadonlyArray<string>) => {
   fs.writeFileSync(path.join(dir, "tasks.jsonl"), lines.map((l) => l + "\n").join(""))
 }
 export const entryLine = (app: string, version: string | null, input: unknown, result: unknown) =>
-  JSON.stringify({ v: 1, hash: expectedKey(app, version, input), app, version, input, result, time: new Date(0).toISOString() })
+  JSON.stringify({
+    v: 1,
+    hash: expectedKey(app, version, input),
+    app,
+    version,
+    input,
+    result,
+    time: new Date(0).toISOString()
+  })
 
-export const stats = (tasks: number, hits: number, misses: number, checkpointed: number, pending: number): DfkStats => ({
+export const stats = (
+  tasks: number,
+  hits: number,
+  misses: number,
+  checkpointed: number,
+  pending: number
+): DfkStats => ({
   tasks,
   hits,
   misses,

@@ -3,6 +3,8 @@
  * each making the same assertion on this library's API.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { App, CheckpointFiles, Dfk, getLastCheckpoint } from "effect-dfk"
+import type { DfkConfig } from "effect-dfk"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
@@ -10,8 +12,6 @@ import * as TestClock from "effect/TestClock"
 import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { App, CheckpointFiles, Dfk, getLastCheckpoint } from "effect-dfk"
-import type { DfkConfig } from "effect-dfk"
 import { captureLogs, checkpointEntries, eventually, exists, platform, tmpDir } from "../util.ts"
 
 /** One Parsl "run": a kernel over `effect`; returns its value and run dir. */
@@ -60,13 +60,16 @@ describe("Parsl test_checkpointing", () => {
   it.scoped("test_manual: no checkpoint file until Dfk.checkpoint, then it exists", () =>
     Effect.gen(function*() {
       const root = yield* tmpDir
-      yield* run({ runDir: root, checkpointMode: "manual" }, Effect.gen(function*() {
-        yield* uuidApp({})
-        const file = path.join(yield* Dfk.runDir, "checkpoint", "tasks.jsonl")
-        assert.isFalse(exists(file))
-        yield* Dfk.checkpoint
-        assert.isTrue(exists(file))
-      }))
+      yield* run(
+        { runDir: root, checkpointMode: "manual" },
+        Effect.gen(function*() {
+          yield* uuidApp({})
+          const file = path.join(yield* Dfk.runDir, "checkpoint", "tasks.jsonl")
+          assert.isFalse(exists(file))
+          yield* Dfk.checkpoint
+          assert.isTrue(exists(file))
+        })
+      )
     }))
 
   it.scoped("test_periodic: at least three passes, each within 5.5 s of the previous", () =>
@@ -149,7 +152,10 @@ describe("Parsl test_checkpointing", () => {
   it.scoped("test_task_exit_roundtrip (regression 239): a failed app runs again in the next run", () =>
     Effect.gen(function*() {
       const root = yield* tmpDir
-      const [result, runDir] = yield* run({ runDir: root, checkpointMode: "task_exit" }, Effect.flip(uuidInExceptionApp({})))
+      const [result, runDir] = yield* run(
+        { runDir: root, checkpointMode: "task_exit" },
+        Effect.flip(uuidInExceptionApp({}))
+      )
       const [relaunched] = yield* run(
         { runDir: root },
         Effect.flip(uuidInExceptionApp({})),
@@ -214,20 +220,26 @@ describe("Parsl test_python_apps", () => {
     Effect.gen(function*() {
       const root = yield* tmpDir
       const app = raising(true)
-      yield* run({ runDir: root }, Effect.gen(function*() {
-        const x = yield* Effect.flip(app(0))
-        for (let i = 0; i < 2; i++) assert.strictEqual(yield* Effect.flip(app(0)), x)
-      }))
+      yield* run(
+        { runDir: root },
+        Effect.gen(function*() {
+          const x = yield* Effect.flip(app(0))
+          for (let i = 0; i < 2; i++) assert.strictEqual(yield* Effect.flip(app(0)), x)
+        })
+      )
     }))
 
   it.scoped("test_memoize_exception (no cache): an uncached failure is a new error each time", () =>
     Effect.gen(function*() {
       const root = yield* tmpDir
       const app = raising(false)
-      yield* run({ runDir: root }, Effect.gen(function*() {
-        const x = yield* Effect.flip(app(0))
-        for (let i = 0; i < 2; i++) assert.notStrictEqual(yield* Effect.flip(app(0)), x)
-      }))
+      yield* run(
+        { runDir: root },
+        Effect.gen(function*() {
+          const x = yield* Effect.flip(app(0))
+          for (let i = 0; i < 2; i++) assert.notStrictEqual(yield* Effect.flip(app(0)), x)
+        })
+      )
     }))
 
   it.scoped("test_memoize_ignore_args: different x differ; with x ignored they are the same", () =>
@@ -235,28 +247,43 @@ describe("Parsl test_python_apps", () => {
       const root = yield* tmpDir
       const make = (name: string, ignore: ReadonlyArray<"x">) =>
         App.make(
-          { name, input: Schema.Struct({ x: Schema.Number }), output: Schema.String, cache: true, ignoreForCache: ignore },
+          {
+            name,
+            input: Schema.Struct({ x: Schema.Number }),
+            output: Schema.String,
+            cache: true,
+            ignoreForCache: ignore
+          },
           () => Effect.sync(() => randomUUID())
         )
       const randomUuid = make("random_uuid", [])
       const randomUuidDef = make("random_uuid_def", ["x"])
-      yield* run({ runDir: root }, Effect.gen(function*() {
-        assert.notStrictEqual(yield* randomUuid({ x: 0 }), yield* randomUuid({ x: 1 }))
-        assert.strictEqual(yield* randomUuidDef({ x: 0 }), yield* randomUuidDef({ x: 1 }))
-      }))
+      yield* run(
+        { runDir: root },
+        Effect.gen(function*() {
+          assert.notStrictEqual(yield* randomUuid({ x: 0 }), yield* randomUuid({ x: 1 }))
+          assert.strictEqual(yield* randomUuidDef({ x: 0 }), yield* randomUuidDef({ x: 1 }))
+        })
+      )
     }))
 
   it.scoped("test_memoize_joinapp: an app whose body calls another app is memoized", () =>
     Effect.gen(function*() {
       const root = yield* tmpDir
-      const constApp = App.make({ name: "const", input: Schema.String, output: Schema.String }, (s) => Effect.succeed(s))
+      const constApp = App.make(
+        { name: "const", input: Schema.String, output: Schema.String },
+        (s) => Effect.succeed(s)
+      )
       const randomUuid = App.make(
         { name: "random_uuid_join", input: Schema.Number, output: Schema.String, cache: true },
         () => Effect.suspend(() => constApp(randomUUID()))
       )
-      yield* run({ runDir: root }, Effect.gen(function*() {
-        const x = yield* randomUuid(0)
-        for (let i = 0; i < 2; i++) assert.strictEqual(yield* randomUuid(0), x)
-      }))
+      yield* run(
+        { runDir: root },
+        Effect.gen(function*() {
+          const x = yield* randomUuid(0)
+          for (let i = 0; i < 2; i++) assert.strictEqual(yield* randomUuid(0), x)
+        })
+      )
     }))
 })

@@ -8,6 +8,17 @@
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as PlatformPath from "@effect/platform/Path"
 import { assert, describe, it } from "@effect/vitest"
+import {
+  App,
+  AppCacheError,
+  BadCheckpoint,
+  CheckpointFiles,
+  ConfigurationError,
+  Dfk,
+  getAllCheckpoints,
+  getLastCheckpoint
+} from "effect-dfk"
+import type { DfkConfig } from "effect-dfk"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -22,8 +33,6 @@ import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { App, AppCacheError, BadCheckpoint, CheckpointFiles, ConfigurationError, Dfk, getAllCheckpoints, getLastCheckpoint } from "effect-dfk"
-import type { DfkConfig } from "effect-dfk"
 import { captureLogs, checkpointEntries, eventually, exists, platform, tmpDir, withKernel } from "../util.ts"
 import {
   Boom,
@@ -59,8 +68,9 @@ const linesFor = <I>(app: (i: I) => Effect.Effect<unknown, unknown, Dfk>, inputs
 
 /** The text of a line's `"input"` (the canonical form the key was computed from). */
 const inputText = (line: string): string => {
-  const m = /^\{"v":1,"hash":"[0-9a-f]{64}","app":"[^"]*","version":(?:null|"[^"]*"),"input":(.*),"result":null,"time":"[^"]+"\}$/s
-    .exec(line)
+  const m =
+    /^\{"v":1,"hash":"[0-9a-f]{64}","app":"[^"]*","version":(?:null|"[^"]*"),"input":(.*),"result":null,"time":"[^"]+"\}$/s
+      .exec(line)
   if (m === null) throw new Error(`unexpected line ${line}`)
   return m[1]!
 }
@@ -73,6 +83,7 @@ describe("§3 memo key", () => {
 
   it("the independent serializer agrees with RFC 8785's own examples", () => {
     assert.strictEqual(
+      // eslint-disable-next-line no-loss-of-precision -- RFC 8785's own example numbers
       jcs([333333333.33333329, 1e30, 4.50, 2e-3, 0.000000000000000000000000001]),
       "[333333333.3333333,1e+30,4.5,0.002,1e-27]"
     )
@@ -102,7 +113,28 @@ describe("§3 memo key", () => {
   const vectors: Array<[string, unknown, string]> = [
     [
       "numbers",
-      [1e21, -0, 1.5e-7, 1e-7, 0.1, 100, 123e20, 5e-324, 1.7976931348623157e308, -1e-7, 333333333.33333329, 1e30, 4.50, 2e-3, 1e-27, 9007199254740993, -5, 0.000001],
+      [
+        1e21,
+        -0,
+        1.5e-7,
+        1e-7,
+        0.1,
+        100,
+        123e20,
+        5e-324,
+        1.7976931348623157e308,
+        -1e-7,
+        // eslint-disable-next-line no-loss-of-precision -- RFC 8785's own example numbers
+        333333333.33333329,
+        1e30,
+        4.50,
+        2e-3,
+        1e-27,
+        // eslint-disable-next-line no-loss-of-precision -- a number above 2^53 on purpose
+        9007199254740993,
+        -5,
+        0.000001
+      ],
       "[1e+21,0,1.5e-7,1e-7,0.1,100,1.23e+22,5e-324,1.7976931348623157e+308,-1e-7,333333333.3333333,1e+30,4.5,0.002,1e-27,9007199254740992,-5,0.000001]"
     ],
     [
@@ -311,7 +343,10 @@ describe("§3 memo key", () => {
         { name: "st", input: Schema.Struct({ x: Schema.Number }), output: Schema.Number, cache: true },
         ({ x }) => Effect.sync(() => (c.n++, x))
       )
-      const { value } = yield* withKernel({}, Effect.all([Effect.flip(st({ x: Infinity })), Effect.flip(num(-Infinity))]))
+      const { value } = yield* withKernel(
+        {},
+        Effect.all([Effect.flip(st({ x: Infinity })), Effect.flip(num(-Infinity))])
+      )
       assert.deepStrictEqual(value.map((e) => e._tag), ["AppCacheError", "AppCacheError"])
       assert.strictEqual(c.n, 0)
     }))
@@ -346,7 +381,11 @@ describe("§3 memo key", () => {
       const { value, runDir } = yield* withKernel(
         { checkpointMode: "task_exit" },
         Effect.gen(function*() {
-          const errors = [yield* Effect.flip(a("bad")), yield* Effect.flip(b("bad")), yield* Effect.flip(n("seven" as any))]
+          const errors = [
+            yield* Effect.flip(a("bad")),
+            yield* Effect.flip(b("bad")),
+            yield* Effect.flip(n("seven" as any))
+          ]
           const before = c.n
           return { errors, before, ok: [yield* b("good"), yield* b("good")] }
         })
@@ -400,7 +439,9 @@ describe("§3 AppCaching and in-run memo", () => {
           const before = yield* Dfk.stats
           const dir = yield* Dfk.checkpoint
           return { before, after: yield* Dfk.stats, dir }
-        }).pipe(Effect.provide(kernel({ runDir: root, memoize: false, checkpointMode: mode, checkpointPeriod: "1 hour" })))
+        }).pipe(
+          Effect.provide(kernel({ runDir: root, memoize: false, checkpointMode: mode, checkpointPeriod: "1 hour" }))
+        )
         assert.deepStrictEqual(out.before, stats(2, 0, 2, 0, 0), mode)
         assert.deepStrictEqual(out.after, stats(2, 0, 2, 0, 0), mode)
         const file = path.join(out.dir, "tasks.jsonl")
@@ -433,7 +474,9 @@ describe("§3 AppCaching and in-run memo", () => {
         assert.deepStrictEqual(value.s, stats(2, 1, 1, 0, 0), String(mode))
         assert.deepStrictEqual(checkpointEntries(runDir), [], String(mode))
         // A later run (resuming by default) runs the body again.
-        const again = yield* Effect.exit(fails(1)).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" })))
+        const again = yield* Effect.exit(fails(1)).pipe(
+          Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" }))
+        )
         assert.isTrue(Exit.isFailure(again))
         assert.strictEqual(c.n, 2, `${mode}: the body ran again in the next run`)
       }
@@ -448,7 +491,9 @@ describe("§3 AppCaching and in-run memo", () => {
         (x) =>
           Effect.suspend(() => {
             runs[x] = (runs[x] ?? 0) + 1
-            return runs[x] === 1 ? Effect.zipRight(Deferred.succeed(started, undefined), Effect.never) : Effect.succeed(x)
+            return runs[x] === 1
+              ? Effect.zipRight(Deferred.succeed(started, undefined), Effect.never)
+              : Effect.succeed(x)
           })
       )
       const { value, runDir } = yield* withKernel(
@@ -490,7 +535,9 @@ describe("§3 in-flight dedup", () => {
         { checkpointMode: "manual" },
         Effect.gen(function*() {
           const calls = yield* Effect.fork(
-            Effect.all([app(1), app(1), app(1), Effect.flip(app(-1)), Effect.flip(app(-1))], { concurrency: "unbounded" })
+            Effect.all([app(1), app(1), app(1), Effect.flip(app(-1)), Effect.flip(app(-1))], {
+              concurrency: "unbounded"
+            })
           )
           const mid = yield* statsWhen((s) => s.tasks === 5)
           const bodiesWhileBlocked = c.n
@@ -514,7 +561,9 @@ describe("§3 in-flight dedup", () => {
         { name: "relay", input: Schema.Number, output: Schema.Number, cache: true },
         (x) =>
           Effect.suspend(() =>
-            ++c.n === 1 ? Effect.zipRight(Deferred.succeed(firstStarted, undefined), Effect.never) : Effect.succeed(x + 100)
+            ++c.n === 1
+              ? Effect.zipRight(Deferred.succeed(firstStarted, undefined), Effect.never)
+              : Effect.succeed(x + 100)
           )
       )
       const { value, runDir } = yield* withKernel(
@@ -616,15 +665,18 @@ const kernelLayer = (config: DfkConfig, files: Layer.Layer<CheckpointFiles> = Ch
 describe("§3 checkpoint modes", () => {
   it.scoped("task_exit: the entry is on disk before the caller sees the result", () =>
     Effect.gen(function*() {
-      const { value, runDir } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
-        const runDir = yield* Dfk.runDir
-        const seen: Array<number> = []
-        for (const x of [1, 2, 3]) {
-          yield* double(x)
-          seen.push(checkpointEntries(runDir).length)
-        }
-        return { seen, stats: yield* Dfk.stats }
-      }))
+      const { value, runDir } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        Effect.gen(function*() {
+          const runDir = yield* Dfk.runDir
+          const seen: Array<number> = []
+          for (const x of [1, 2, 3]) {
+            yield* double(x)
+            seen.push(checkpointEntries(runDir).length)
+          }
+          return { seen, stats: yield* Dfk.stats }
+        })
+      )
       assert.deepStrictEqual(value.seen, [1, 2, 3])
       assert.strictEqual(value.stats.checkpointed, 3)
       assert.strictEqual(value.stats.pending, 0)
@@ -644,15 +696,22 @@ describe("§3 checkpoint modes", () => {
 
   it.scoped("task_exit: concurrent completions are all on disk when each caller resumes", () =>
     Effect.gen(function*() {
-      const { value } = yield* withKernel({ checkpointMode: "task_exit" }, Effect.gen(function*() {
-        const runDir = yield* Dfk.runDir
-        const seen = yield* Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (x) =>
-          double(x).pipe(Effect.map((y) =>
-            checkpointEntries(runDir).some((e) => e.input === x && e.result === y)
-          )), { concurrency: "unbounded" })
-        return seen
-      }))
-      assert.isTrue(value.every((x) => x))
+      const { value } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        Effect.gen(function*() {
+          const runDir = yield* Dfk.runDir
+          const seen = yield* Effect.forEach(Array.from({ length: 50 }, (_, i) => i), (x) =>
+            double(x).pipe(Effect.map((y) =>
+              checkpointEntries(runDir).some((e) => e.input === x && e.result === y)
+            )), {
+            concurrency: "unbounded"
+          })
+          return seen
+        })
+      )
+      assert.isTrue(value.every((x) =>
+        x
+      ))
     }))
 
   it.scoped("task_exit: every caller that joined an in-flight call also sees the result only after its entry is written", () =>
@@ -668,8 +727,12 @@ describe("§3 checkpoint modes", () => {
         Effect.gen(function*() {
           const runDir = yield* Dfk.runDir
           const written = (x: number) => (y: number) =>
-            Effect.sync(() => exists(tasksFile(runDir)) && checkpointEntries(runDir).some((e) => e.input === x && e.result === y))
-          const alone = yield* Effect.forEach([1, 2, 3], (x) => Effect.flatMap(app(x), written(x)), { concurrency: "unbounded" })
+            Effect.sync(() =>
+              exists(tasksFile(runDir)) && checkpointEntries(runDir).some((e) => e.input === x && e.result === y)
+            )
+          const alone = yield* Effect.forEach([1, 2, 3], (x) => Effect.flatMap(app(x), written(x)), {
+            concurrency: "unbounded"
+          })
           const joined = yield* Effect.fork(
             Effect.all([0, 0, 0].map((x) => Effect.flatMap(app(x), written(x))), { concurrency: "unbounded" })
           )
@@ -688,7 +751,8 @@ describe("§3 checkpoint modes", () => {
       const d = makeDouble(c)
       const root = yield* tmpDir
       yield* d(4).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" })))
-      const onDisk = (runDir: string) => exists(tasksFile(runDir)) ? checkpointEntries(runDir).map((e) => [e.input, e.result]) : []
+      const onDisk = (runDir: string) =>
+        exists(tasksFile(runDir)) ? checkpointEntries(runDir).map((e) => [e.input, e.result]) : []
       const out = yield* Effect.gen(function*() {
         const runDir = yield* Dfk.runDir
         const carried = yield* d(4)
@@ -714,7 +778,9 @@ describe("§3 checkpoint modes", () => {
       const d = makeDouble(c)
       const root = yield* tmpDir
       yield* d(4).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" })))
-      const runDir = yield* Effect.zipLeft(Dfk.runDir, d(4)).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" })))
+      const runDir = yield* Effect.zipLeft(Dfk.runDir, d(4)).pipe(
+        Effect.provide(kernel({ runDir: root, checkpointMode: "task_exit" }))
+      )
       assert.strictEqual(c.n, 1)
       assert.deepStrictEqual(checkpointEntries(runDir).map((e) => [e.input, e.result]), [[4, 8]])
     }))
@@ -731,7 +797,8 @@ describe("§3 checkpoint modes", () => {
       const passes = (n: number) => eventually(() => passLines().length >= n, `${n} passes`)
       const counts = yield* Effect.gen(function*() {
         const counts: Array<number> = []
-        const read = () => exists(path.join(runDir, "checkpoint", "tasks.jsonl")) ? checkpointEntries(runDir).length : -1
+        const read = () =>
+          exists(path.join(runDir, "checkpoint", "tasks.jsonl")) ? checkpointEntries(runDir).length : -1
         yield* double(1)
         yield* double(2)
         yield* TestClock.adjust("1999 millis")
@@ -776,7 +843,12 @@ describe("§3 checkpoint modes", () => {
           yield* TestClock.adjust("5 seconds")
           yield* eventually(() => count() === 1, `a periodic write with ${String(checkpointPeriod)}`)
         }).pipe(
-          Effect.provide(kernel({ runDir: path.join(root, String(i)), checkpointMode: "periodic", checkpointPeriod }, CheckpointFiles.none))
+          Effect.provide(
+            kernel(
+              { runDir: path.join(root, String(i)), checkpointMode: "periodic", checkpointPeriod },
+              CheckpointFiles.none
+            )
+          )
         )
         assert.strictEqual(count(), 1)
       }
@@ -785,10 +857,22 @@ describe("§3 checkpoint modes", () => {
   it.scoped("a missing or malformed period is a ConfigurationError, in any mode, and no run dir is made", () =>
     Effect.gen(function*() {
       const root = yield* tmpDir
-      const fail = (config: DfkConfig) => Effect.flip(Dfk.runDir.pipe(Effect.provide(kernel({ runDir: root, ...config }))))
+      const fail = (config: DfkConfig) =>
+        Effect.flip(Dfk.runDir.pipe(Effect.provide(kernel({ runDir: root, ...config }))))
       const missing = yield* fail({ checkpointMode: "periodic" })
       assert.instanceOf(missing, ConfigurationError)
-      const malformed = ["1:2", "00:60:00", "00:00:60", "aa:bb:cc", "12", "-00:00:01", "00:00:00", "1::2", "00:00:1.5", ""]
+      const malformed = [
+        "1:2",
+        "00:60:00",
+        "00:00:60",
+        "aa:bb:cc",
+        "12",
+        "-00:00:01",
+        "00:00:00",
+        "1::2",
+        "00:00:1.5",
+        ""
+      ]
       for (const checkpointPeriod of malformed) {
         const e = yield* fail({ checkpointMode: "periodic", checkpointPeriod })
         assert.strictEqual(e._tag, "ConfigurationError", `accepted ${JSON.stringify(checkpointPeriod)}`)
@@ -800,11 +884,14 @@ describe("§3 checkpoint modes", () => {
 
   it.scoped("dfk_exit: writes on success, on failure and on interruption", () =>
     Effect.gen(function*() {
-      const ok = yield* withKernel({ checkpointMode: "dfk_exit" }, Effect.gen(function*() {
-        yield* double(1)
-        yield* double(2)
-        return exists(path.join(yield* Dfk.runDir, "checkpoint"))
-      }))
+      const ok = yield* withKernel(
+        { checkpointMode: "dfk_exit" },
+        Effect.gen(function*() {
+          yield* double(1)
+          yield* double(2)
+          return exists(path.join(yield* Dfk.runDir, "checkpoint"))
+        })
+      )
       assert.isFalse(ok.value)
       assert.strictEqual(checkpointEntries(ok.runDir).length, 2)
 
@@ -850,18 +937,21 @@ describe("§3 checkpoint modes", () => {
 
   it.scoped("manual: nothing is written until Dfk.checkpoint, which returns the checkpoint dir", () =>
     Effect.gen(function*() {
-      const { value, runDir } = yield* withKernel({ checkpointMode: "manual" }, Effect.gen(function*() {
-        const runDir = yield* Dfk.runDir
-        yield* double(1)
-        const before = exists(path.join(runDir, "checkpoint", "tasks.jsonl"))
-        const dir = yield* Dfk.checkpoint
-        const after = checkpointEntries(runDir).length
-        yield* double(2)
-        yield* double(1)
-        yield* Dfk.checkpoint
-        const incremental = checkpointEntries(runDir).length
-        return { before, dir, after, incremental, runDir }
-      }))
+      const { value, runDir } = yield* withKernel(
+        { checkpointMode: "manual" },
+        Effect.gen(function*() {
+          const runDir = yield* Dfk.runDir
+          yield* double(1)
+          const before = exists(path.join(runDir, "checkpoint", "tasks.jsonl"))
+          const dir = yield* Dfk.checkpoint
+          const after = checkpointEntries(runDir).length
+          yield* double(2)
+          yield* double(1)
+          yield* Dfk.checkpoint
+          const incremental = checkpointEntries(runDir).length
+          return { before, dir, after, incremental, runDir }
+        })
+      )
       assert.isFalse(value.before)
       assert.strictEqual(value.dir, path.join(runDir, "checkpoint"))
       assert.strictEqual(value.after, 1)
@@ -898,7 +988,11 @@ describe("§3 checkpoint modes", () => {
       assert.strictEqual(value.third, value.second)
       assert.deepStrictEqual(value.s1, stats(2, 0, 2, 2, 0))
       assert.deepStrictEqual(value.s, stats(5, 1, 4, 3, 1))
-      assert.deepStrictEqual(checkpointEntries(runDir).map((e) => e.input), [1, 2, 3, 4], "the pending entry is written at close")
+      assert.deepStrictEqual(
+        checkpointEntries(runDir).map((e) => e.input),
+        [1, 2, 3, 4],
+        "the pending entry is written at close"
+      )
     }))
 
   it.scoped("Dfk.checkpoint works in every mode and with none, and nothing is written twice at close", () =>
@@ -972,7 +1066,9 @@ describe("§3 checkpoint modes", () => {
       const root = yield* tmpDir
       const dir = yield* Dfk.checkpoint.pipe(Effect.provide(kernel({ runDir: root }, CheckpointFiles.none)))
       assert.strictEqual(fs.readFileSync(path.join(dir, "tasks.jsonl"), "utf8"), "")
-      const loaded = yield* Effect.either(Dfk.runDir.pipe(Effect.provide(kernel({ runDir: root }, CheckpointFiles.layer([dir])))))
+      const loaded = yield* Effect.either(
+        Dfk.runDir.pipe(Effect.provide(kernel({ runDir: root }, CheckpointFiles.layer([dir]))))
+      )
       assert.strictEqual(loaded._tag, "Right")
       assert.deepStrictEqual(yield* getAllCheckpoints(root).pipe(Effect.provide(platform)), [dir])
     }))
@@ -988,9 +1084,14 @@ describe("§3 checkpoint modes", () => {
         yield* Dfk.checkpoint
         yield* Dfk.checkpoint
         yield* d(3)
-      }).pipe(Effect.provide(kernel({ runDir: root, checkpointMode: "manual" }, CheckpointFiles.none)), Effect.provide(manual.layer))
+      }).pipe(
+        Effect.provide(kernel({ runDir: root, checkpointMode: "manual" }, CheckpointFiles.none)),
+        Effect.provide(manual.layer)
+      )
       const passes = (logs: ReturnType<typeof captureLogs>) =>
-        logs.lines.map((l) => l.message).filter((m) => m.startsWith("Done checkpointing") || m.startsWith("No tasks checkpointed"))
+        logs.lines.map((l) => l.message).filter((m) =>
+          m.startsWith("Done checkpointing") || m.startsWith("No tasks checkpointed")
+        )
       assert.deepStrictEqual(passes(manual), [
         "Done checkpointing 2 tasks",
         "No tasks checkpointed in this pass",
@@ -1007,7 +1108,9 @@ describe("§3 checkpoint modes", () => {
   it.scoped("task_exit: pass lines are debug level (a line per task would flood the console); one info summary at the close", () =>
     Effect.gen(function*() {
       const atInfo = captureLogs()
-      yield* withKernel({ checkpointMode: "task_exit" }, Effect.forEach([1, 2], double)).pipe(Effect.provide(atInfo.layer))
+      yield* withKernel({ checkpointMode: "task_exit" }, Effect.forEach([1, 2], double)).pipe(
+        Effect.provide(atInfo.layer)
+      )
       assert.deepStrictEqual(atInfo.lines.filter((l) => l.level !== "DEBUG"), [
         { level: "INFO", message: "Checkpointed 2 tasks in this run (0 from checkpoint, 0 failed, not checkpointed)" }
       ])
@@ -1029,9 +1132,10 @@ describe("§3 checkpoint modes", () => {
   it.scoped("other modes: each pass logs Done checkpointing N tasks at info level, as Parsl does, then the summary", () =>
     Effect.gen(function*() {
       const logs = captureLogs()
-      yield* withKernel({ checkpointMode: "manual" }, Effect.zipRight(Effect.forEach([1, 2], double), Dfk.checkpoint)).pipe(
-        Effect.provide(logs.layer)
-      )
+      yield* withKernel({ checkpointMode: "manual" }, Effect.zipRight(Effect.forEach([1, 2], double), Dfk.checkpoint))
+        .pipe(
+          Effect.provide(logs.layer)
+        )
       assert.deepStrictEqual(logs.lines, [
         { level: "INFO", message: "Done checkpointing 2 tasks" },
         { level: "INFO", message: "No tasks checkpointed in this pass" },
@@ -1077,12 +1181,18 @@ describe("§3 loading", () => {
       const root = yield* tmpDir
       const a = path.join(root, "a")
       const b = path.join(root, "b")
-      writeCheckpoint(a, [entryLine("double", null, 1, 100), entryLine("double", null, 2, 200), entryLine("double", null, 1, 111)])
+      writeCheckpoint(a, [
+        entryLine("double", null, 1, 100),
+        entryLine("double", null, 2, 200),
+        entryLine("double", null, 1, 111)
+      ])
       writeCheckpoint(b, [entryLine("double", null, 1, 300), entryLine("double", null, 3, 600)])
       const c = { n: 0 }
       const d = makeDouble(c)
       const call = (dirs: ReadonlyArray<string>) =>
-        Effect.all([d(1), d(2), d(3)]).pipe(Effect.provide(kernel({ runDir: path.join(root, "r") }, CheckpointFiles.layer(dirs))))
+        Effect.all([d(1), d(2), d(3)]).pipe(
+          Effect.provide(kernel({ runDir: path.join(root, "r") }, CheckpointFiles.layer(dirs)))
+        )
       assert.deepStrictEqual(yield* call([a, b]), [300, 200, 600])
       assert.deepStrictEqual(yield* call([b, a]), [111, 200, 600])
       assert.deepStrictEqual(yield* call([a]), [111, 200, 6])
@@ -1104,8 +1214,16 @@ describe("§3 loading", () => {
     ["a JSON object that is not an entry", "{\"foo\":1}\n", 1],
     ["an array", "[1,2]\n", 1],
     ["an entry with v:2", entryLine("double", null, 1, 2).replace("\"v\":1", "\"v\":2") + "\n", 1],
-    ["an entry without hash", JSON.stringify({ v: 1, app: "double", version: null, input: 1, result: 2, time: "t" }) + "\n", 1],
-    ["a bad line in the middle", entryLine("double", null, 1, 2) + "\n{oops\n" + entryLine("double", null, 2, 4) + "\n", 2],
+    [
+      "an entry without hash",
+      JSON.stringify({ v: 1, app: "double", version: null, input: 1, result: 2, time: "t" }) + "\n",
+      1
+    ],
+    [
+      "a bad line in the middle",
+      entryLine("double", null, 1, 2) + "\n{oops\n" + entryLine("double", null, 2, 4) + "\n",
+      2
+    ],
     ["a bad last line that is terminated", entryLine("double", null, 1, 2) + "\n{\"v\":1,\"hash\n", 2],
     ["binary bytes with a newline", new Uint8Array([0x80, 0x00, 0xff, 0x10, 0x0a, 0x01, 0x02]), 1]
   ]
@@ -1261,7 +1379,8 @@ describe("§3 run dirs", () => {
       make("abc", "file")
       make("12x", "file")
       fs.mkdirSync(path.join(root, "005"))
-      const run = <A>(e: Effect.Effect<A, never, FileSystem.FileSystem | PlatformPath.Path>) => Effect.provide(e, platform)
+      const run = <A>(e: Effect.Effect<A, never, FileSystem.FileSystem | PlatformPath.Path>) =>
+        Effect.provide(e, platform)
       const all = yield* run(getAllCheckpoints(root))
       const last = yield* run(getLastCheckpoint(root))
       assert.deepStrictEqual(all, ["000", "010", "999", "1000"].map((n) => path.join(root, n, "checkpoint")))
@@ -1298,8 +1417,14 @@ describe("§3 run dirs", () => {
 describe("§3 names are unique per kernel", () => {
   it.scoped("§3 names are unique per kernel: a second app with the same name and version is refused, not served the first's entries", () =>
     Effect.gen(function*() {
-      const a = App.make({ name: "same", input: Schema.Number, output: Schema.Number, cache: true }, (x) => Effect.succeed(x + 1))
-      const b = App.make({ name: "same", input: Schema.Number, output: Schema.Number, cache: true }, (x) => Effect.succeed(x + 1000))
+      const a = App.make(
+        { name: "same", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.succeed(x + 1)
+      )
+      const b = App.make(
+        { name: "same", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.succeed(x + 1000)
+      )
       const { value } = yield* withKernel({}, Effect.all([a(1), Effect.flip(b(1)), a(1)]))
       assert.strictEqual(value[0], 2)
       assert.strictEqual(value[1]._tag, "AppCacheError")

@@ -3,6 +3,7 @@
  * pins the behaviour we chose, through the public API.
  */
 import { assert, describe, it } from "@effect/vitest"
+import { App, type BadCheckpoint, CheckpointFiles, Dfk } from "effect-dfk"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -10,9 +11,19 @@ import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { App, type BadCheckpoint, CheckpointFiles, Dfk } from "effect-dfk"
 import { captureLogs, checkpointEntries, eventually, tmpDir, withKernel } from "../util.ts"
-import { entryLine, kernel, loadError, makeDouble, makePlain, rawLines, sha256, stats, tasksFile, writeCheckpoint } from "./helpers.ts"
+import {
+  entryLine,
+  kernel,
+  loadError,
+  makeDouble,
+  makePlain,
+  rawLines,
+  sha256,
+  stats,
+  tasksFile,
+  writeCheckpoint
+} from "./helpers.ts"
 
 // ---------------------------------------------------------------------------------------------
 // Where DESIGN.md is silent: each test pins the behaviour we chose
@@ -86,13 +97,20 @@ describe("where DESIGN.md is silent: behaviour we chose", () => {
       const root = yield* tmpDir
       const dir = path.join(root, "cp")
       writeCheckpoint(dir, [entryLine("double", null, 1, 2)])
-      const { runDir } = yield* withKernel({ checkpointMode: "task_exit" }, makeDouble({ n: 0 })(1), CheckpointFiles.layer([dir]))
+      const { runDir } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        makeDouble({ n: 0 })(1),
+        CheckpointFiles.layer([dir])
+      )
       assert.strictEqual(checkpointEntries(runDir)[0]!.time, new Date(0).toISOString())
     }))
 
   it.scoped("a lone surrogate in an input is accepted, and written and hashed as a \\udXXX escape", () =>
     Effect.gen(function*() {
-      const app = App.make({ name: "s", input: Schema.String, output: Schema.Null, cache: true }, () => Effect.succeed(null))
+      const app = App.make(
+        { name: "s", input: Schema.String, output: Schema.Null, cache: true },
+        () => Effect.succeed(null)
+      )
       const { runDir } = yield* withKernel({ checkpointMode: "task_exit" }, app("a\ud800b"))
       const [line] = rawLines(runDir)
       assert.include(line!, "\"input\":\"a\\ud800b\"")
@@ -104,14 +122,18 @@ describe("where DESIGN.md is silent: behaviour we chose", () => {
       const root = yield* tmpDir
       const logs = captureLogs()
       const passes = () =>
-        logs.lines.map((l) => l.message).filter((m) => m.startsWith("Done checkpointing") || m.startsWith("No tasks checkpointed"))
+        logs.lines.map((l) => l.message).filter((m) =>
+          m.startsWith("Done checkpointing") || m.startsWith("No tasks checkpointed")
+        )
       const seen = yield* Effect.gen(function*() {
         yield* TestClock.adjust("10 seconds")
         yield* eventually(() => passes().length >= 1, "the first periodic pass")
         // The passes run one after another on one fiber: one at the start would be logged by now.
         return passes()
       }).pipe(
-        Effect.provide(kernel({ runDir: root, checkpointMode: "periodic", checkpointPeriod: "00:00:10" }, CheckpointFiles.none)),
+        Effect.provide(
+          kernel({ runDir: root, checkpointMode: "periodic", checkpointPeriod: "00:00:10" }, CheckpointFiles.none)
+        ),
         Effect.provide(logs.layer)
       )
       assert.deepStrictEqual(seen, ["No tasks checkpointed in this pass"])

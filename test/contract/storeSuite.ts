@@ -4,12 +4,21 @@
  * files, memory, a store of JSON text; test/SqlStore.test.ts: SQLite and PostgreSQL).
  */
 import { assert, describe, it } from "@effect/vitest"
+import {
+  App,
+  CheckpointFiles,
+  CheckpointStore,
+  Dfk,
+  getAllCheckpoints,
+  getLastCheckpoint,
+  Memo,
+  RunDirs
+} from "effect-dfk"
+import type { CheckpointEntry, DfkConfig, EncodedEntry } from "effect-dfk"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as path from "node:path"
-import { App, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, getLastCheckpoint, Memo, RunDirs } from "effect-dfk"
-import type { CheckpointEntry, DfkConfig, EncodedEntry } from "effect-dfk"
 import { platform, tmpDir } from "../util.ts"
 
 export const entry = (n: number): CheckpointEntry => ({
@@ -36,7 +45,14 @@ export const storeSuite = (name: string, storeLayer: Layer.Layer<CheckpointStore
         const seen: Array<CheckpointEntry> = []
         yield* store.load(dir, (e) => seen.push(e))
         assert.deepStrictEqual(
-          seen.map((e) => ({ hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time })),
+          seen.map((e) => ({
+            hash: e.hash,
+            app: e.app,
+            version: e.version,
+            input: e.input,
+            result: e.result,
+            time: e.time
+          })),
           [entry(1), entry(2), entry(3)]
         )
       }).pipe(Effect.provide(storeLayer)))
@@ -113,7 +129,14 @@ export const storeSuite = (name: string, storeLayer: Layer.Layer<CheckpointStore
         const seen: Array<CheckpointEntry> = []
         yield* store.load(dir, (e) => seen.push(e))
         assert.deepStrictEqual(
-          seen.map((e) => ({ hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time })),
+          seen.map((e) => ({
+            hash: e.hash,
+            app: e.app,
+            version: e.version,
+            input: e.input,
+            result: e.result,
+            time: e.time
+          })),
           [entry(1), entry(2)]
         )
       }).pipe(Effect.provide(storeLayer)))
@@ -213,7 +236,9 @@ export const storeSuite = (name: string, storeLayer: Layer.Layer<CheckpointStore
               yield* Effect.forEach([2, 3, 4], (x) => Effect.either(app(x)))
               return (yield* Dfk).checkpointDir
             }).pipe(
-              Effect.provide(Dfk.layer({ runDir: path.join(root, mode), checkpointMode: mode, checkpointPeriod: "1 hour" }))
+              Effect.provide(
+                Dfk.layer({ runDir: path.join(root, mode), checkpointMode: mode, checkpointPeriod: "1 hour" })
+              )
             )
             const entries = yield* entriesOf(dir)
             assert.deepStrictEqual(entries.map((e) => e.input).sort(), [2, 4], mode)
@@ -268,7 +293,14 @@ export const storeSuite = (name: string, storeLayer: Layer.Layer<CheckpointStore
           const key = yield* Memo.key({ name: "contract_tampered", input: 1 })
           const dir = path.join(root, "x", "checkpoint")
           // The key of input 1, with another input and result: edited by hand.
-          yield* store.append(dir, [{ hash: key, app: "contract_tampered", version: null, input: 2, result: 999, time: new Date(0).toISOString() }])
+          yield* store.append(dir, [{
+            hash: key,
+            app: "contract_tampered",
+            version: null,
+            input: 2,
+            result: 999,
+            time: new Date(0).toISOString()
+          }])
           const value = yield* app(1).pipe(
             Effect.provide(Dfk.layer({ runDir: path.join(root, "runs") })),
             Effect.provide(CheckpointFiles.layer([dir]))

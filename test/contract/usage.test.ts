@@ -4,9 +4,9 @@
 import type * as FileSystem from "@effect/platform/FileSystem"
 import type * as PlatformPath from "@effect/platform/Path"
 import { assert, describe, it } from "@effect/vitest"
+import { CheckpointFiles, Dfk } from "effect-dfk"
 import * as Effect from "effect/Effect"
 import type * as Layer from "effect/Layer"
-import { CheckpointFiles, Dfk } from "effect-dfk"
 import { platform, tmpDir } from "../util.ts"
 import { makeDouble } from "./helpers.ts"
 

@@ -4,9 +4,9 @@
  * and prints one JSON line: the runtime, how many bodies ran, the results and hashes.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import { App, Dfk, Memo } from "effect-dfk"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { App, Dfk, Memo } from "effect-dfk"
 
 const runDir = process.argv[2] ?? "runinfo"
 let bodies = 0

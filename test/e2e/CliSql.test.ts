@@ -12,11 +12,14 @@
  * bundle (imported from `node_modules`, as in the npm package: the SQL clients are loaded only
  * when `--store` asks for one).
  */
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { App, CheckpointFiles, CheckpointStore, Dfk } from "effect-dfk"
+import type { CheckpointEntry, DfkConfig } from "effect-dfk"
+import { SqlStore } from "effect-dfk/sql"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
@@ -32,13 +35,9 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { App, CheckpointFiles, CheckpointStore, Dfk } from "effect-dfk"
-import type { CheckpointEntry, DfkConfig } from "effect-dfk"
-import { SqlStore } from "effect-dfk/sql"
 import { pgDatabase, sqliteAvailable, sqliteSuite } from "./sqlHarness.ts"
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
-const isDeno = typeof (globalThis as { Deno?: unknown }).Deno === "object"
 
 interface Run {
   readonly code: number
@@ -172,7 +171,15 @@ const normalize = (text: string): string => text.replace(TIME, "<time>").replace
 /** A JSON Lines file's line of an entry, as the file store writes it. */
 const lineBytes = (e: CheckpointEntry): number =>
   Buffer.byteLength(
-    JSON.stringify({ v: 1, hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time })
+    JSON.stringify({
+      v: 1,
+      hash: e.hash,
+      app: e.app,
+      version: e.version,
+      input: e.input,
+      result: e.result,
+      time: e.time
+    })
   ) + 1
 
 // ---- the suite, over one SQL store -----------------------------------------------------
@@ -208,7 +215,10 @@ const storeSuite = (setup: () => Promise<StoreCase>) => {
   }
 
   it("runs: the same rows as on files: ids, entries, apps, sizes; a run with no checkpoint; text and --json", async () => {
-    const [[filesText, sqlText], [filesJson, sqlJson]] = await Promise.all([both("runs", "nightly"), both("runs", "nightly", "--json")])
+    const [[filesText, sqlText], [filesJson, sqlJson]] = await Promise.all([
+      both("runs", "nightly"),
+      both("runs", "nightly", "--json")
+    ])
     assert.strictEqual(sqlText.code, 0, sqlText.stderr)
     assert.strictEqual(sqlText.stderr, "")
     const lines = sqlText.stdout.trim().split("\n")
@@ -268,7 +278,10 @@ const storeSuite = (setup: () => Promise<StoreCase>) => {
     assert.include(byApp.stdout, "\"hello ada\"")
     assert.include(byApp.stdout, "1 entry of app greet (4 in all) in nightly/000/checkpoint")
     assert.deepStrictEqual(JSON.parse(json.stdout), stored)
-    assert.deepStrictEqual(JSON.parse(viaRun.stdout).map((e: any) => [e.input, e.result]), [[{ x: 1 }, 10], [{ x: 4 }, 40]])
+    assert.deepStrictEqual(JSON.parse(viaRun.stdout).map((e: any) => [e.input, e.result]), [[{ x: 1 }, 10], [
+      { x: 4 },
+      40
+    ]])
   })
 
   it("show, runs, explain: names the store has not are exit status 2, naming the store", async () => {
@@ -325,7 +338,10 @@ const storeSuite = (setup: () => Promise<StoreCase>) => {
   })
 
   it("verify: every entry by the library's rule; an entry changed in the database is corrupt, with its position", async () => {
-    const [[onFiles, onSql], [filesOne, sqlOne]] = await Promise.all([both("verify", "nightly"), both("verify", "nightly/001")])
+    const [[onFiles, onSql], [filesOne, sqlOne]] = await Promise.all([
+      both("verify", "nightly"),
+      both("verify", "nightly/001")
+    ])
     for (const r of [onSql, sqlOne]) assert.strictEqual(r.code, 0, r.stdout + r.stderr)
     assert.strictEqual(
       onSql.stdout,
@@ -341,7 +357,9 @@ const storeSuite = (setup: () => Promise<StoreCase>) => {
       double({ x: 2 }),
       double({ x: 3 })
     ]))
-    await Effect.runPromise(runKernel(store.layer, { runDir: "broken", checkpointMode: "task_exit" }, [double({ x: 1 }), double({ x: 2 })]))
+    await Effect.runPromise(
+      runKernel(store.layer, { runDir: "broken", checkpointMode: "task_exit" }, [double({ x: 1 }), double({ x: 2 })])
+    )
     await store.exec((sql) =>
       sql`UPDATE dfk_entries SET input = ${"{\"x\":20}"} WHERE dir = ${"tampered/000/checkpoint"} AND input = ${"{\"x\":2}"}`
     )
@@ -378,7 +396,10 @@ const storeSuite = (setup: () => Promise<StoreCase>) => {
     const onSql = await dfk(sqlCwd, ["--store", store.spec, "compact", "merge"])
     assert.strictEqual(onSql.code, 0, onSql.stdout + onSql.stderr)
     assert.strictEqual(normalize(onSql.stdout), normalize(onFiles.stdout))
-    assert.include(onSql.stdout, "Before: 6 entries in 2 checkpoints\n  merge/000/checkpoint: 4\n  merge/001/checkpoint: 2\n")
+    assert.include(
+      onSql.stdout,
+      "Before: 6 entries in 2 checkpoints\n  merge/000/checkpoint: 4\n  merge/001/checkpoint: 2\n"
+    )
     assert.match(onSql.stdout, /After: 5 entries \(one per key, last entry wins\) in merge\/003\/checkpoint \(\d+ B\)/)
     const entries = await Effect.runPromise(loadEntries(store.layer, "merge/003/checkpoint"))
     assert.strictEqual(entries.length, 5)
@@ -406,7 +427,9 @@ const storeSuite = (setup: () => Promise<StoreCase>) => {
     )
     const results = await Effect.runPromise(
       Effect.forEach([1, 2, 3, 4], (x) => counted({ x })).pipe(
-        Effect.provide(Dfk.layer({ runDir: "merge" }).pipe(Layer.provide(CheckpointFiles.layer(["merge/003/checkpoint"])))),
+        Effect.provide(
+          Dfk.layer({ runDir: "merge" }).pipe(Layer.provide(CheckpointFiles.layer(["merge/003/checkpoint"])))
+        ),
         Effect.provide(store.layer),
         Effect.provide(NodeContext.layer),
         Logger.withMinimumLogLevel(LogLevel.Warning)
@@ -440,7 +463,9 @@ describe.skipIf(!sqliteAvailable)(sqliteSuite("dfk --store sqlite:"), () => {
       name: `sqlite:${file}`,
       layer: SqlStore.layer().pipe(Layer.provide(client)),
       exec: (statement) =>
-        Effect.runPromise(Effect.flatMap(SqlClient.SqlClient, statement).pipe(Effect.provide(client), Effect.asVoid)) as Promise<void>
+        Effect.runPromise(
+          Effect.flatMap(SqlClient.SqlClient, statement).pipe(Effect.provide(client), Effect.asVoid)
+        ) as Promise<void>
     }
   })
 
@@ -482,7 +507,9 @@ describe("dfk --store postgres://", () => {
       name: `postgres://${u.hostname}:${u.port}${u.pathname}`,
       layer: SqlStore.layer().pipe(Layer.provide(client)),
       exec: (statement) =>
-        Effect.runPromise(Effect.flatMap(SqlClient.SqlClient, statement).pipe(Effect.provide(client), Effect.asVoid)) as Promise<void>
+        Effect.runPromise(
+          Effect.flatMap(SqlClient.SqlClient, statement).pipe(Effect.provide(client), Effect.asVoid)
+        ) as Promise<void>
     }
   })
   afterAll(async () => {
@@ -508,7 +535,10 @@ describe("dfk --store postgres://", () => {
       assert.deepStrictEqual(JSON.parse(r.stdout).map((row: any) => row.id), ["000", "001", "002"])
     }
     assert.strictEqual(badPassword.code, 1)
-    assert.match(badPassword.stderr, new RegExp(`^dfk: Cannot open the store postgres://${u.hostname}:${u.port}/[a-z0-9_]+: .*password`))
+    assert.match(
+      badPassword.stderr,
+      new RegExp(`^dfk: Cannot open the store postgres://${u.hostname}:${u.port}/[a-z0-9_]+: .*password`)
+    )
     assert.notInclude(badPassword.stderr, wrong.password)
     assert.strictEqual(badDb.code, 1)
     assert.include(badDb.stderr, `dfk: Cannot open the store postgres://${u.hostname}:${u.port}/no_such_db: `)

@@ -37,9 +37,14 @@ const run = (script: ReadonlyArray<string>, args: ReadonlyArray<string>): Promis
   new Promise((resolve) => {
     const env = { ...process.env }
     for (const key of Object.keys(env)) if (key.startsWith("DEMO_") || key.startsWith("DFK_")) delete env[key]
-    execFile(runner, [...script, ...args], { cwd: root, env, encoding: "utf8", maxBuffer: 16 << 20 }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : -1, stdout, stderr })
-    })
+    execFile(
+      runner,
+      [...script, ...args],
+      { cwd: root, env, encoding: "utf8", maxBuffer: 16 << 20 },
+      (error, stdout, stderr) => {
+        resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : -1, stdout, stderr })
+      }
+    )
   })
 
 /** `npm run demo -- <the small size> args…`. */
@@ -59,12 +64,16 @@ interface Summary {
 
 const parse = (run: Run): Summary => {
   assert.strictEqual(run.code, 0, `the demo failed:\n${run.stdout}\n${run.stderr}`)
-  const done = /^Done: (\d+) tasks, (\d+) results from checkpoint, (\d+) computed now, in [\d.]+ s(.*)\.$/m.exec(run.stdout)
+  const done = /^Done: (\d+) tasks, (\d+) results from checkpoint, (\d+) computed now, in [\d.]+ s(.*)\.$/m.exec(
+    run.stdout
+  )
   const digest = /^results digest: ([0-9a-f]{16})$/m.exec(run.stdout)
   assert.isNotNull(done, `no Done line in:\n${run.stdout}`)
   assert.isNotNull(digest, `no digest line in:\n${run.stdout}`)
   const workers = /; \d+ workers? ran ([\d + ]+) bodies/.exec(done![4]!)
-  const steps = [...run.stdout.matchAll(/^step \d+\/\d+ done: (.+) \((?:computed in [\d,]+ ms, worker (\d+)|(from checkpoint))\)$/gm)]
+  const steps = [
+    ...run.stdout.matchAll(/^step \d+\/\d+ done: (.+) \((?:computed in [\d,]+ ms, worker (\d+)|(from checkpoint))\)$/gm)
+  ]
   return {
     tasks: Number(done![1]),
     fromCheckpoint: Number(done![2]),
@@ -91,7 +100,8 @@ const assertEveryBodyOnce = (s: Summary, workers: number) => {
 let work = ""
 /** The digest of a run of the same tasks in one process, on the JSON Lines files. */
 let reference: Promise<string> | undefined
-const referenceDigest = () => (reference ??= runDemo(["--run-dir", path.join(work, "files")]).then((r) => parse(r).digest))
+const referenceDigest =
+  () => (reference ??= runDemo(["--run-dir", path.join(work, "files")]).then((r) => parse(r).digest))
 
 beforeAll(() => {
   work = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-demo-sql-"))
@@ -101,56 +111,80 @@ afterAll(() => {
 })
 
 describe.skipIf(!sqliteAvailable)(sqliteSuite("Demo --workers on SQLite (<run-dir>/dfk.db)"), () => {
-  it("--workers 2 and --workers 1: the digest of one process; every body runs once in all; a rerun computes nothing", async () => {
-    const two = path.join(work, "two")
-    const one = path.join(work, "one")
-    const [first, single, digest] = await Promise.all([
-      runDemo(["--workers", "2", "--run-dir", two]),
-      runDemo(["--workers", "1", "--run-dir", one]),
-      referenceDigest()
-    ])
-    const a = parse(first)
-    assertEveryBodyOnce(a, 2)
-    assert.strictEqual(a.digest, digest)
-    assert.match(first.stdout, /^effect-dfk demo: 12 tasks \(scale 0\.5\), 2 worker processes, one task at a time each, sharing the store sqlite:.*two\/dfk\.db$/m)
-    assert.isTrue(fs.existsSync(path.join(two, "dfk.db")))
-    // No run folders: the runs live in the store.
-    assert.deepStrictEqual(fs.readdirSync(two).filter((f) => /^\d+$/.test(f)), [])
-    const b = parse(single)
-    assertEveryBodyOnce(b, 1)
-    assert.strictEqual(b.digest, digest)
+  it(
+    "--workers 2 and --workers 1: the digest of one process; every body runs once in all; a rerun computes nothing",
+    async () => {
+      const two = path.join(work, "two")
+      const one = path.join(work, "one")
+      const [first, single, digest] = await Promise.all([
+        runDemo(["--workers", "2", "--run-dir", two]),
+        runDemo(["--workers", "1", "--run-dir", one]),
+        referenceDigest()
+      ])
+      const a = parse(first)
+      assertEveryBodyOnce(a, 2)
+      assert.strictEqual(a.digest, digest)
+      assert.match(
+        first.stdout,
+        /^effect-dfk demo: 12 tasks \(scale 0\.5\), 2 worker processes, one task at a time each, sharing the store sqlite:.*two\/dfk\.db$/m
+      )
+      assert.isTrue(fs.existsSync(path.join(two, "dfk.db")))
+      // No run folders: the runs live in the store.
+      assert.deepStrictEqual(fs.readdirSync(two).filter((f) => /^\d+$/.test(f)), [])
+      const b = parse(single)
+      assertEveryBodyOnce(b, 1)
+      assert.strictEqual(b.digest, digest)
 
-    const again = parse(await runDemo(["--workers", "2", "--run-dir", two]))
-    assert.deepStrictEqual([again.tasks, again.fromCheckpoint, again.computed], [TASKS, TASKS, 0])
-    assert.deepStrictEqual(again.bodies, [0, 0])
-    assert.strictEqual(again.fromCheckpointSteps, TASKS)
-    assert.strictEqual(again.digest, digest)
-  }, 180_000)
+      const again = parse(await runDemo(["--workers", "2", "--run-dir", two]))
+      assert.deepStrictEqual([again.tasks, again.fromCheckpoint, again.computed], [TASKS, TASKS, 0])
+      assert.deepStrictEqual(again.bodies, [0, 0])
+      assert.strictEqual(again.fromCheckpointSteps, TASKS)
+      assert.strictEqual(again.digest, digest)
+    },
+    180_000
+  )
 
-  it("--store sqlite:PATH without --workers: one process on that store, the same digest, resumed by --workers 2", async () => {
-    const file = path.join(work, "shared.db")
-    const inProcess = await runDemo(["--store", `sqlite:${file}`, "--run-dir", "shared"])
-    const s = parse(inProcess)
-    assert.deepStrictEqual([s.tasks, s.fromCheckpoint, s.computed], [TASKS, 0, TASKS])
-    assert.strictEqual(s.digest, await referenceDigest())
-    assert.match(inProcess.stdout, new RegExp(`^checkpoint: shared/000/checkpoint in the store sqlite:${file}$`, "m"))
-    const resumed = parse(await runDemo(["--workers", "2", "--store", `sqlite:${file}`, "--run-dir", "shared"]))
-    assert.deepStrictEqual([resumed.fromCheckpoint, resumed.computed], [TASKS, 0])
-    assert.strictEqual(resumed.digest, s.digest)
-  }, 180_000)
+  it(
+    "--store sqlite:PATH without --workers: one process on that store, the same digest, resumed by --workers 2",
+    async () => {
+      const file = path.join(work, "shared.db")
+      const inProcess = await runDemo(["--store", `sqlite:${file}`, "--run-dir", "shared"])
+      const s = parse(inProcess)
+      assert.deepStrictEqual([s.tasks, s.fromCheckpoint, s.computed], [TASKS, 0, TASKS])
+      assert.strictEqual(s.digest, await referenceDigest())
+      assert.match(inProcess.stdout, new RegExp(`^checkpoint: shared/000/checkpoint in the store sqlite:${file}$`, "m"))
+      const resumed = parse(await runDemo(["--workers", "2", "--store", `sqlite:${file}`, "--run-dir", "shared"]))
+      assert.deepStrictEqual([resumed.fromCheckpoint, resumed.computed], [TASKS, 0])
+      assert.strictEqual(resumed.digest, s.digest)
+    },
+    180_000
+  )
 })
 
 describe.skipIf(!sqliteAvailable)(sqliteSuite("dfk demo --workers"), () => {
-  it("dfk --store sqlite:NEW demo --workers 2: makes the store; its workers are dfk demo processes; same digest, bodies once", async () => {
-    const dir = path.join(work, "dfk")
-    fs.mkdirSync(dir)
-    const file = path.join(dir, "dfk.db")
-    const r = await run([path.join(root, "cli", "main.ts")], ["--store", `sqlite:${file}`, "demo", ...ARGS, "--workers", "2", "--run-dir", dir])
-    const s = parse(r)
-    assertEveryBodyOnce(s, 2)
-    assert.strictEqual(s.digest, await referenceDigest())
-    assert.isTrue(fs.existsSync(file))
-  }, 180_000)
+  it(
+    "dfk --store sqlite:NEW demo --workers 2: makes the store; its workers are dfk demo processes; same digest, bodies once",
+    async () => {
+      const dir = path.join(work, "dfk")
+      fs.mkdirSync(dir)
+      const file = path.join(dir, "dfk.db")
+      const r = await run([path.join(root, "cli", "main.ts")], [
+        "--store",
+        `sqlite:${file}`,
+        "demo",
+        ...ARGS,
+        "--workers",
+        "2",
+        "--run-dir",
+        dir
+      ])
+      const s = parse(r)
+      assertEveryBodyOnce(s, 2)
+      assert.strictEqual(s.digest, await referenceDigest())
+      assert.isTrue(fs.existsSync(file))
+    },
+    180_000
+  )
 })
 
 describe.runIf(!sqliteAvailable)("Demo --workers where better-sqlite3 cannot load (Deno)", () => {
@@ -174,19 +208,26 @@ describe("Demo --workers on PostgreSQL (--store postgres://…)", () => {
     if (scope !== undefined) await Effect.runPromise(Scope.close(scope, Exit.void))
   })
 
-  it("--workers 2: the digest of one process, every body once in all, a rerun computes nothing; the password is never printed", async () => {
-    const [first, digest] = await Promise.all([runDemo(["--workers", "2", "--store", url, "--run-dir", "nightly"]), referenceDigest()])
-    const a = parse(first)
-    assertEveryBodyOnce(a, 2)
-    assert.strictEqual(a.digest, digest)
-    const u = new URL(url)
-    assert.include(first.stdout, `sharing the store postgres://${u.hostname}:${u.port}${u.pathname}`)
-    const again = await runDemo(["--workers", "2", "--store", url, "--run-dir", "nightly"])
-    const b = parse(again)
-    assert.deepStrictEqual([b.fromCheckpoint, b.computed, ...b.bodies], [TASKS, 0, 0, 0])
-    assert.strictEqual(b.digest, digest)
-    const password = decodeURIComponent(u.password)
-    assert.isAbove(password.length, 8)
-    for (const r of [first, again]) assert.notInclude(r.stdout + r.stderr, password)
-  }, 180_000)
+  it(
+    "--workers 2: the digest of one process, every body once in all, a rerun computes nothing; the password is never printed",
+    async () => {
+      const [first, digest] = await Promise.all([
+        runDemo(["--workers", "2", "--store", url, "--run-dir", "nightly"]),
+        referenceDigest()
+      ])
+      const a = parse(first)
+      assertEveryBodyOnce(a, 2)
+      assert.strictEqual(a.digest, digest)
+      const u = new URL(url)
+      assert.include(first.stdout, `sharing the store postgres://${u.hostname}:${u.port}${u.pathname}`)
+      const again = await runDemo(["--workers", "2", "--store", url, "--run-dir", "nightly"])
+      const b = parse(again)
+      assert.deepStrictEqual([b.fromCheckpoint, b.computed, ...b.bodies], [TASKS, 0, 0, 0])
+      assert.strictEqual(b.digest, digest)
+      const password = decodeURIComponent(u.password)
+      assert.isAbove(password.length, 8)
+      for (const r of [first, again]) assert.notInclude(r.stdout + r.stderr, password)
+    },
+    180_000
+  )
 })

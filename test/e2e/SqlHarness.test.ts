@@ -4,10 +4,10 @@
  * on PostgreSQL, LISTEN/NOTIFY and session advisory locks on reserved connections behave as the
  * SQL store will rely on.
  */
-import { assert, describe, layer } from "@effect/vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
 import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
 import * as SqlClient from "@effect/sql/SqlClient"
+import { assert, describe, layer } from "@effect/vitest"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -134,9 +134,12 @@ describe("SqlHarness: PostgreSQL", () => {
 // Skipped only where better-sqlite3 cannot load (Deno: it is a nan addon, Deno loads only
 // Node-API addons); under Node these always run.
 describe.skipIf(!sqliteAvailable)(sqliteSuite("SqlHarness: SQLite"), () => {
-  layer(Layer.unwrapScoped(Effect.map(sqliteFile, (file) => Layer.merge(sqliteLayer(file), Layer.succeed(File, file)))), {
-    excludeTestServices: true
-  })((it) => {
+  layer(
+    Layer.unwrapScoped(Effect.map(sqliteFile, (file) => Layer.merge(sqliteLayer(file), Layer.succeed(File, file)))),
+    {
+      excludeTestServices: true
+    }
+  )((it) => {
     it.effect("a temporary file; parameters round-trip; a second client on the file sees the rows", () =>
       Effect.gen(function*() {
         const sql = yield* SqliteClient.SqliteClient

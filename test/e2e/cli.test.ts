@@ -11,8 +11,10 @@
  * tsx every start costs about 3 s of CPU (its loader hooks each of the ~1000 modules), the
  * bundle about 0.3 s. A few calls go through `tsx cli/main.ts`, as `npm run dfk` does.
  */
-import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as NodeContext from "@effect/platform-node/NodeContext"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import { App, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, Memo } from "effect-dfk"
+import type { CheckpointEntry, DfkConfig } from "effect-dfk"
 import * as Console from "effect/Console"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -26,8 +28,6 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { App, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, Memo } from "effect-dfk"
-import type { CheckpointEntry, DfkConfig } from "effect-dfk"
 import { colorAllowed, plainConsole } from "../../cli/common.ts"
 
 const repo = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
@@ -120,7 +120,10 @@ const makeRuns = async (root: string) => {
     { runDir: root, checkpointMode: "task_exit" },
     Effect.all([double({ x: 1 }), double({ x: 2 }), double({ x: 3, sleepMs: 5 }), greet({ name: "ada", lang: "en" })])
   )
-  await runKernel({ runDir: root, checkpointMode: "task_exit" }, Effect.all([doubleChanged({ x: 1 }), doubleChanged({ x: 4 })]))
+  await runKernel(
+    { runDir: root, checkpointMode: "task_exit" },
+    Effect.all([doubleChanged({ x: 1 }), doubleChanged({ x: 4 })])
+  )
   await runKernel({ runDir: root }, double({ x: 5 }))
 }
 
@@ -232,7 +235,9 @@ describe("dfk", () => {
 
     assert.strictEqual(json.code, 0, json.stderr)
     assert.deepStrictEqual(JSON.parse(json.stdout), stored.map(({ v: _v, ...e }) => e))
-    assert.deepStrictEqual(JSON.parse(viaRunDir.stdout).map((e: any) => [e.input, e.result]), [[{ x: 1 }, 10], [{ x: 4 }, 40]])
+    assert.deepStrictEqual(JSON.parse(viaRunDir.stdout).map((e: any) => [e.input, e.result]), [[{ x: 1 }, 10], [{
+      x: 4
+    }, 40]])
 
     assertUsageError(missing, "does not exist")
     assertUsageError(notCheckpoint, "holds no checkpoint")
@@ -255,8 +260,21 @@ describe("dfk", () => {
       ["explain", root, "--input", "{}"],
       ["explain", path.join(root, "000", "checkpoint"), "--app", "double", "--input", "{\"x\":1}"]
     ]
-    const [hit, changed, version, versionHit, lang, missingKey, extra, ignored, unknownApp, badJson, badDir, noApp, single] =
-      await dfkAll(calls)
+    const [
+      hit,
+      changed,
+      version,
+      versionHit,
+      lang,
+      missingKey,
+      extra,
+      ignored,
+      unknownApp,
+      badJson,
+      badDir,
+      noApp,
+      single
+    ] = await dfkAll(calls)
 
     const key = await Effect.runPromise(Memo.key({ name: "double", input: { x: 1 } }))
     assert.strictEqual(hit.code, 0, hit.stdout + hit.stderr)
@@ -332,7 +350,9 @@ describe("dfk", () => {
     )
     const results = await Effect.runPromise(
       Effect.all([1, 2, 3, 4].map((x) => counted({ x }))).pipe(
-        Effect.provide(Dfk.layer({ runDir: dir }).pipe(Layer.provide(CheckpointFiles.last(dir)), Layer.provide(NodeContext.layer))),
+        Effect.provide(
+          Dfk.layer({ runDir: dir }).pipe(Layer.provide(CheckpointFiles.last(dir)), Layer.provide(NodeContext.layer))
+        ),
         Effect.provide(NodeContext.layer)
       )
     )
@@ -365,7 +385,10 @@ describe("dfk", () => {
     // Line 2 is not JSON; line 4 has a hash that is not the key of its input.
     const tampered = JSON.parse(lines0[3]!)
     tampered.input = { name: "bob", lang: "en" }
-    fs.writeFileSync(file0, [lines0[0], "{\"v\":1,\"hash\":", lines0[1], JSON.stringify(tampered), lines0[2], ""].join("\n"))
+    fs.writeFileSync(
+      file0,
+      [lines0[0], "{\"v\":1,\"hash\":", lines0[1], JSON.stringify(tampered), lines0[2], ""].join("\n")
+    )
     // Run 001 ends with a torn line.
     fs.appendFileSync(file1, "{\"v\":1,\"hash\":\"ab")
 
@@ -499,16 +522,20 @@ describe("dfk", () => {
       )
       await Effect.runPromise(
         Effect.all([1, 2, 3, 4].map((x) => counted({ x }))).pipe(
-          Effect.provide(Dfk.layer({ runDir: path.join(tmp, "scratch") }).pipe(
-            Layer.provide(files),
-            Layer.provide(NodeContext.layer)
-          )),
+          Effect.provide(
+            Dfk.layer({ runDir: path.join(tmp, "scratch") }).pipe(
+              Layer.provide(files),
+              Layer.provide(NodeContext.layer)
+            )
+          ),
           Logger.withMinimumLogLevel(LogLevel.None)
         )
       )
       return ran
     }
-    const before = await bodiesRun(CheckpointFiles.layer([path.join(dir, "000", "checkpoint"), path.join(dir, "001", "checkpoint")]))
+    const before = await bodiesRun(
+      CheckpointFiles.layer([path.join(dir, "000", "checkpoint"), path.join(dir, "001", "checkpoint")])
+    )
     const after = await bodiesRun(CheckpointFiles.layer([target]))
     assert.deepStrictEqual(before, [2])
     assert.deepStrictEqual(after, before)
@@ -552,7 +579,10 @@ describe("dfk", () => {
     const appended = await dfk("repair", checkpoint)
     assert.strictEqual(appended.code, 0, appended.stderr)
     assert.include(appended.stdout, `Moved 1 line to ${bad}; 3 entries kept in ${file}`)
-    assert.strictEqual(fs.readFileSync(bad, "utf8"), [corrupt, JSON.stringify(tampered), torn, "not json", ""].join("\n"))
+    assert.strictEqual(
+      fs.readFileSync(bad, "utf8"),
+      [corrupt, JSON.stringify(tampered), torn, "not json", ""].join("\n")
+    )
     assert.strictEqual(fs.readFileSync(file, "utf8"), [lines0[0], lines0[1], lines0[2], ""].join("\n"))
 
     // A good checkpoint: nothing is written, no .bad file.
@@ -591,6 +621,7 @@ describe("dfk", () => {
     // Newline, ESC [31m, NUL, CSI (U+009B), RLO (U+202E), U+2028, BEL, DEL, an isolate, CR, tab.
     const nasty = "\n\u001b[31m\u0000\u009b\u202e\u2028\u0007\u007f\u2066\r\t"
     const argSafe = nasty.replace("\u0000", "") // a command line cannot hold NUL
+    // eslint-disable-next-line no-control-regex -- control characters are what it matches
     const raw = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/
     const line = async (e: Omit<CheckpointEntry, "hash">, hash?: string) =>
       JSON.stringify({
@@ -615,7 +646,8 @@ describe("dfk", () => {
     fs.mkdirSync(cp1, { recursive: true })
     fs.writeFileSync(
       path.join(cp0, "tasks.jsonl"),
-      [await line(red), await line(nul), await line(forged, "0".repeat(64)), "{\"v\":1,\"app\":\"\u001b[31m\u009b"].join("\n")
+      [await line(red), await line(nul), await line(forged, "0".repeat(64)), "{\"v\":1,\"app\":\"\u001b[31m\u009b"]
+        .join("\n")
     )
     // Run 001 is not loadable: its reason quotes the stored format version.
     fs.writeFileSync(path.join(cp1, "tasks.jsonl"), JSON.stringify({ v: "\u009b" + nasty, hash: "x" }) + "\n")
@@ -660,8 +692,22 @@ describe("dfk", () => {
       // Every message on stderr is one line.
       for (const l of r.stderr.split("\n")) if (l !== "") assert.match(l, /^(dfk|warn): /, `stderr of ${what}`)
     })
-    const [runs, runsJson, show, showJson, showApp, showBad, hit, miss, noApp, badDir, compacted, verified, repaired0, repaired1] =
-      results
+    const [
+      runs,
+      runsJson,
+      show,
+      showJson,
+      showApp,
+      showBad,
+      hit,
+      miss,
+      noApp,
+      badDir,
+      compacted,
+      verified,
+      repaired0,
+      repaired1
+    ] = results
 
     // Tables: a header and one line per row.
     assert.strictEqual(runs.code, 0, runs.stderr)
@@ -683,11 +729,14 @@ describe("dfk", () => {
     assert.deepStrictEqual(rows[0].apps, { [red.app]: 2, [nul.app]: 1 })
     assert.include(rows[1].error, "unsupported entry format version \"\u009b\\n\\u001b[31m\\u0000\u009b\u202e")
     assert.strictEqual(showJson.code, 0, showJson.stderr)
-    assert.deepStrictEqual(JSON.parse(showJson.stdout).map((e: any) => [e.app, e.version, e.input, e.result, e.time]), [
-      red,
-      nul,
-      forged
-    ].map((e) => [e.app, e.version, e.input, e.result, e.time]))
+    assert.deepStrictEqual(
+      JSON.parse(showJson.stdout).map((e: any) => [e.app, e.version, e.input, e.result, e.time]),
+      [
+        red,
+        nul,
+        forged
+      ].map((e) => [e.app, e.version, e.input, e.result, e.time])
+    )
 
     assertUsageError(showBad, "unsupported entry format version", 1)
     assert.strictEqual(hit.code, 0, hit.stdout + hit.stderr)

@@ -54,7 +54,9 @@ const STEP = /^step (\d+)\/(\d+) done: (.+) \((computed in [\d,]+ ms|from checkp
 const parseSteps = (stdout: string): Array<Step> =>
   stdout.split("\n").flatMap((line) => {
     const m = STEP.exec(line)
-    return m === null ? [] : [{ n: Number(m[1]), total: Number(m[2]), task: m[3]!, computed: m[4] !== "from checkpoint" }]
+    return m === null
+      ? []
+      : [{ n: Number(m[1]), total: Number(m[2]), task: m[3]!, computed: m[4] !== "from checkpoint" }]
   })
 
 const parseSummary = (stdout: string): Summary => {
@@ -111,11 +113,10 @@ const checkpointLines = (runDir: string, run: string): Array<{ app: string }> =>
 
 // One uninterrupted run from scratch, shared by both tests as the reference.
 let reference: Promise<{ runDir: string; run: Run }> | undefined
-const firstRun = () =>
-  (reference ??= (async () => {
-    const runDir = tmpDir()
-    return { runDir, run: await runToEnd(runDir) }
-  })())
+const firstRun = () => (reference ??= (async () => {
+  const runDir = tmpDir()
+  return { runDir, run: await runToEnd(runDir) }
+})())
 
 describe("Demo", () => {
   it("a second run serves every result from the checkpoint and executes nothing", async () => {

@@ -11,7 +11,10 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..")
-const sources = ["mod.ts", ...fs.readdirSync(path.join(root, "src")).filter((f) => f.endsWith(".ts")).map((f) => `src/${f}`)]
+const sources = [
+  "mod.ts",
+  ...fs.readdirSync(path.join(root, "src")).filter((f) => f.endsWith(".ts")).map((f) => `src/${f}`)
+]
 
 interface Example {
   readonly source: string
@@ -21,7 +24,9 @@ interface Example {
 
 const examples: Array<Example> = sources.flatMap((source) => {
   const text = fs.readFileSync(path.join(root, source), "utf8")
-  return [...text.matchAll(/@example ([^\n]*)\n((?:\s*\*[^\n]*\n)*?)\s*\*\s*```ts\n([\s\S]*?)\n\s*\*\s*```/g)].map((m) => ({
+  return [...text.matchAll(/@example ([^\n]*)\n((?:\s*\*[^\n]*\n)*?)\s*\*\s*```ts\n([\s\S]*?)\n\s*\*\s*```/g)].map((
+    m
+  ) => ({
     source,
     title: m[1]!.trim(),
     code: m[3]!.split("\n").map((line) => line.replace(/^\s*\* ?/, "")).join("\n")

@@ -303,10 +303,24 @@ describe("the npm package", () => {
       ...Object.fromEntries(sqlPackages.map((name) => [name, rootDev[name]])),
       "effect": "^3.22.4"
     })
-    assert.deepStrictEqual(builtPackage.peerDependenciesMeta, Object.fromEntries(sqlPackages.map((name) => [name, { optional: true }])))
+    assert.deepStrictEqual(
+      builtPackage.peerDependenciesMeta,
+      Object.fromEntries(sqlPackages.map((name) => [name, { optional: true }]))
+    )
     for (const name of sqlPackages) assert.notProperty(builtPackage.dependencies ?? {}, name)
 
-    for (const file of ["package.json", "LICENSE", "mod.js", "mod.d.ts", "sql.js", "sql.d.ts", "src/Dfk.js", "src/Dfk.d.ts"]) {
+    for (
+      const file of [
+        "package.json",
+        "LICENSE",
+        "mod.js",
+        "mod.d.ts",
+        "sql.js",
+        "sql.d.ts",
+        "src/Dfk.js",
+        "src/Dfk.d.ts"
+      ]
+    ) {
       assert.include(tarballFiles, file)
     }
     assert.strictEqual(tarballFiles.includes("README.md"), fs.existsSync(path.join(repo, "README.md")))
@@ -318,7 +332,10 @@ describe("the npm package", () => {
     // The declarations describe the public API only: none under src/internal/ or cli/, and no
     // public one refers to an internal module.
     const declarations = tarballFiles.filter((file) => file.endsWith(".d.ts"))
-    assert.deepStrictEqual(declarations.filter((file) => file.startsWith("src/internal/") || file.startsWith("cli/")), [])
+    assert.deepStrictEqual(
+      declarations.filter((file) => file.startsWith("src/internal/") || file.startsWith("cli/")),
+      []
+    )
     assert.isAbove(declarations.length, 5)
     for (const file of declarations) {
       assert.notInclude(fs.readFileSync(path.join(packageDir, file), "utf8"), "internal/", file)
@@ -383,27 +400,31 @@ describe("the npm package", () => {
     assert.include(help.stdout, "dfk")
   }, 120_000)
 
-  it("effect-dfk/sql loads with @effect/sql; dfk --store names a missing client and never prints the URL's password", async () => {
-    fs.writeFileSync(
-      path.join(project, "sql.mjs"),
-      `import { SqlStore } from "effect-dfk/sql"\nconsole.log(typeof SqlStore.layer, typeof SqlStore.make)\n`
-    )
-    const loaded = await runOk(process.execPath, ["sql.mjs"], project)
-    assert.strictEqual(loaded.stdout.trim(), "function function")
-    if (!fs.existsSync(path.join(repo, "cli", "main.ts"))) return
-    const bin = path.join(project, "node_modules", ".bin", "dfk")
-    const sqlite = await run(bin, ["--store", "sqlite:dfk.db", "runs"], project)
-    assert.strictEqual(sqlite.code, 1, sqlite.stdout + sqlite.stderr)
-    assert.strictEqual(
-      sqlite.stderr.trim(),
-      "dfk: --store sqlite: needs @effect/sql-sqlite-node: npm install @effect/sql-sqlite-node"
-    )
-    // @effect/sql-pg is installed: it is imported, and the connection (to a closed port) fails.
-    const pg = await run(bin, ["runs", "nightly", "--store", "postgres://dfk:s3cret-pw@127.0.0.1:9/nightly"], project)
-    assert.strictEqual(pg.code, 1, pg.stdout + pg.stderr)
-    assert.include(pg.stderr, "dfk: Cannot open the store postgres://127.0.0.1:9/nightly: ")
-    assert.notInclude(pg.stdout + pg.stderr, "s3cret")
-  }, 120_000)
+  it(
+    "effect-dfk/sql loads with @effect/sql; dfk --store names a missing client and never prints the URL's password",
+    async () => {
+      fs.writeFileSync(
+        path.join(project, "sql.mjs"),
+        `import { SqlStore } from "effect-dfk/sql"\nconsole.log(typeof SqlStore.layer, typeof SqlStore.make)\n`
+      )
+      const loaded = await runOk(process.execPath, ["sql.mjs"], project)
+      assert.strictEqual(loaded.stdout.trim(), "function function")
+      if (!fs.existsSync(path.join(repo, "cli", "main.ts"))) return
+      const bin = path.join(project, "node_modules", ".bin", "dfk")
+      const sqlite = await run(bin, ["--store", "sqlite:dfk.db", "runs"], project)
+      assert.strictEqual(sqlite.code, 1, sqlite.stdout + sqlite.stderr)
+      assert.strictEqual(
+        sqlite.stderr.trim(),
+        "dfk: --store sqlite: needs @effect/sql-sqlite-node: npm install @effect/sql-sqlite-node"
+      )
+      // @effect/sql-pg is installed: it is imported, and the connection (to a closed port) fails.
+      const pg = await run(bin, ["runs", "nightly", "--store", "postgres://dfk:s3cret-pw@127.0.0.1:9/nightly"], project)
+      assert.strictEqual(pg.code, 1, pg.stdout + pg.stderr)
+      assert.include(pg.stderr, "dfk: Cannot open the store postgres://127.0.0.1:9/nightly: ")
+      assert.notInclude(pg.stdout + pg.stderr, "s3cret")
+    },
+    120_000
+  )
 
   it("type-checks consumer code against the built declarations", async () => {
     const compilerOptions = {

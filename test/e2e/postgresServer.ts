@@ -84,7 +84,14 @@ const postgresUser = (): { readonly uid: number; readonly gid: number } | undefi
   try {
     return { uid: id("-u"), gid: id("-g") }
   } catch {
-    execFileSync("useradd", ["--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"])
+    execFileSync("useradd", [
+      "--system",
+      "--user-group",
+      "--no-create-home",
+      "--shell",
+      "/usr/sbin/nologin",
+      "postgres"
+    ])
     return { uid: id("-u"), gid: id("-g") }
   }
 }

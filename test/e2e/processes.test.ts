@@ -40,7 +40,11 @@ describe("concurrency", () => {
       return { dir: dir!, inputs: list!.split(",").map(Number) }
     })
     assert.strictEqual(runs.length, 2 * ROUNDS)
-    assert.strictEqual(new Set(runs.map((r) => r.dir)).size, runs.length, `a run dir was shared: ${runs.map((r) => r.dir)}`)
+    assert.strictEqual(
+      new Set(runs.map((r) => r.dir)).size,
+      runs.length,
+      `a run dir was shared: ${runs.map((r) => r.dir)}`
+    )
     const onDisk = fs.readdirSync(runDir).sort()
     assert.deepStrictEqual(onDisk, runs.map((r) => path.basename(r.dir)).sort())
     for (const run of runs) {

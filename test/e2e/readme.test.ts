@@ -13,11 +13,18 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", ".
 const readme = fs.readFileSync(path.join(root, "README.md"), "utf8")
 const snippets = [...readme.matchAll(/```ts\n([\s\S]*?)```/g)].map((m) => m[1]!)
 const tsx = path.join(root, "node_modules", ".bin", "tsx")
-const blocks = (lang: string) => [...readme.matchAll(new RegExp("```" + lang + "\\n([\\s\\S]*?)```", "g"))].map((m) => m[1]!)
+const blocks = (lang: string) =>
+  [...readme.matchAll(new RegExp("```" + lang + "\\n([\\s\\S]*?)```", "g"))].map((m) => m[1]!)
 
 /** Runs a TypeScript file with tsx in `cwd`; returns stdout and stderr together. */
 const runTs = (file: string, cwd: string) =>
-  execFileSync(tsx, [file], { cwd, encoding: "utf8", timeout: 120_000, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } })
+  execFileSync(tsx, [file], {
+    cwd,
+    encoding: "utf8",
+    timeout: 120_000,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, NO_COLOR: "1" }
+  })
 
 const inTempDir = <A>(f: (dir: string) => A): A => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-readme-"))
@@ -43,7 +50,9 @@ describe("README", () => {
       assert.notInclude(first, "Loaded")
       assert.include(second, "Loaded 5 results from 1 checkpoint")
       assert.include(second, "checkpointed to runinfo/001/checkpoint")
-      const lines = fs.readFileSync(path.join(cwd, "runinfo", "001", "checkpoint", "tasks.jsonl"), "utf8").trim().split("\n")
+      const lines = fs.readFileSync(path.join(cwd, "runinfo", "001", "checkpoint", "tasks.jsonl"), "utf8").trim().split(
+        "\n"
+      )
       assert.deepStrictEqual(lines.map((l) => JSON.parse(l).result).sort(), [0, 2, 4, 6, 8])
     })
   }, 240_000)
@@ -63,7 +72,9 @@ describe("README", () => {
   it("names only npm scripts and deno tasks that exist, and deno task check passes", () => {
     const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8"))
     const deno = JSON.parse(fs.readFileSync(path.join(root, "deno.json"), "utf8"))
-    const commands = blocks("sh").flatMap((b) => b.split("\n")).map((l) => l.replace(/#.*/, "").trim()).filter((l) => l !== "")
+    const commands = blocks("sh").flatMap((b) => b.split("\n")).map((l) => l.replace(/#.*/, "").trim()).filter((l) =>
+      l !== ""
+    )
     assert.isAtLeast(commands.length, 4)
     for (const command of commands) {
       for (const part of command.split("&&").map((p) => p.trim())) {

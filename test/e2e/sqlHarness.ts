@@ -63,7 +63,9 @@ export const withDatabase = (url: string, database: string): string => {
 
 const admin = (): Layer.Layer<PgClient.PgClient, SqlError> =>
   Layer.unwrapEffect(
-    Effect.sync(() => PgClient.layer({ url: Redacted.make(pgUrl()), maxConnections: 1, applicationName: "dfk-test-admin" }))
+    Effect.sync(() =>
+      PgClient.layer({ url: Redacted.make(pgUrl()), maxConnections: 1, applicationName: "dfk-test-admin" })
+    )
   )
 
 /**

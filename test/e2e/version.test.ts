@@ -17,7 +17,10 @@ describe("version", () => {
     assert.isString(version)
     assert.match(version as string, /^\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$/)
     assert.strictEqual(readJson("deno.json").version, version, "deno.json's version is package.json's")
-    const out = execFileSync(path.join(root, "node_modules", ".bin", "tsx"), [path.join(root, "cli", "main.ts"), "--version"], {
+    const out = execFileSync(path.join(root, "node_modules", ".bin", "tsx"), [
+      path.join(root, "cli", "main.ts"),
+      "--version"
+    ], {
       cwd: root,
       encoding: "utf8",
       env: { ...process.env, NO_COLOR: "1" }

@@ -12,12 +12,12 @@
  * whose `get` loses the acquired resource when interrupted right after acquiring it: see
  * Effect-TS/effect#8390). `dfk` also exits once its command is done.
  */
-import { assert, describe, it } from "@effect/vitest"
 import * as PgClient from "@effect/sql-pg/PgClient"
+import { assert, describe, it } from "@effect/vitest"
+import { SqlStore } from "effect-dfk/sql"
 import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import { randomBytes } from "node:crypto"
-import { SqlStore } from "effect-dfk/sql"
 import { pgDatabase } from "../e2e/sqlHarness.ts"
 
 describe("SqlStore on PostgreSQL, closed at once", () => {
@@ -33,8 +33,12 @@ describe("SqlStore on PostgreSQL, closed at once", () => {
       }
       const admin = PgClient.layer({ url: Redacted.make(url), applicationName: "dfk-listen-admin" })
       const sessions = Effect.flatMap(PgClient.PgClient, (sql) =>
-        sql<{ readonly n: number | string }>`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = ${applicationName}`
-      ).pipe(Effect.map((rows) => Number(rows[0]!.n)), Effect.provide(admin))
+        sql<
+          { readonly n: number | string }
+        >`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = ${applicationName}`).pipe(
+          Effect.map((rows) => Number(rows[0]!.n)),
+          Effect.provide(admin)
+        )
       // Give closing connections time to go.
       let open = yield* sessions
       for (let i = 0; i < 20 && open > 0; i++) {
@@ -42,6 +46,5 @@ describe("SqlStore on PostgreSQL, closed at once", () => {
         open = yield* sessions
       }
       assert.strictEqual(open, 0, `${open} session(s) of closed stores still open after 2 s`)
-    }))
-  )
+    })))
 })

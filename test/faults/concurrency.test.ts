@@ -68,7 +68,12 @@ describe("concurrency", () => {
       const { checkpointDir, dirs, results, stats } = yield* Effect.gen(function*() {
         // Watch the counters while the run goes on.
         const sampler = yield* Effect.fork(
-          Effect.forever(Effect.zipRight(Effect.flatMap(Dfk.detailedStats, (s) => Effect.sync(() => samples.push(s))), Effect.sleep(2)))
+          Effect.forever(
+            Effect.zipRight(
+              Effect.flatMap(Dfk.detailedStats, (s) => Effect.sync(() => samples.push(s))),
+              Effect.sleep(2)
+            )
+          )
         )
         const [results, dirs] = yield* Effect.all([
           Effect.forEach(order, (x, i) => square({ x, delay: delays[i]! }), { concurrency: 256 }),

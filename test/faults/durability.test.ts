@@ -1,11 +1,11 @@
-import { assert, describe, it } from "@effect/vitest"
 import * as FileSystem from "@effect/platform/FileSystem"
+import { assert, describe, it } from "@effect/vitest"
+import { App, CheckpointFiles, Dfk } from "effect-dfk"
+import type { Durability } from "effect-dfk"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as path from "node:path"
-import { App, CheckpointFiles, Dfk } from "effect-dfk"
-import type { Durability } from "effect-dfk"
 import { checkpointEntries, platform, tmpDir } from "../util.ts"
 
 /** The platform's FileSystem, recording the path of every `sync` of an open file. */

@@ -148,7 +148,10 @@ const badCheckpointOf = (loaded: Loaded, maxLine: number): BadCheckpoint | undef
   assert.instanceOf(error, BadCheckpoint, `loading failed with something else than BadCheckpoint: ${String(error)}`)
   assert.strictEqual(error._tag, "BadCheckpoint")
   assert.strictEqual(error.path, file)
-  assert.isTrue(Number.isInteger(error.line) && error.line >= 1 && error.line <= maxLine, `line ${error.line} of ${maxLine}`)
+  assert.isTrue(
+    Number.isInteger(error.line) && error.line >= 1 && error.line <= maxLine,
+    `line ${error.line} of ${maxLine}`
+  )
   assert.isString(error.reason)
   assert.isAbove(error.reason.length, 0)
   return error
@@ -260,7 +263,9 @@ const wrongShapeArb: fc.Arbitrary<string> = fc.oneof(
 const unknownVersionArb: fc.Arbitrary<string> = fc.tuple(
   entryArb,
   fc.oneof(jsonArb.filter((v) => v !== 1), fc.constantFrom(2, 0, -1, 1.5, "1", null, true, [1], { v: 1 }))
-).map(([e, v]) => JSON.stringify({ v, hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time }))
+).map(([e, v]) =>
+  JSON.stringify({ v, hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time })
+)
 
 /** A proper prefix of a valid line (a write cut short). */
 const truncatedLineArb: fc.Arbitrary<string> = fc.tuple(entryArb, fc.double({ min: 0, max: 1, noNaN: true })).map(
@@ -344,7 +349,9 @@ describe("hostile checkpoint files", () => {
         const loaded = await loadWithStore(bytes)
         const bad = badCheckpointOf(loaded, lines)
         if (bad === undefined) {
-          for (const e of entriesOf(loaded)) assert.isTrue(isEntry(e), `a bad entry was handed over: ${JSON.stringify(e)}`)
+          for (const e of entriesOf(loaded)) {
+            assert.isTrue(isEntry(e), `a bad entry was handed over: ${JSON.stringify(e)}`)
+          }
         }
       }),
       { numRuns: 300 }
@@ -430,8 +437,9 @@ describe("hostile checkpoint files", () => {
         fc.option(hostileObjectArb, { nil: undefined }),
         fc.boolean(),
         async (e, input, result, top, topFirst) => {
-          const fields =
-            `"v":1,"hash":"${e.hash}","app":${JSON.stringify(e.app)},"version":null,"input":${input},"result":${result},"time":"${e.time}"`
+          const fields = `"v":1,"hash":"${e.hash}","app":${
+            JSON.stringify(e.app)
+          },"version":null,"input":${input},"result":${result},"time":"${e.time}"`
           const extra = top === undefined ? "" : `"__proto__":${top},"constructor":${top}`
           const line = "{" + (extra === "" ? fields : topFirst ? `${extra},${fields}` : `${fields},${extra}`) + "}"
           const loaded = await loadWithStore(line + "\n")

@@ -15,10 +15,12 @@
  * Everything goes through the public API; the faults come from a wrapped `NodeFileSystem`
  * (as in write-failures.test.ts: the tests may run as root, who ignores permissions).
  */
-import { SystemError } from "@effect/platform/Error"
-import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
+import { SystemError } from "@effect/platform/Error"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import { assert, describe, it } from "@effect/vitest"
+import { App, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, Memo } from "effect-dfk"
+import type { CheckpointError, CheckpointMode, CheckpointStoreService, DfkConfig, DfkStats } from "effect-dfk"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -33,8 +35,6 @@ import { spawn } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { App, CheckpointFiles, CheckpointStore, Dfk, getAllCheckpoints, Memo } from "effect-dfk"
-import type { CheckpointError, CheckpointMode, CheckpointStoreService, DfkConfig, DfkStats } from "effect-dfk"
 import { nodeBin } from "../fixtures/child.ts"
 import { captureLogs, eventually, interceptedFileSystem, platform, tmpDir, withKernel } from "../util.ts"
 
@@ -175,7 +175,9 @@ const triple = App.make(
 
 /** A kernel over the real platform with a given store. */
 const withStore = (config: DfkConfig, store: CheckpointStoreService, files = CheckpointFiles.none) =>
-  Effect.provide(Layer.provide(Dfk.layer(config), Layer.mergeAll(files, Layer.succeed(CheckpointStore, store), platform)))
+  Effect.provide(
+    Layer.provide(Dfk.layer(config), Layer.mergeAll(files, Layer.succeed(CheckpointStore, store), platform))
+  )
 
 // ---------------------------------------------------------------------------------------
 
@@ -199,10 +201,14 @@ describe("faulty file systems", () => {
           // (a pass in every mode) and, in periodic mode, a periodic one as the clock moves.
           for (let round = 0; round < 15; round++) {
             yield* Effect.all([
-              Effect.forEach(range(round * 20, round * 20 + 20), (x) => Effect.zipRight(yields(Math.floor(next() * 5)), triple(x)), {
-                concurrency: "unbounded",
-                discard: true
-              }),
+              Effect.forEach(
+                range(round * 20, round * 20 + 20),
+                (x) => Effect.zipRight(yields(Math.floor(next() * 5)), triple(x)),
+                {
+                  concurrency: "unbounded",
+                  discard: true
+                }
+              ),
               Effect.zipRight(yields(Math.floor(next() * 5)), Effect.either(Dfk.checkpoint)),
               mode === "periodic" ? TestClock.adjust("1 second") : Effect.void
             ], { concurrency: "unbounded", discard: true })
@@ -241,11 +247,16 @@ describe("interruption and misbehaving bodies", () => {
           { name: "not_an_effect", input: Schema.Number, output: Schema.Number, cache: true },
           ((x: number) => (runs++, x * 2)) as unknown as (x: number) => Effect.Effect<number>
         )
-        const { value } = yield* withKernel({ ...config, checkpointMode: "task_exit" }, Effect.gen(function*() {
-          const exits = yield* Effect.all([notAnEffect(1), notAnEffect(1)].map(Effect.exit), { concurrency: "unbounded" })
-          const again = yield* Effect.exit(notAnEffect(1))
-          return { exits: [...exits, again], stats: yield* Dfk.detailedStats }
-        }))
+        const { value } = yield* withKernel(
+          { ...config, checkpointMode: "task_exit" },
+          Effect.gen(function*() {
+            const exits = yield* Effect.all([notAnEffect(1), notAnEffect(1)].map(Effect.exit), {
+              concurrency: "unbounded"
+            })
+            const again = yield* Effect.exit(notAnEffect(1))
+            return { exits: [...exits, again], stats: yield* Dfk.detailedStats }
+          })
+        )
         for (const exit of value.exits) assert.isTrue(Exit.isFailure(exit) && Cause.isDie(exit.cause), cause(exit))
         // Run once (and retried, as any defect is), then memoized.
         assert.strictEqual(runs, 1 + ("retries" in config ? config.retries : 0))
@@ -273,7 +284,9 @@ describe("interruption and misbehaving bodies", () => {
         Effect.gen(function*() {
           const executor = yield* Effect.fork(flaky(7))
           yield* Deferred.await(blocked)
-          const waiters = yield* Effect.fork(Effect.all(Array.from({ length: 20 }, () => flaky(7)), { concurrency: "unbounded" }))
+          const waiters = yield* Effect.fork(
+            Effect.all(Array.from({ length: 20 }, () => flaky(7)), { concurrency: "unbounded" })
+          )
           yield* until(Effect.map(Dfk.stats, (s) => s.tasks === 21))
           const interrupted = yield* Fiber.interrupt(executor)
           const values = yield* Fiber.join(waiters)
@@ -290,115 +303,142 @@ describe("interruption and misbehaving bodies", () => {
       assert.deepStrictEqual(inputsIn(path.join(runDir, "checkpoint", "tasks.jsonl")), [7])
     }))
 
-  it.scoped("maxConcurrency: interrupting running and queued calls (nested apps too) leaks no slot", () =>
-    Effect.gen(function*() {
-      let running = 0
-      let gate = yield* Deferred.make<void>() // never opened for the first calls
-      const slotted = App.make(
-        { name: "slotted", input: Schema.Number, output: Schema.Number, cache: true },
-        (x) =>
-          Effect.acquireUseRelease(
-            Effect.sync(() => running++),
-            () => Effect.as(Deferred.await(gate), x),
-            () => Effect.sync(() => running--)
-          )
-      )
-      const nested = App.make(
-        { name: "nested", input: Schema.Number, output: Schema.Number, cache: true },
-        (x) => Effect.map(Effect.all([slotted(x), slotted(x + 1000)], { concurrency: "unbounded" }), ([a]) => a)
-      )
-      const { value } = yield* withKernel({ maxConcurrency: 3 }, Effect.gen(function*() {
-        const calls = yield* Effect.fork(
-          Effect.forEach(range(0, 40), (x) => (x % 2 === 1 ? nested(x) : slotted(x)), { concurrency: "unbounded" })
+  it.scoped(
+    "maxConcurrency: interrupting running and queued calls (nested apps too) leaks no slot",
+    () =>
+      Effect.gen(function*() {
+        let running = 0
+        let gate = yield* Deferred.make<void>() // never opened for the first calls
+        const slotted = App.make(
+          { name: "slotted", input: Schema.Number, output: Schema.Number, cache: true },
+          (x) =>
+            Effect.acquireUseRelease(
+              Effect.sync(() => running++),
+              () => Effect.as(Deferred.await(gate), x),
+              () => Effect.sync(() => running--)
+            )
         )
-        yield* until(Effect.map(Dfk.detailedStats, (s) => s.running >= 3))
-        yield* Fiber.interrupt(calls)
-        const afterInterrupt = { running, stats: yield* Dfk.detailedStats }
-        // Three new bodies wait for each other: they end only if all three get a slot.
-        gate = yield* Deferred.make<void>()
-        const three = yield* Effect.fork(Effect.forEach([100, 101, 102], (x) => slotted(x), { concurrency: "unbounded" }))
-        yield* until(Effect.sync(() => running === 3))
-        yield* Deferred.succeed(gate, undefined)
-        const results = yield* Fiber.join(three)
-        return { afterInterrupt, results, stats: yield* Dfk.detailedStats }
-      }))
-      assert.strictEqual(value.afterInterrupt.running, 0)
-      assert.strictEqual(value.afterInterrupt.stats.running, 0)
-      assert.deepStrictEqual(value.results, [100, 101, 102])
-      assert.strictEqual(value.stats.running, 0)
-    }), 30_000)
+        const nested = App.make(
+          { name: "nested", input: Schema.Number, output: Schema.Number, cache: true },
+          (x) => Effect.map(Effect.all([slotted(x), slotted(x + 1000)], { concurrency: "unbounded" }), ([a]) => a)
+        )
+        const { value } = yield* withKernel(
+          { maxConcurrency: 3 },
+          Effect.gen(function*() {
+            const calls = yield* Effect.fork(
+              Effect.forEach(range(0, 40), (x) => (x % 2 === 1 ? nested(x) : slotted(x)), { concurrency: "unbounded" })
+            )
+            yield* until(Effect.map(Dfk.detailedStats, (s) => s.running >= 3))
+            yield* Fiber.interrupt(calls)
+            const afterInterrupt = { running, stats: yield* Dfk.detailedStats }
+            // Three new bodies wait for each other: they end only if all three get a slot.
+            gate = yield* Deferred.make<void>()
+            const three = yield* Effect.fork(
+              Effect.forEach([100, 101, 102], (x) => slotted(x), { concurrency: "unbounded" })
+            )
+            yield* until(Effect.sync(() => running === 3))
+            yield* Deferred.succeed(gate, undefined)
+            const results = yield* Fiber.join(three)
+            return { afterInterrupt, results, stats: yield* Dfk.detailedStats }
+          })
+        )
+        assert.strictEqual(value.afterInterrupt.running, 0)
+        assert.strictEqual(value.afterInterrupt.stats.running, 0)
+        assert.deepStrictEqual(value.results, [100, 101, 102])
+        assert.strictEqual(value.stats.running, 0)
+      }),
+    30_000
+  )
 
-  it.scoped("task_exit: interrupting a workflow whose results wait on a hung write (200 callers of 4 keys) ends once it is written; each entry once", () =>
-    Effect.gen(function*() {
-      const { faults, file, run } = yield* setup({ checkpointMode: "task_exit" }, (n) => (n === 0 ? "hang" : "ok"))
-      faults.release = yield* Deferred.make<void>()
-      const keyed = App.make({ name: "keyed", input: Schema.Number, output: Schema.Number, cache: true }, (x) => Effect.succeed(x + 100))
-      const value = yield* run(Effect.gen(function*() {
-        const workflow = yield* Effect.fork(Effect.forEach(range(0, 200), (i) => keyed(i % 4), { concurrency: "unbounded" }))
-        yield* eventually(() => faults.hanging === 1, "the first write to hang")
-        yield* until(Effect.map(Dfk.stats, (s) => s.tasks === 200))
-        const interrupting = yield* Effect.fork(Fiber.interrupt(workflow))
-        yield* yields(50)
-        // The callers whose results are being written wait for the write, interrupted or not.
-        const whileHung = { interrupting: yield* Fiber.poll(interrupting), stats: yield* Dfk.stats }
-        yield* Deferred.succeed(faults.release!, undefined)
-        const exit = yield* Fiber.join(interrupting)
-        return { whileHung, exit, stats: yield* Dfk.stats }
-      }))
-      assert.isTrue(Option.isNone(value.whileHung.interrupting), "the interruption returned while a write hung")
-      assert.strictEqual(value.whileHung.stats.checkpointed, 0)
-      assert.isTrue(Exit.isInterrupted(value.exit) || Exit.isSuccess(value.exit), cause(value.exit))
-      assert.strictEqual(value.stats.checkpointed + value.stats.pending, 4)
-      assert.deepStrictEqual(sorted(inputsIn(file)), [0, 1, 2, 3])
-    }), 30_000)
+  it.scoped(
+    "task_exit: interrupting a workflow whose results wait on a hung write (200 callers of 4 keys) ends once it is written; each entry once",
+    () =>
+      Effect.gen(function*() {
+        const { faults, file, run } = yield* setup({ checkpointMode: "task_exit" }, (n) => (n === 0 ? "hang" : "ok"))
+        faults.release = yield* Deferred.make<void>()
+        const keyed = App.make({ name: "keyed", input: Schema.Number, output: Schema.Number, cache: true }, (x) =>
+          Effect.succeed(x + 100))
+        const value = yield* run(Effect.gen(function*() {
+          const workflow = yield* Effect.fork(Effect.forEach(range(0, 200), (i) =>
+            keyed(i % 4), { concurrency: "unbounded" }))
+          yield* eventually(() =>
+            faults.hanging === 1, "the first write to hang")
+          yield* until(Effect.map(Dfk.stats, (s) =>
+            s.tasks === 200))
+          const interrupting = yield* Effect.fork(Fiber.interrupt(workflow))
+          yield* yields(50)
+          // The callers whose results are being written wait for the write, interrupted or not.
+          const whileHung = { interrupting: yield* Fiber.poll(interrupting), stats: yield* Dfk.stats }
+          yield* Deferred.succeed(faults.release!, undefined)
+          const exit = yield* Fiber.join(interrupting)
+          return { whileHung, exit, stats: yield* Dfk.stats }
+        }))
+        assert.isTrue(Option.isNone(value.whileHung.interrupting), "the interruption returned while a write hung")
+        assert.strictEqual(value.whileHung.stats.checkpointed, 0)
+        assert.isTrue(Exit.isInterrupted(value.exit) || Exit.isSuccess(value.exit), cause(value.exit))
+        assert.strictEqual(value.stats.checkpointed + value.stats.pending, 4)
+        assert.deepStrictEqual(sorted(inputsIn(file)), [0, 1, 2, 3])
+      }),
+    30_000
+  )
 })
 
 // ---------------------------------------------------------------------------------------
 
 describe("hangs", () => {
-  it.scoped("a hung write holds every later pass behind it (periodic ticks, Dfk.checkpoint even under a timeout); none overlaps; released, each entry is written once", () =>
-    Effect.gen(function*() {
-      const { faults, file, run } = yield* setup(
-        { checkpointMode: "periodic", checkpointPeriod: "1 second" },
-        (n) => (n === 0 ? "hang" : "ok")
-      )
-      faults.release = yield* Deferred.make<void>()
-      const value = yield* run(Effect.gen(function*() {
-        yield* triple(1)
-        yield* TestClock.adjust("1 second") // the first periodic pass: its write hangs
-        yield* eventually(() => faults.hanging === 1, "the periodic write to hang")
-        yield* triple(2)
-        const explicit = yield* Effect.fork(Dfk.checkpoint)
-        const timed = yield* Effect.fork(Effect.exit(Effect.timeout(Dfk.checkpoint, "100 millis")))
-        yield* yields(10)
-        yield* TestClock.adjust("10 seconds") // past the timeout, and ten periods
-        yield* yields(50)
-        const whileHung = {
-          explicit: yield* Fiber.poll(explicit),
-          timed: yield* Fiber.poll(timed),
-          writes: faults.writes,
-          stats: yield* Dfk.stats
-        }
-        yield* Deferred.succeed(faults.release!, undefined)
-        const dir = yield* Fiber.join(explicit)
-        const timedExit = yield* Fiber.join(timed)
-        return { whileHung, dir, timedExit, stats: yield* Dfk.stats }
-      }))
-      // A pass that started is uninterruptible: the caller waits for the hung write.
-      assert.isTrue(Option.isNone(value.whileHung.explicit))
-      assert.isTrue(Option.isNone(value.whileHung.timed), "Dfk.checkpoint returned (timed out) while a pass hung")
-      assert.strictEqual(value.whileHung.writes, 1, "a second write started while the first hung")
-      assert.deepStrictEqual(
-        { checkpointed: value.whileHung.stats.checkpointed, pending: value.whileHung.stats.pending },
-        { checkpointed: 0, pending: 2 }
-      )
-      assert.strictEqual(value.dir, path.dirname(file))
-      // The timeout takes effect once the pass it waited behind has ended.
-      assert.isTrue(Exit.isFailure(value.timedExit) && Cause.isTimeoutException(Cause.squash(value.timedExit.cause)), cause(value.timedExit))
-      assert.strictEqual(faults.maxActive, 1)
-      assert.deepStrictEqual({ checkpointed: value.stats.checkpointed, pending: value.stats.pending }, { checkpointed: 2, pending: 0 })
-      assert.deepStrictEqual(sorted(inputsIn(file)), [1, 2])
-    }), 30_000)
+  it.scoped(
+    "a hung write holds every later pass behind it (periodic ticks, Dfk.checkpoint even under a timeout); none overlaps; released, each entry is written once",
+    () =>
+      Effect.gen(function*() {
+        const { faults, file, run } = yield* setup(
+          { checkpointMode: "periodic", checkpointPeriod: "1 second" },
+          (n) => (n === 0 ? "hang" : "ok")
+        )
+        faults.release = yield* Deferred.make<void>()
+        const value = yield* run(Effect.gen(function*() {
+          yield* triple(1)
+          yield* TestClock.adjust("1 second") // the first periodic pass: its write hangs
+          yield* eventually(() => faults.hanging === 1, "the periodic write to hang")
+          yield* triple(2)
+          const explicit = yield* Effect.fork(Dfk.checkpoint)
+          const timed = yield* Effect.fork(Effect.exit(Effect.timeout(Dfk.checkpoint, "100 millis")))
+          yield* yields(10)
+          yield* TestClock.adjust("10 seconds") // past the timeout, and ten periods
+          yield* yields(50)
+          const whileHung = {
+            explicit: yield* Fiber.poll(explicit),
+            timed: yield* Fiber.poll(timed),
+            writes: faults.writes,
+            stats: yield* Dfk.stats
+          }
+          yield* Deferred.succeed(faults.release!, undefined)
+          const dir = yield* Fiber.join(explicit)
+          const timedExit = yield* Fiber.join(timed)
+          return { whileHung, dir, timedExit, stats: yield* Dfk.stats }
+        }))
+        // A pass that started is uninterruptible: the caller waits for the hung write.
+        assert.isTrue(Option.isNone(value.whileHung.explicit))
+        assert.isTrue(Option.isNone(value.whileHung.timed), "Dfk.checkpoint returned (timed out) while a pass hung")
+        assert.strictEqual(value.whileHung.writes, 1, "a second write started while the first hung")
+        assert.deepStrictEqual(
+          { checkpointed: value.whileHung.stats.checkpointed, pending: value.whileHung.stats.pending },
+          { checkpointed: 0, pending: 2 }
+        )
+        assert.strictEqual(value.dir, path.dirname(file))
+        // The timeout takes effect once the pass it waited behind has ended.
+        assert.isTrue(
+          Exit.isFailure(value.timedExit) && Cause.isTimeoutException(Cause.squash(value.timedExit.cause)),
+          cause(value.timedExit)
+        )
+        assert.strictEqual(faults.maxActive, 1)
+        assert.deepStrictEqual({ checkpointed: value.stats.checkpointed, pending: value.stats.pending }, {
+          checkpointed: 2,
+          pending: 0
+        })
+        assert.deepStrictEqual(sorted(inputsIn(file)), [1, 2])
+      }),
+    30_000
+  )
 })
 
 // ---------------------------------------------------------------------------------------
@@ -410,13 +450,19 @@ describe("odd run dirs", () => {
       fs.writeFileSync(file, "not a dir")
       for (const config of [{}, { checkpointMode: "task_exit" }] as const) {
         const error = yield* Effect.flip(Dfk.runDir.pipe(
-          Effect.provide(Layer.provide(Dfk.layer({ runDir: file, ...config }), Layer.merge(CheckpointFiles.none, platform)))
+          Effect.provide(
+            Layer.provide(Dfk.layer({ runDir: file, ...config }), Layer.merge(CheckpointFiles.none, platform))
+          )
         ))
         assert.strictEqual(error._tag, "CheckpointError")
         if (error._tag === "CheckpointError") assert.include(error.path, file)
       }
       assert.deepStrictEqual(yield* Effect.provide(getAllCheckpoints(file), platform), [])
-      const { value } = yield* withKernel({ checkpointMode: "task_exit" }, triple(2), Layer.provide(CheckpointFiles.all(file), platform))
+      const { value } = yield* withKernel(
+        { checkpointMode: "task_exit" },
+        triple(2),
+        Layer.provide(CheckpointFiles.all(file), platform)
+      )
       assert.strictEqual(value, 6)
     }))
 
@@ -498,7 +544,9 @@ describe("concurrency between kernels", () => {
         const { file, run } = yield* setup({ checkpointMode: mode })
         const dirs = yield* run(Effect.gen(function*() {
           const calls = yield* Effect.fork(
-            Effect.forEach(range(0, 500), (x) => Effect.zipRight(yields(Math.floor(next() * 3)), triple(x)), { concurrency: 50 })
+            Effect.forEach(range(0, 500), (x) => Effect.zipRight(yields(Math.floor(next() * 3)), triple(x)), {
+              concurrency: 50
+            })
           )
           const dirs = yield* Effect.forEach(
             range(0, 100),
@@ -515,14 +563,16 @@ describe("concurrency between kernels", () => {
       }
     }))
 
-  it("repeated loads of a file another process appends to in small pieces: never a BadCheckpoint, never a torn entry", async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-appending-"))
-    const file = path.join(dir, "tasks.jsonl")
-    fs.writeFileSync(file, "")
-    // Each line goes out in three pieces (split inside multi-byte characters), a millisecond
-    // apart, until stdin closes: the file grows slowly, so every load stays small and quick
-    // however loaded the machine is.
-    const script = `
+  it(
+    "repeated loads of a file another process appends to in small pieces: never a BadCheckpoint, never a torn entry",
+    async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-appending-"))
+      const file = path.join(dir, "tasks.jsonl")
+      fs.writeFileSync(file, "")
+      // Each line goes out in three pieces (split inside multi-byte characters), a millisecond
+      // apart, until stdin closes: the file grows slowly, so every load stays small and quick
+      // however loaded the machine is.
+      const script = `
       const fs = require("fs"), crypto = require("crypto");
       const fd = fs.openSync(${JSON.stringify(file)}, "a");
       const line = (i) => Buffer.from(JSON.stringify({ v: 1, hash: crypto.createHash("sha256").update(String(i)).digest("hex"),
@@ -539,41 +589,47 @@ describe("concurrency between kernels", () => {
       process.stdin.resume();
       step();
     `
-    const child = spawn(nodeBin, ["-e", script], { stdio: ["pipe", "ignore", "inherit"] })
-    const exited = new Promise((resolve) => child.on("exit", resolve))
-    const load = Effect.gen(function*() {
-      const store = yield* CheckpointStore
-      const inputs: Array<unknown> = []
-      yield* store.load(dir, (entry) => {
-        inputs.push(entry.input)
-      })
-      return inputs
-    }).pipe(
-      Effect.provide(CheckpointStore.layerFileSystem),
-      Effect.provide(platform),
-      Effect.provide(Logger.remove(Logger.defaultLogger))
-    )
-    try {
-      const counts: Array<number> = []
-      // Loads until twenty of them saw the file grow.
-      while (new Set(counts).size < 20) {
-        const exit = await Effect.runPromiseExit(load)
-        assert.isTrue(Exit.isSuccess(exit), cause(exit))
-        if (Exit.isSuccess(exit)) {
-          assert.deepStrictEqual(exit.value, range(0, exit.value.length), "the entries read are not the lines written")
-          counts.push(exit.value.length)
+      const child = spawn(nodeBin, ["-e", script], { stdio: ["pipe", "ignore", "inherit"] })
+      const exited = new Promise((resolve) => child.on("exit", resolve))
+      const load = Effect.gen(function*() {
+        const store = yield* CheckpointStore
+        const inputs: Array<unknown> = []
+        yield* store.load(dir, (entry) => {
+          inputs.push(entry.input)
+        })
+        return inputs
+      }).pipe(
+        Effect.provide(CheckpointStore.layerFileSystem),
+        Effect.provide(platform),
+        Effect.provide(Logger.remove(Logger.defaultLogger))
+      )
+      try {
+        const counts: Array<number> = []
+        // Loads until twenty of them saw the file grow.
+        while (new Set(counts).size < 20) {
+          const exit = await Effect.runPromiseExit(load)
+          assert.isTrue(Exit.isSuccess(exit), cause(exit))
+          if (Exit.isSuccess(exit)) {
+            assert.deepStrictEqual(
+              exit.value,
+              range(0, exit.value.length),
+              "the entries read are not the lines written"
+            )
+            counts.push(exit.value.length)
+          }
+          if (counts.length > 20_000) assert.fail("the file did not grow")
+          await new Promise((resolve) => setImmediate(resolve))
         }
-        if (counts.length > 20_000) assert.fail("the file did not grow")
-        await new Promise((resolve) => setImmediate(resolve))
+      } finally {
+        child.stdin!.end()
+        const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
+        await exited
+        clearTimeout(timer)
+        fs.rmSync(dir, { recursive: true, force: true })
       }
-    } finally {
-      child.stdin!.end()
-      const timer = setTimeout(() => child.kill("SIGKILL"), 10_000)
-      await exited
-      clearTimeout(timer)
-      fs.rmSync(dir, { recursive: true, force: true })
-    }
-  }, 60_000)
+    },
+    60_000
+  )
 })
 
 // ---------------------------------------------------------------------------------------
@@ -587,7 +643,9 @@ describe("misbehaving stores", () => {
         const store: CheckpointStoreService = {
           ...memory,
           append: (dir, entries, options) =>
-            Effect.suspend(() => ++appends === 1 ? Effect.die(new Error("store bug")) : memory.append(dir, entries, options))
+            Effect.suspend(() =>
+              ++appends === 1 ? Effect.die(new Error("store bug")) : memory.append(dir, entries, options)
+            )
         }
         const logs = captureLogs()
         const root = yield* tmpDir
@@ -610,7 +668,10 @@ describe("misbehaving stores", () => {
           assert.isTrue(Exit.isSuccess(value.checkpoint), cause(value.checkpoint))
         } else {
           // The explicit pass died: its caller sees the defect.
-          assert.isTrue(Exit.isFailure(value.checkpoint) && Cause.isDie(value.checkpoint.cause), cause(value.checkpoint))
+          assert.isTrue(
+            Exit.isFailure(value.checkpoint) && Cause.isDie(value.checkpoint.cause),
+            cause(value.checkpoint)
+          )
         }
       }))
   }
@@ -636,7 +697,9 @@ describe("misbehaving stores", () => {
         const results = yield* Effect.all([triple(1), triple(2)])
         const checkpoint = yield* Effect.exit(Dfk.checkpoint)
         return { results, checkpoint, dir: yield* Dfk.runDir }
-      }).pipe(withStore({ runDir: root, checkpointMode: "manual" }, store, CheckpointFiles.layer(["virtual/000/checkpoint"])))
+      }).pipe(
+        withStore({ runDir: root, checkpointMode: "manual" }, store, CheckpointFiles.layer(["virtual/000/checkpoint"]))
+      )
       assert.deepStrictEqual(value.results, [3, 6])
       assert.strictEqual(bodies, before + 2)
       assert.isTrue(Exit.isSuccess(value.checkpoint), cause(value.checkpoint))

@@ -7,12 +7,12 @@
  * The failures come from a wrapped `NodeFileSystem` rather than a read-only directory: the
  * tests may run as root, who ignores permissions.
  */
-import { SystemError } from "@effect/platform/Error"
-import type { SystemErrorReason } from "@effect/platform/Error"
-import * as FileSystem from "@effect/platform/FileSystem"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeFileSystem from "@effect/platform-node/NodeFileSystem"
 import * as NodePath from "@effect/platform-node/NodePath"
+import { SystemError } from "@effect/platform/Error"
+import type { SystemErrorReason } from "@effect/platform/Error"
+import type * as FileSystem from "@effect/platform/FileSystem"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -218,10 +218,12 @@ describe("write failures", () => {
       const faults: Faults = { write: undefined, makeDirectory: false, failed: 0, waiting: 0 }
       faults.statDenied = (file) => file.startsWith(path.join(first.runDir, "000"))
       const before = bodies
-      const error = yield* Effect.flip(triple(1).pipe(
-        Effect.provide(Dfk.layer({ runDir: first.runDir, checkpointMode: "dfk_exit" })),
-        Effect.provide(Layer.merge(failingFileSystem(faults), NodePath.layer))
-      ))
+      const error = yield* Effect.flip(
+        triple(1).pipe(
+          Effect.provide(Dfk.layer({ runDir: first.runDir, checkpointMode: "dfk_exit" })),
+          Effect.provide(Layer.merge(failingFileSystem(faults), NodePath.layer))
+        )
+      )
       assert.strictEqual(error._tag, "BadCheckpoint")
       if (error._tag === "BadCheckpoint") {
         assert.strictEqual(error.path, first.file)
@@ -414,7 +416,10 @@ describe("write failures", () => {
       // Later passes still run and write everything, the first batch included.
       for (let i = 0; i < 200 && (yield* Dfk.stats).checkpointed < 4; i++) yield* Effect.sleep("5 millis")
       const stats = yield* Dfk.stats
-      assert.isTrue(errors().some((m) => m.includes("crashed")), `the defect was not logged: ${JSON.stringify(errors())}`)
+      assert.isTrue(
+        errors().some((m) => m.includes("crashed")),
+        `the defect was not logged: ${JSON.stringify(errors())}`
+      )
       assert.strictEqual(stats.checkpointed, 4, `stats: ${JSON.stringify(stats)}`)
       assert.strictEqual(stats.pending, 0)
       assert.deepStrictEqual(inputsOf(file), [1, 2, 3, 4])
@@ -509,57 +514,65 @@ describe("write failures", () => {
 
   // Issue 11, defect 4: a full disk in dfk_exit mode used to log "20 entries lost" while 8
   // complete entries were on disk (and loaded the next time), and the process exited 0.
-  it("a final checkpoint that does not fit on the disk: a non-zero exit, the log counts what is really lost, what landed loads", async () => {
-    const root = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-fulldisk-"))
-    temps.push(root)
-    const disk = path.join(root, "disk")
-    fs.mkdirSync(disk)
-    // A real 64 KiB tmpfs when the test runs as root (as CI does); else a file system whose
-    // writes fail with ENOSPC past 64 KiB.
-    let mounted = false
-    if (process.getuid?.() === 0) {
-      try {
-        execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", disk], { stdio: "ignore" })
-        mounted = true
-      } catch {
-        // not allowed here: the injected ENOSPC below
+  it(
+    "a final checkpoint that does not fit on the disk: a non-zero exit, the log counts what is really lost, what landed loads",
+    async () => {
+      const root = fs.mkdtempSync(path.join(os.tmpdir(), "effect-dfk-fulldisk-"))
+      temps.push(root)
+      const disk = path.join(root, "disk")
+      fs.mkdirSync(disk)
+      // A real 64 KiB tmpfs when the test runs as root (as CI does); else a file system whose
+      // writes fail with ENOSPC past 64 KiB.
+      let mounted = false
+      if (process.getuid?.() === 0) {
+        try {
+          execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", disk], { stdio: "ignore" })
+          mounted = true
+        } catch {
+          // not allowed here: the injected ENOSPC below
+        }
       }
-    }
-    try {
-      const TASKS = 200
-      const runDir = path.join(disk, "runinfo")
-      const child = startFixture("full-disk.ts", [runDir, String(TASKS), "1000"], mounted ? {} : { DFK_DISK_BYTES: "65536" })
-      const exit = await child.exited
-      const output = child.lines.join("\n") + "\n" + child.stderr()
-      assert.notStrictEqual(exit.code, 0, output)
-      assert.include(output, "computed")
-      const file = path.join(runDir, "000", "checkpoint", "tasks.jsonl")
-      const text = fs.readFileSync(file, "utf8")
-      assert.isTrue(text.endsWith("\n"), "no torn line is left behind")
-      const landed = text.slice(0, -1).split("\n").map((l) => JSON.parse(l).input as number)
-      assert.isAbove(landed.length, 10, "most of 64 KiB of 1 KB lines landed")
-      assert.isBelow(landed.length, TASKS)
-      const lost = TASKS - landed.length
-      assert.match(output, new RegExp(`Final checkpoint failed: ${lost} entries lost \\(not written\\)`))
-      assert.include(output, "ENOSPC")
-      // The entries that landed load and are served the next time.
-      const big = App.make(
-        { name: "big", input: Schema.Number, output: Schema.String, cache: true },
-        (i) => Effect.succeed(`recomputed ${i}`)
-      )
-      const served = await Effect.runPromise(
-        Effect.forEach(landed, (i) => big(i)).pipe(
-          Effect.zip(Dfk.detailedStats),
-          Effect.provide(Dfk.layer({ runDir: path.join(root, "next") })),
-          Effect.provide(CheckpointFiles.layer([path.dirname(file)])),
-          Effect.provide(NodeContext.layer),
-          Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))
+      try {
+        const TASKS = 200
+        const runDir = path.join(disk, "runinfo")
+        const child = startFixture(
+          "full-disk.ts",
+          [runDir, String(TASKS), "1000"],
+          mounted ? {} : { DFK_DISK_BYTES: "65536" }
         )
-      )
-      assert.strictEqual(served[1].fromCheckpoint, landed.length)
-      assert.isTrue(served[0].every((r, k) => r.startsWith(`${landed[k]}:`)))
-    } finally {
-      if (mounted) execFileSync("umount", [disk], { stdio: "ignore" })
-    }
-  }, 60_000)
+        const exit = await child.exited
+        const output = child.lines.join("\n") + "\n" + child.stderr()
+        assert.notStrictEqual(exit.code, 0, output)
+        assert.include(output, "computed")
+        const file = path.join(runDir, "000", "checkpoint", "tasks.jsonl")
+        const text = fs.readFileSync(file, "utf8")
+        assert.isTrue(text.endsWith("\n"), "no torn line is left behind")
+        const landed = text.slice(0, -1).split("\n").map((l) => JSON.parse(l).input as number)
+        assert.isAbove(landed.length, 10, "most of 64 KiB of 1 KB lines landed")
+        assert.isBelow(landed.length, TASKS)
+        const lost = TASKS - landed.length
+        assert.match(output, new RegExp(`Final checkpoint failed: ${lost} entries lost \\(not written\\)`))
+        assert.include(output, "ENOSPC")
+        // The entries that landed load and are served the next time.
+        const big = App.make(
+          { name: "big", input: Schema.Number, output: Schema.String, cache: true },
+          (i) => Effect.succeed(`recomputed ${i}`)
+        )
+        const served = await Effect.runPromise(
+          Effect.forEach(landed, (i) => big(i)).pipe(
+            Effect.zip(Dfk.detailedStats),
+            Effect.provide(Dfk.layer({ runDir: path.join(root, "next") })),
+            Effect.provide(CheckpointFiles.layer([path.dirname(file)])),
+            Effect.provide(NodeContext.layer),
+            Effect.provide(Logger.minimumLogLevel(LogLevel.Warning))
+          )
+        )
+        assert.strictEqual(served[1].fromCheckpoint, landed.length)
+        assert.isTrue(served[0].every((r, k) => r.startsWith(`${landed[k]}:`)))
+      } finally {
+        if (mounted) execFileSync("umount", [disk], { stdio: "ignore" })
+      }
+    },
+    60_000
+  )
 })
