@@ -10,6 +10,7 @@
  */
 import type * as SqlClient from "@effect/sql/SqlClient"
 import type { SqlError } from "@effect/sql/SqlError"
+import type * as Statement from "@effect/sql/Statement"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -83,229 +84,246 @@ const randomKey = (): string => {
 type Waiter = Deferred.Deferred<CheckpointEntry | undefined, CheckpointError>
 
 /** The SQL store over `sql`. */
-export const make = (
-  sql: SqlClient.SqlClient,
-  options: SqlStoreOptions = {}
-): Effect.Effect<CheckpointStoreService, SqlError, Scope.Scope> =>
-  Effect.gen(function*() {
-    const prefix = options.tablePrefix ?? "dfk_"
-    if (!PREFIX.test(prefix)) {
-      return yield* Effect.dieMessage(
-        `SqlStore: tablePrefix must be letters, digits and underscores (got ${JSON.stringify(prefix)})`
-      )
-    }
-    const leaseMs = Duration.toMillis(Duration.decode(options.lease ?? Duration.seconds(30)))
-    const isPg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
-    const t = {
-      meta: sql(prefix + "meta"),
-      runs: sql(prefix + "runs"),
-      checkpoints: sql(prefix + "checkpoints"),
-      entries: sql(prefix + "entries"),
-      claims: sql(prefix + "claims")
-    }
-    // The database's clock, in milliseconds since the epoch: every process of a shared store
-    // reads the same one (with PostgreSQL, the server's).
-    const now = isPg
-      ? sql.literal("(extract(epoch from clock_timestamp()) * 1000)::bigint")
-      : sql.literal("CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)")
+/** What every part of the SQL store shares. */
+interface Ctx {
+  readonly sql: SqlClient.SqlClient
+  readonly prefix: string
+  readonly isPg: boolean
+  readonly leaseMs: number
+  /** The store's tables. */
+  readonly t: Record<"meta" | "runs" | "checkpoints" | "entries" | "claims", Statement.Identifier>
+  /** The database's clock, in milliseconds since the epoch. */
+  readonly now: Statement.Fragment
+  /** This process's liveness key (see `claimsPart`). */
+  readonly ownerKey: string
+  readonly fail: (path: string) => (cause: unknown) => CheckpointError
+}
 
-    yield* createTables(sql, prefix, isPg)
+/** Checkpoints and their entries: append (entries written end their run's claims), load, exists. */
+const entriesPart = (c: Ctx) => {
+  const { fail, isPg, prefix, sql, t } = c
 
-    const fail = (path: string) => (cause: unknown) =>
-      new CheckpointError({ path, reason: `The SQL store failed: ${reasonOf(cause)}`, cause })
-
-    // ---- checkpoints and entries ------------------------------------------------------
-
-    const insertEntries = (dir: string, entries: ReadonlyArray<EncodedEntry>) => {
-      const run = runOfCheckpointDir(dir)
-      return Effect.gen(function*() {
-        yield* sql`INSERT INTO ${t.checkpoints} (dir, run_dir, run) VALUES (${dir}, ${run?.runDir ?? null}, ${
-          run?.n ?? null
-        }) ON CONFLICT (dir) DO NOTHING`
-        for (const chunk of chunks(entries, CHUNK)) {
-          yield* sql`INSERT INTO ${t.entries} ${
-            sql.insert(chunk.map((e) => ({
-              dir,
-              run_dir: run?.runDir ?? null,
-              run: run?.n ?? null,
-              hash: e.hash,
-              app: e.app,
-              version: e.version,
-              input: e.input,
-              result: e.result,
-              time: e.time
-            })))
-          }`
-        }
-        // Entries written end their run's claims on those keys (in the same transaction).
-        if (run !== undefined && entries.length > 0) {
-          for (const chunk of chunks(entries.map((e) => e.hash), CHUNK)) {
-            yield* sql`DELETE FROM ${t.claims} WHERE run_dir = ${run.runDir} AND owner = ${run.run} AND ${
-              sql.in("hash", chunk)
-            }`
-          }
-          if (isPg) yield* sql`SELECT pg_notify(${prefix + "events"}, ${run.runDir})`
-        }
-      })
-    }
-
-    const appendEncoded = (
-      dir: string,
-      entries: ReadonlyArray<EncodedEntry>,
-      _options?: AppendOptions
-    ): Effect.Effect<void, CheckpointError> =>
-      sql.withTransaction(insertEntries(dir, entries)).pipe(Effect.mapError(fail(dir)))
-
-    const append = (
-      dir: string,
-      entries: ReadonlyArray<CheckpointEntry>,
-      options?: AppendOptions
-    ): Effect.Effect<void, CheckpointError> =>
-      Effect.suspend(() => {
-        let encoded: Array<EncodedEntry>
-        try {
-          encoded = entries.map((e) => ({
+  const insertEntries = (dir: string, entries: ReadonlyArray<EncodedEntry>) => {
+    const run = runOfCheckpointDir(dir)
+    return Effect.gen(function*() {
+      yield* sql`INSERT INTO ${t.checkpoints} (dir, run_dir, run) VALUES (${dir}, ${run?.runDir ?? null}, ${
+        run?.n ?? null
+      }) ON CONFLICT (dir) DO NOTHING`
+      for (const chunk of chunks(entries, CHUNK)) {
+        yield* sql`INSERT INTO ${t.entries} ${
+          sql.insert(chunk.map((e) => ({
+            dir,
+            run_dir: run?.runDir ?? null,
+            run: run?.n ?? null,
             hash: e.hash,
             app: e.app,
             version: e.version,
-            input: JSON.stringify(e.input),
-            result: JSON.stringify(e.result),
+            input: e.input,
+            result: e.result,
             time: e.time
-          }))
-        } catch (cause) {
-          return Effect.fail(
-            new CheckpointError({ path: dir, reason: `An entry has no JSON form: ${reasonOf(cause)}`, cause })
-          )
+          })))
+        }`
+      }
+      // Entries written end their run's claims on those keys (in the same transaction).
+      if (run !== undefined && entries.length > 0) {
+        for (const chunk of chunks(entries.map((e) => e.hash), CHUNK)) {
+          yield* sql`DELETE FROM ${t.claims} WHERE run_dir = ${run.runDir} AND owner = ${run.run} AND ${
+            sql.in("hash", chunk)
+          }`
         }
-        return appendEncoded(dir, encoded, options)
-      })
+        if (isPg) yield* sql`SELECT pg_notify(${prefix + "events"}, ${run.runDir})`
+      }
+    })
+  }
 
-    const load = (dir: string, onEntry: (entry: CheckpointEntry) => void): Effect.Effect<void, BadCheckpoint> =>
-      Effect.gen(function*() {
-        const known = yield* sql<{ readonly dir: string }>`SELECT dir FROM ${t.checkpoints} WHERE dir = ${dir}`
-        if (known.length === 0) {
-          return yield* new BadCheckpoint({ path: dir, line: 0, reason: "the store holds no checkpoint here" })
+  const appendEncoded = (
+    dir: string,
+    entries: ReadonlyArray<EncodedEntry>,
+    _options?: AppendOptions
+  ): Effect.Effect<void, CheckpointError> =>
+    sql.withTransaction(insertEntries(dir, entries)).pipe(Effect.mapError(fail(dir)))
+
+  const append = (
+    dir: string,
+    entries: ReadonlyArray<CheckpointEntry>,
+    options?: AppendOptions
+  ): Effect.Effect<void, CheckpointError> =>
+    Effect.suspend(() => {
+      let encoded: Array<EncodedEntry>
+      try {
+        encoded = entries.map((e) => ({
+          hash: e.hash,
+          app: e.app,
+          version: e.version,
+          input: JSON.stringify(e.input),
+          result: JSON.stringify(e.result),
+          time: e.time
+        }))
+      } catch (cause) {
+        return Effect.fail(
+          new CheckpointError({ path: dir, reason: `An entry has no JSON form: ${reasonOf(cause)}`, cause })
+        )
+      }
+      return appendEncoded(dir, encoded, options)
+    })
+
+  const load = (dir: string, onEntry: (entry: CheckpointEntry) => void): Effect.Effect<void, BadCheckpoint> =>
+    Effect.gen(function*() {
+      const known = yield* sql<{ readonly dir: string }>`SELECT dir FROM ${t.checkpoints} WHERE dir = ${dir}`
+      if (known.length === 0) {
+        return yield* new BadCheckpoint({ path: dir, line: 0, reason: "the store holds no checkpoint here" })
+      }
+      const rows = yield* sql<
+        EntryRow
+      >`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE dir = ${dir} ORDER BY seq`
+      let n = 0
+      for (const row of rows) {
+        n++
+        let entry: CheckpointEntry
+        try {
+          entry = entryOfRow(row)
+        } catch (e) {
+          return yield* new BadCheckpoint({
+            path: dir,
+            line: n,
+            reason: `Entry ${n} is not valid JSON: ${reasonOf(e)}`
+          })
         }
-        const rows = yield* sql<
-          EntryRow
-        >`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE dir = ${dir} ORDER BY seq`
-        let n = 0
-        for (const row of rows) {
-          n++
-          let entry: CheckpointEntry
-          try {
-            entry = entryOfRow(row)
-          } catch (e) {
-            return yield* new BadCheckpoint({
-              path: dir,
-              line: n,
-              reason: `Entry ${n} is not valid JSON: ${reasonOf(e)}`
-            })
-          }
-          onEntry(entry)
-        }
-      }).pipe(
-        Effect.catchTag("SqlError", (e) =>
-          Effect.fail(
-            new BadCheckpoint({ path: dir, line: 0, reason: `Cannot read from the SQL store: ${reasonOf(e)}` })
-          ))
-      )
+        onEntry(entry)
+      }
+    }).pipe(
+      Effect.catchTag("SqlError", (e) =>
+        Effect.fail(
+          new BadCheckpoint({ path: dir, line: 0, reason: `Cannot read from the SQL store: ${reasonOf(e)}` })
+        ))
+    )
 
-    const exists = (dir: string): Effect.Effect<boolean> =>
-      sql<{ readonly dir: string }>`SELECT dir FROM ${t.checkpoints} WHERE dir = ${dir}`.pipe(
-        Effect.map((rows) => rows.length > 0),
-        Effect.orDie
-      )
+  const exists = (dir: string): Effect.Effect<boolean> =>
+    sql<{ readonly dir: string }>`SELECT dir FROM ${t.checkpoints} WHERE dir = ${dir}`.pipe(
+      Effect.map((rows) => rows.length > 0),
+      Effect.orDie
+    )
+  return { append, appendEncoded, load, exists }
+}
 
-    // ---- runs -------------------------------------------------------------------------
+/** Runs, numbered by the database. */
+const runsPart = (c: Ctx): StoreRuns => {
+  const { fail, now, sql, t } = c
 
-    const runs: StoreRuns = {
-      list: (runDir) =>
-        Effect.suspend(() => {
-          const key = normalRunDir(runDir)
-          return sql<{ readonly n: number | string }>`SELECT n FROM ${t.runs} WHERE run_dir = ${key} ORDER BY n`.pipe(
-            Effect.map((rows) => rows.map((r) => runPath(key, Number(r.n)))),
-            Effect.orDie
-          )
-        }),
-      // The next number, taken in one statement; two processes that take the same one at
-      // once collide on the primary key, and the loser takes the next.
-      allocate: (runDir) =>
-        Effect.suspend(() => {
-          const key = normalRunDir(runDir)
-          const take = sql<
-            { readonly n: number | string }
-          >`INSERT INTO ${t.runs} (run_dir, n, started) SELECT ${key}, COALESCE(MAX(n), -1) + 1, ${now} FROM ${t.runs} WHERE run_dir = ${key} RETURNING n`
-          return take.pipe(
-            Effect.retry({ times: 50, schedule: Schedule.spaced(Duration.millis(5)) }),
-            Effect.map((rows) => runPath(key, Number(rows[0]!.n))),
-            Effect.mapError(fail(runDir))
-          )
-        })
-    }
-
-    // ---- lookups ----------------------------------------------------------------------
-
-    /** The newest entry of each hash in `scope` (listed dirs: the last dir wins; a runDir: the newest run). */
-    const lookupNow = (
-      scope: LookupScope,
-      hashes: ReadonlyArray<string>
-    ): Effect.Effect<Map<string, CheckpointEntry>, SqlError> =>
-      Effect.gen(function*() {
-        const found = new Map<string, { readonly rank: number; readonly seq: number; readonly row: EntryRow }>()
-        const rankOf = scope._tag === "Dirs"
-          ? new Map(scope.dirs.map((d, i) => [d, i] as const))
-          : undefined
-        const unique = [...new Set(hashes)]
-        for (const chunk of chunks(unique, CHUNK)) {
-          const rows = scope._tag === "Dirs"
-            ? yield* sql<
-              EntryRow
-            >`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE ${
-              sql.in("dir", scope.dirs)
-            } AND ${sql.in("hash", chunk)}`
-            : yield* sql<
-              EntryRow
-            >`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE run_dir = ${
-              normalRunDir(scope.runDir)
-            } AND ${sql.in("hash", chunk)}`
-          for (const row of rows) {
-            const rank = rankOf !== undefined ? rankOf.get(row.dir) ?? -1 : Number(row.run ?? -1)
-            const seq = Number(row.seq)
-            const best = found.get(row.hash)
-            if (best === undefined || rank > best.rank || (rank === best.rank && seq > best.seq)) {
-              found.set(row.hash, { rank, seq, row })
-            }
-          }
-        }
-        const out = new Map<string, CheckpointEntry>()
-        for (const [hash, { row }] of found) out.set(hash, entryOfRow(row))
-        return out
-      })
-
-    const lookup = (scope: LookupScope, hashes: ReadonlyArray<string>) =>
+  return {
+    list: (runDir) =>
       Effect.suspend(() => {
-        if (scope._tag === "Dirs" && scope.dirs.length === 0) return Effect.succeed(hashes.map(() => undefined))
-        return lookupNow(scope, hashes).pipe(
-          Effect.map((found) => hashes.map((h) => found.get(h))),
-          Effect.catchAll((e) =>
-            Effect.fail(
-              new BadCheckpoint({
-                path: scope._tag === "Dirs" ? scope.dirs.join(", ") : scope.runDir,
-                line: 0,
-                reason: `Cannot read from the SQL store: ${reasonOf(e)}`
-              })
-            )
-          )
+        const key = normalRunDir(runDir)
+        return sql<{ readonly n: number | string }>`SELECT n FROM ${t.runs} WHERE run_dir = ${key} ORDER BY n`.pipe(
+          Effect.map((rows) => rows.map((r) => runPath(key, Number(r.n)))),
+          Effect.orDie
+        )
+      }),
+    // The next number, taken in one statement; two processes that take the same one at
+    // once collide on the primary key, and the loser takes the next.
+    allocate: (runDir) =>
+      Effect.suspend(() => {
+        const key = normalRunDir(runDir)
+        const take = sql<
+          { readonly n: number | string }
+        >`INSERT INTO ${t.runs} (run_dir, n, started) SELECT ${key}, COALESCE(MAX(n), -1) + 1, ${now} FROM ${t.runs} WHERE run_dir = ${key} RETURNING n`
+        return take.pipe(
+          Effect.retry({ times: 50, schedule: Schedule.spaced(Duration.millis(5)) }),
+          Effect.map((rows) => runPath(key, Number(rows[0]!.n))),
+          Effect.mapError(fail(runDir))
         )
       })
+  }
+}
 
-    // ---- claims -----------------------------------------------------------------------
+/** Lookups: the newest entry of each hash in a scope. */
+const lookupsPart = (c: Ctx) => {
+  const { sql, t } = c
+
+  /** The newest entry of each hash in `scope` (listed dirs: the last dir wins; a runDir: the newest run). */
+  const lookupNow = (
+    scope: LookupScope,
+    hashes: ReadonlyArray<string>
+  ): Effect.Effect<Map<string, CheckpointEntry>, SqlError> =>
+    Effect.gen(function*() {
+      const found = new Map<string, { readonly rank: number; readonly seq: number; readonly row: EntryRow }>()
+      const rankOf = scope._tag === "Dirs"
+        ? new Map(scope.dirs.map((d, i) => [d, i] as const))
+        : undefined
+      const unique = [...new Set(hashes)]
+      for (const chunk of chunks(unique, CHUNK)) {
+        const rows = scope._tag === "Dirs"
+          ? yield* sql<
+            EntryRow
+          >`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE ${
+            sql.in("dir", scope.dirs)
+          } AND ${sql.in("hash", chunk)}`
+          : yield* sql<
+            EntryRow
+          >`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE run_dir = ${
+            normalRunDir(scope.runDir)
+          } AND ${sql.in("hash", chunk)}`
+        for (const row of rows) {
+          const rank = rankOf !== undefined ? rankOf.get(row.dir) ?? -1 : Number(row.run ?? -1)
+          const seq = Number(row.seq)
+          const best = found.get(row.hash)
+          if (best === undefined || rank > best.rank || (rank === best.rank && seq > best.seq)) {
+            found.set(row.hash, { rank, seq, row })
+          }
+        }
+      }
+      const out = new Map<string, CheckpointEntry>()
+      for (const [hash, { row }] of found) out.set(hash, entryOfRow(row))
+      return out
+    })
+
+  const lookup = (scope: LookupScope, hashes: ReadonlyArray<string>) =>
+    Effect.suspend(() => {
+      if (scope._tag === "Dirs" && scope.dirs.length === 0) return Effect.succeed(hashes.map(() => undefined))
+      return lookupNow(scope, hashes).pipe(
+        Effect.map((found) => hashes.map((h) => found.get(h))),
+        Effect.catchAll((e) =>
+          Effect.fail(
+            new BadCheckpoint({
+              path: scope._tag === "Dirs" ? scope.dirs.join(", ") : scope.runDir,
+              line: 0,
+              reason: `Cannot read from the SQL store: ${reasonOf(e)}`
+            })
+          )
+        )
+      )
+    })
+  return { lookupNow, lookup }
+}
+
+/** Whether the owner of a claim is gone (PostgreSQL: its liveness lock is free). */
+const ownerGoneOf = (c: Ctx) => {
+  const { isPg, ownerKey, sql } = c
+  return (key: string | null): Effect.Effect<boolean, SqlError> =>
+    !isPg || key === null || key === ownerKey
+      ? Effect.succeed(false)
+      : sql<{ readonly free: boolean }>`SELECT pg_try_advisory_xact_lock(${key}::bigint) AS free`.pipe(
+        sql.withTransaction,
+        Effect.map((rows) => rows[0]?.free === true)
+      )
+}
+
+type LookupNow = ReturnType<typeof lookupsPart>["lookupNow"]
+type OwnerGone = ReturnType<typeof ownerGoneOf>
+
+/** Claims: claim, release, the liveness lock, the renewal of held claims. */
+const claimsPart = (
+  c: Ctx,
+  lookupNow: LookupNow,
+  ownerGone: OwnerGone,
+  waitFor: (ns: string, hash: string) => Effect.Effect<CheckpointEntry | undefined, CheckpointError>
+): Effect.Effect<StoreClaims, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { fail, isPg, leaseMs, now, ownerKey, prefix, sql, t } = c
 
     // This process's liveness key: with PostgreSQL, a session advisory lock on it is held on a
     // connection of its own while the store lives, so that another process can tell at once
     // when this one is gone (the server drops a dead connection's locks).
-    const ownerKey = randomKey()
     let liveness: Effect.Effect<void, SqlError> | undefined
     const scope = yield* Effect.scope
     if (isPg) {
@@ -327,15 +345,6 @@ export const make = (
       if (set === undefined) byDir.set(runDir, set = new Set())
       return set
     }
-
-    /** Whether the owner of a claim is gone (PostgreSQL: its liveness lock is free). */
-    const ownerGone = (key: string | null): Effect.Effect<boolean, SqlError> =>
-      !isPg || key === null || key === ownerKey
-        ? Effect.succeed(false)
-        : sql<{ readonly free: boolean }>`SELECT pg_try_advisory_xact_lock(${key}::bigint) AS free`.pipe(
-          sql.withTransaction,
-          Effect.map((rows) => rows[0]?.free === true)
-        )
 
     const claimOnce = (runDir: string, hash: string, run: string): Effect.Effect<"won" | "held", SqlError> =>
       Effect.gen(function*() {
@@ -415,51 +424,76 @@ export const make = (
       Effect.interruptible,
       Effect.forkScoped
     )
+    return claims
+  })
 
-    // ---- waiting for claims held elsewhere -------------------------------------------
+/**
+ * One pass over every key waited for: an entry answers its waiters; a claim that is gone,
+ * expired or whose owner is gone ends their wait (they claim again).
+ */
+const checkWaitersOf = (
+  c: Ctx,
+  waiters: Map<string, Map<string, Array<Waiter>>>,
+  lookupNow: LookupNow,
+  ownerGone: OwnerGone
+): Effect.Effect<void, SqlError> =>
+  Effect.gen(function*() {
+    const { isPg, now, sql, t } = c
+    for (const [ns, byHash] of waiters) {
+      const hashes = [...byHash.keys()]
+      if (hashes.length === 0) {
+        waiters.delete(ns)
+        continue
+      }
+      const found = yield* lookupNow({ _tag: "RunDir", runDir: ns }, hashes)
+      const open = new Map<string, { readonly owner_key: string | null; readonly expired: boolean }>()
+      for (const chunk of chunks(hashes, CHUNK)) {
+        const rows = yield* sql<
+          { readonly hash: string; readonly owner_key: string | null; readonly expired: number | boolean }
+        >`SELECT hash, owner_key, CASE WHEN expires < ${now} THEN 1 ELSE 0 END AS expired FROM ${t.claims} WHERE run_dir = ${ns} AND ${
+          sql.in("hash", chunk)
+        }`
+        for (const r of rows) open.set(r.hash, { owner_key: r.owner_key, expired: Number(r.expired) === 1 })
+      }
+      const gone = new Map<string, boolean>()
+      for (const hash of hashes) {
+        const entry = found.get(hash)
+        const claim = open.get(hash)
+        let done: CheckpointEntry | undefined | null = null // null: still waiting
+        if (entry !== undefined) done = entry
+        else if (claim === undefined || claim.expired) done = undefined
+        else if (claim.owner_key !== null && isPg) {
+          let isGone = gone.get(claim.owner_key)
+          if (isGone === undefined) gone.set(claim.owner_key, isGone = yield* ownerGone(claim.owner_key))
+          if (isGone) done = undefined
+        }
+        if (done === null) continue
+        const list = byHash.get(hash) ?? []
+        byHash.delete(hash)
+        for (const w of list) yield* Deferred.succeed(w, done)
+      }
+    }
+  })
+
+/** Waiting for claims held elsewhere: one poller for every key waited for, woken by notifications. */
+const waitersPart = (
+  c: Ctx,
+  lookupNow: LookupNow,
+  ownerGone: OwnerGone
+): Effect.Effect<
+  (ns: string, hash: string) => Effect.Effect<CheckpointEntry | undefined, CheckpointError>,
+  never,
+  Scope.Scope
+> =>
+  Effect.gen(function*() {
+    const { isPg, leaseMs, prefix, sql } = c
+    const scope = yield* Effect.scope
 
     const waiters = new Map<string, Map<string, Array<Waiter>>>() // runDir → hash → waiters
     let poller: Fiber.RuntimeFiber<unknown, unknown> | undefined
     const wake = yield* Deferred.make<void>().pipe(Effect.map((d) => ({ current: d })))
 
-    // One pass over every key waited for: an entry answers its waiters; a claim that is gone,
-    // expired or whose owner is gone ends their wait (they claim again).
-    const checkWaiters = Effect.gen(function*() {
-      for (const [ns, byHash] of waiters) {
-        const hashes = [...byHash.keys()]
-        if (hashes.length === 0) {
-          waiters.delete(ns)
-          continue
-        }
-        const found = yield* lookupNow({ _tag: "RunDir", runDir: ns }, hashes)
-        const open = new Map<string, { readonly owner_key: string | null; readonly expired: boolean }>()
-        for (const chunk of chunks(hashes, CHUNK)) {
-          const rows = yield* sql<
-            { readonly hash: string; readonly owner_key: string | null; readonly expired: number | boolean }
-          >`SELECT hash, owner_key, CASE WHEN expires < ${now} THEN 1 ELSE 0 END AS expired FROM ${t.claims} WHERE run_dir = ${ns} AND ${
-            sql.in("hash", chunk)
-          }`
-          for (const r of rows) open.set(r.hash, { owner_key: r.owner_key, expired: Number(r.expired) === 1 })
-        }
-        const gone = new Map<string, boolean>()
-        for (const hash of hashes) {
-          const entry = found.get(hash)
-          const claim = open.get(hash)
-          let done: CheckpointEntry | undefined | null = null // null: still waiting
-          if (entry !== undefined) done = entry
-          else if (claim === undefined || claim.expired) done = undefined
-          else if (claim.owner_key !== null && isPg) {
-            let isGone = gone.get(claim.owner_key)
-            if (isGone === undefined) gone.set(claim.owner_key, isGone = yield* ownerGone(claim.owner_key))
-            if (isGone) done = undefined
-          }
-          if (done === null) continue
-          const list = byHash.get(hash) ?? []
-          byHash.delete(hash)
-          for (const w of list) yield* Deferred.succeed(w, done)
-        }
-      }
-    })
+    const checkWaiters = checkWaitersOf(c, waiters, lookupNow, ownerGone)
 
     const listen: Stream.Stream<string, SqlError> | undefined = isPg &&
         typeof (sql as unknown as { listen?: unknown }).listen === "function"
@@ -540,16 +574,45 @@ export const make = (
           )
         )
       })
+    return waitFor
+  })
 
-    const store: CheckpointStoreService = {
-      append,
-      appendEncoded,
-      load,
-      exists,
-      runs,
-      lookup,
-      claims
+export const make = (
+  sql: SqlClient.SqlClient,
+  options: SqlStoreOptions = {}
+): Effect.Effect<CheckpointStoreService, SqlError, Scope.Scope> =>
+  Effect.gen(function*() {
+    const prefix = options.tablePrefix ?? "dfk_"
+    if (!PREFIX.test(prefix)) {
+      return yield* Effect.dieMessage(
+        `SqlStore: tablePrefix must be letters, digits and underscores (got ${JSON.stringify(prefix)})`
+      )
     }
+    const leaseMs = Duration.toMillis(Duration.decode(options.lease ?? Duration.seconds(30)))
+    const isPg = sql.onDialectOrElse({ pg: () => true, orElse: () => false })
+    const t = {
+      meta: sql(prefix + "meta"),
+      runs: sql(prefix + "runs"),
+      checkpoints: sql(prefix + "checkpoints"),
+      entries: sql(prefix + "entries"),
+      claims: sql(prefix + "claims")
+    }
+    // The database's clock, in milliseconds since the epoch: every process of a shared store
+    // reads the same one (with PostgreSQL, the server's).
+    const now = isPg
+      ? sql.literal("(extract(epoch from clock_timestamp()) * 1000)::bigint")
+      : sql.literal("CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)")
+
+    yield* createTables(sql, prefix, isPg)
+
+    const fail = (path: string) => (cause: unknown) =>
+      new CheckpointError({ path, reason: `The SQL store failed: ${reasonOf(cause)}`, cause })
+    const c: Ctx = { sql, prefix, isPg, leaseMs, t, now, ownerKey: randomKey(), fail }
+    const { lookup, lookupNow } = lookupsPart(c)
+    const ownerGone = ownerGoneOf(c)
+    const waitFor = yield* waitersPart(c, lookupNow, ownerGone)
+    const claims = yield* claimsPart(c, lookupNow, ownerGone, waitFor)
+    const store: CheckpointStoreService = { ...entriesPart(c), runs: runsPart(c), lookup, claims }
     return store
   })
 
