@@ -17,6 +17,7 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as ExecutionStrategy from "effect/ExecutionStrategy"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
@@ -101,6 +102,20 @@ interface Claim {
   readonly gone: boolean
 }
 type ClaimRow = { readonly hash: string; readonly owner: string; readonly gone: number | string }
+/** A row of `<prefix>claim_v1` (PostgreSQL): state 0 a claim lost, 1 won and answered by an entry (given back), 2 won. */
+type ClaimFnRow = {
+  readonly r_hash: string
+  readonly r_state: number | string
+  readonly r_owner: string | null
+  readonly r_gone: number | string | null
+  readonly r_run: number | string | null
+  readonly r_seq: number | string | null
+  readonly r_app: string | null
+  readonly r_version: string | null
+  readonly r_input: string | null
+  readonly r_result: string | null
+  readonly r_time: string | null
+}
 const claimOfRow = (r: ClaimRow): Claim => ({ owner: r.owner, gone: Number(r.gone) === 1 })
 
 /** What a notification said of a key: claimed (`c`), given up (`r`) or written (`w`, with its entry). */
@@ -170,7 +185,7 @@ export const make = (
     const scope = yield* Effect.scope
     let liveness: Effect.Effect<void, SqlError> | undefined
     if (isPg) {
-      // Taken at the first claim, on a connection kept until the store closes.
+      // Taken when the store opens (in the background), on a connection kept until it closes.
       liveness = yield* Effect.cached(
         Effect.gen(function*() {
           const conn = yield* sql.reserve
@@ -337,7 +352,13 @@ export const make = (
           Effect.tap(() => Effect.sync(() => (synchronous = wanted))),
           Effect.catchAll(() => Effect.void)
         )
-        return Effect.zipRight(setSync, writeEntries(dir, entries)).pipe(Effect.mapError(fail(dir)))
+        // The write yields first: SQLite's client runs statements synchronously, so a pass
+        // that wrote at once would end before any other call had its entry queued, and each
+        // entry would be a pass (and a commit) of its own; after a yield, the calls that run
+        // now queue theirs, and the next pass takes them all (group commit).
+        return Effect.zipRight(setSync, Effect.zipRight(Effect.yieldNow(), writeEntries(dir, entries))).pipe(
+          Effect.mapError(fail(dir))
+        )
       })
 
     const append = (
@@ -499,54 +520,72 @@ export const make = (
         return out
       })
 
+    /** What one claim statement said. */
+    interface Inserted {
+      /** The claims won, their keys without an entry. */
+      readonly won: Set<string>
+      /** The keys whose claims were won and given back at once: an entry answers them (PostgreSQL). */
+      readonly answered: Map<string, CheckpointEntry>
+      /** The claims of the keys lost (a key in neither was given up meanwhile). */
+      readonly current: Map<string, Claim>
+    }
+
     /**
-     * Inserts claims of `run` on `hashes` (`ON CONFLICT DO NOTHING`): the hashes won, and the
-     * claims of the others as they were (a claim missing from those was given up meanwhile).
-     * PostgreSQL: one statement per chunk, which also reads the others' claims (from its
-     * snapshot, before the insert) and notifies the claims won.
+     * Inserts claims of `run` on `hashes` (`ON CONFLICT DO NOTHING`: the rows inserted are the
+     * claims won). PostgreSQL: one call of the store's function (`<prefix>claim_v1`, see
+     * `createTables`) per chunk, which also reads the others' claims and, for the keys won,
+     * their entries (statements of their own, after the insert), gives back those answered and
+     * notifies the others won. SQLite: the insert, then a read of the claims lost; the keys won
+     * are looked up by the caller.
      */
-    const insertClaims = (
-      ns: string,
-      run: string,
-      hashes: ReadonlyArray<string>
-    ): Effect.Effect<{ readonly won: Set<string>; readonly current: Map<string, Claim> }, SqlError> =>
+    const insertClaims = (ns: string, run: string, hashes: ReadonlyArray<string>): Effect.Effect<Inserted, SqlError> =>
       Effect.gen(function*() {
-        const won = new Set<string>()
-        const current = new Map<string, Claim>()
+        const out: Inserted = { won: new Set(), answered: new Map(), current: new Map() }
         for (const chunk of chunks(hashes, CHUNK)) {
-          const values = sql.csv(chunk.map((h) => sql`(${ns}, ${h}, ${run}, ${ownerKey}, ${now} + ${leaseMs})`))
-          const insert = sql`INSERT INTO ${t.claims} (run_dir, hash, owner, owner_key, expires) VALUES ${values} ON CONFLICT (run_dir, hash) DO NOTHING RETURNING hash`
-          if (!isPg) {
-            for (const r of yield* insert) won.add((r as { readonly hash: string }).hash)
+          if (isPg) {
+            // (Notified when the chunk's hashes fit one notification; claims known elsewhere
+            // only save the others a statement.)
+            const note = chunk.length <= NOTIFY_CHUNK ? head(ns, "c") : null
+            const rows = yield* sql<ClaimFnRow>`SELECT * FROM ${sql(prefix + "claim_v1")}(${ns}, ${[...chunk]}::text[], ${run}, ${ownerKey}, ${leaseMs}::bigint, ${channel}, ${note})`
+            for (const r of rows) {
+              const state = Number(r.r_state)
+              if (state === 0) out.current.set(r.r_hash, { owner: r.r_owner!, gone: Number(r.r_gone) === 1 })
+              else if (state === 2) out.won.add(r.r_hash)
+              else {
+                out.answered.set(r.r_hash, entryOfRow({
+                  dir: "",
+                  run: r.r_run,
+                  seq: r.r_seq ?? 0,
+                  hash: r.r_hash,
+                  app: r.r_app!,
+                  version: r.r_version,
+                  input: r.r_input!,
+                  result: r.r_result!,
+                  time: r.r_time!
+                }))
+              }
+            }
             continue
           }
-          // (Notified when the chunk's hashes fit one notification; claims known elsewhere
-          // only save the others a statement.)
-          const told = chunk.length <= NOTIFY_CHUNK
-            ? sql` UNION ALL SELECT '', 2, '', 0 FROM (SELECT pg_notify(${channel}, ${head(ns, "c")} || string_agg(hash, ',')) AS n FROM ins HAVING count(*) > 0) told`
-            : sql``
-          const rows = yield* sql<ClaimRow & { readonly won: number | string }>`WITH ins AS (${insert}) SELECT hash, 1 AS won, '' AS owner, 0 AS gone FROM ins UNION ALL SELECT c.hash, 0, c.owner, ${gone} FROM ${t.claims} c WHERE c.run_dir = ${ns} AND ${
-            sql.in("c.hash", chunk)
-          } AND NOT EXISTS (SELECT 1 FROM ins WHERE ins.hash = c.hash)${told}`
-          for (const r of rows) {
-            const w = Number(r.won)
-            if (w === 1) won.add(r.hash)
-            else if (w === 0) current.set(r.hash, claimOfRow(r))
-          }
+          const values = sql.csv(chunk.map((h) => sql`(${ns}, ${h}, ${run}, ${ownerKey}, ${now} + ${leaseMs})`))
+          const rows = yield* sql<{ readonly hash: string }>`INSERT INTO ${t.claims} (run_dir, hash, owner, owner_key, expires) VALUES ${values} ON CONFLICT (run_dir, hash) DO NOTHING RETURNING hash`
+          for (const r of rows) out.won.add(r.hash)
         }
         if (!isPg) {
-          const lost = hashes.filter((h) => !won.has(h))
-          if (lost.length > 0) for (const [h, c] of yield* claimsOf(ns, lost)) current.set(h, c)
+          const lost = hashes.filter((h) => !out.won.has(h))
+          if (lost.length > 0) for (const [h, c] of yield* claimsOf(ns, lost)) out.current.set(h, c)
         }
-        return { won, current }
+        return out
       })
 
     /**
      * Claims `hashes` under `ns` for `run`, in as few statements as the batch allows. A key
      * another process was lately heard to have written is answered by that entry, one heard to
-     * be claimed is held; the others are claimed at once (`insertClaims`); for those won, one
-     * lookup follows (an entry written before the claim was won answers the key: the claim
-     * is given back). A lost claim whose holder is gone is taken over.
+     * be claimed is held; the others are claimed at once (`insertClaims`). A key won is looked
+     * up once more after the claim is in (an entry written before the claim was won answers
+     * it, and the claim is given back): a statement of its own, since the insert may have
+     * waited for that writer's commit, which its own snapshot does not see. A claim lost whose
+     * holder is gone is taken over.
      */
     const claimMany = (
       ns: string,
@@ -573,10 +612,18 @@ export const make = (
         }
         yield* startListening
         if (todo.length > 0 && liveness !== undefined) yield* liveness
+        const mine = holding(run, ns)
         for (let attempt = 0; todo.length > 0 && attempt < 4; attempt++) {
-          const { current, won } = yield* insertClaims(ns, run, todo)
+          const { answered, current, won } = yield* insertClaims(ns, run, todo)
+          // Won by this statement and looked up already (PostgreSQL), or to look up now.
+          const unchecked = new Set(isPg ? [] : won)
           const again: Array<string> = []
           for (const hash of todo) {
+            const entry = answered.get(hash)
+            if (entry !== undefined) {
+              out.set(hash, entry)
+              continue
+            }
             if (won.has(hash)) continue
             const claim = current.get(hash)
             // Given up between the insert and the read: claimed again.
@@ -585,25 +632,22 @@ export const make = (
             else {
               // Its holder is gone: taken over, unless another process took it first.
               const taken = yield* sql<{ readonly hash: string }>`UPDATE ${t.claims} SET owner = ${run}, owner_key = ${ownerKey}, expires = ${now} + ${leaseMs} WHERE run_dir = ${ns} AND hash = ${hash} AND owner = ${claim.owner} RETURNING hash`
-              if (taken.length > 0) won.add(hash)
-              else out.set(hash, "held")
+              if (taken.length > 0) {
+                won.add(hash)
+                unchecked.add(hash)
+              } else out.set(hash, "held")
             }
           }
-          if (won.size > 0) {
-            // An entry written before the claim was won (its writer's claim ended with it)
-            // answers the key: the claim is given back and the entry served. (A statement of
-            // its own: the insert may have waited for that writer's commit, which its
-            // snapshot does not see.)
-            const found = yield* lookupNow({ _tag: "RunDir", runDir: ns }, [...won])
-            if (found.size > 0) yield* giveUp(ns, run, [...found.keys()])
-            const mine = holding(run, ns)
-            for (const hash of won) {
-              const entry = found.get(hash)
-              if (entry !== undefined) out.set(hash, entry)
-              else {
-                mine.add(hash)
-                out.set(hash, "won")
-              }
+          const found = unchecked.size === 0
+            ? new Map<string, CheckpointEntry>()
+            : yield* lookupNow({ _tag: "RunDir", runDir: ns }, [...unchecked])
+          if (found.size > 0) yield* giveUp(ns, run, [...found.keys()])
+          for (const hash of won) {
+            const entry = found.get(hash)
+            if (entry !== undefined) out.set(hash, entry)
+            else {
+              mine.add(hash)
+              out.set(hash, "won")
             }
           }
           todo = again
@@ -715,11 +759,16 @@ export const make = (
     let isListening = (): boolean => false
     let heardHello = (): void => {}
 
-    /** Ends the waits for `hash` with `value`: how many ended. */
+    /**
+     * Ends the waits for `hash` with `value`: how many ended. A wait that ends without an entry
+     * drops what was heard of the key, so that the claim that follows asks the database (a
+     * claim heard of lately may be the one found gone).
+     */
     const resolve = (ns: string, hash: string, value: CheckpointEntry | undefined): number => {
       const byHash = waiters.get(ns)
       const list = byHash?.get(hash)
       if (byHash === undefined || list === undefined) return 0
+      if (value === undefined) notes.delete(noteKey(ns, hash))
       byHash.delete(hash)
       if (byHash.size === 0) waiters.delete(ns)
       for (const w of list) Deferred.unsafeDone(w, Exit.succeed(value))
@@ -850,8 +899,7 @@ export const make = (
       if (look) Deferred.unsafeDone(wake, Exit.void)
     }
 
-    // LISTEN starts with the first claim (a process that claims nothing never listens). The
-    // store says hello (`h`) on the channel now and then, and waits rely on notifications only
+    // LISTEN starts when the store opens (or with the first claim). The store says hello (`h`) on the channel now and then, and waits rely on notifications only
     // while it hears its own hellos (the first, then one at least every three): otherwise they
     // poll. (@effect/sql-pg 0.53 drops a listen connection that fails without a word, and
     // stores on one client share one: the first to close ends the others'.) At the close, a
@@ -913,7 +961,10 @@ export const make = (
         // was dropped then): no need to wait.
         const note = notes.get(noteKey(ns, hash))
         if (note?.entry !== undefined) return Effect.succeed(note.entry)
-        if (note?.kind === "r") return Effect.succeed(undefined)
+        if (note?.kind === "r") {
+          notes.delete(noteKey(ns, hash))
+          return Effect.succeed(undefined)
+        }
         const waiter: Waiter = Deferred.unsafeMake<CheckpointEntry | undefined, CheckpointError>(FiberId.none)
         let byHash = waiters.get(ns)
         if (byHash === undefined) waiters.set(ns, byHash = new Map())
@@ -942,6 +993,16 @@ export const make = (
           )
         )
       })
+
+    // PostgreSQL: the connections of the liveness lock and of LISTEN are opened now, in the
+    // background (a connection costs a password exchange and round trips), so that the first
+    // claims do not wait for them. A close lets the lock's finish first, as LISTEN's: a
+    // connection interrupted while it is being made is left open.
+    if (liveness !== undefined) {
+      const warm = yield* Effect.forkIn(Effect.ignore(liveness), scope)
+      yield* Effect.addFinalizer(() => realTime(Effect.ignore(Effect.timeout(Effect.interruptible(Fiber.await(warm)), Duration.seconds(5)))))
+      yield* startListening
+    }
 
     const store: CheckpointStoreService = {
       append,
@@ -978,6 +1039,12 @@ const createTables = (sql: SqlClient.SqlClient, prefix: string, isPg: boolean): 
       sql.literal(big)
     } NOT NULL, PRIMARY KEY (run_dir, hash))`
     yield* sql`CREATE INDEX IF NOT EXISTS ${id("claims_owner")} ON ${id("claims")} (owner)`
+    if (isPg) {
+      const fn = yield* sql`SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = ${
+        prefix + "claim_v1"
+      } AND n.nspname = current_schema()`
+      if (fn.length === 0) yield* sql.unsafe(claimFunction(prefix))
+    }
     yield* sql`INSERT INTO ${id("meta")} (key, value) VALUES ('schema', ${String(SCHEMA_VERSION)}) ON CONFLICT (key) DO NOTHING`
     const rows = yield* sql<{ readonly value: string }>`SELECT value FROM ${id("meta")} WHERE key = 'schema'`
     const version = Number(rows[0]?.value)
@@ -993,3 +1060,70 @@ const createTables = (sql: SqlClient.SqlClient, prefix: string, isPg: boolean): 
   )
 }
 
+
+/**
+ * PostgreSQL: the function that claims a batch in one round trip (`claimMany`). Its statements
+ * each see the database as it is when they run (a volatile function under READ COMMITTED), so
+ * the lookup of the keys won, which follows the insert, sees an entry whose writer's commit the
+ * insert waited for (the writer ends its claim in the transaction that writes the entry). It
+ * returns, per key: state 0 and the claim of a key lost (`r_gone`: out of lease, or its
+ * holder's liveness lock free); state 1 and the newest entry of a key won that has one (that
+ * claim is given back); state 2 for the other keys won, which it notifies (`p_note` followed by
+ * the hashes, when `p_note` is not null). A key in none was given up meanwhile. Versioned by
+ * its name: a change makes `claim_v2`.
+ */
+const claimFunction = (prefix: string): string => {
+  const q = (name: string) => `"${prefix}${name}"`
+  return `CREATE FUNCTION ${q("claim_v1")}(p_ns text, p_hashes text[], p_run text, p_key text, p_lease bigint, p_channel text, p_note text)
+RETURNS TABLE (r_hash text, r_state int, r_owner text, r_gone int, r_run int, r_seq bigint, r_app text, r_version text, r_input text, r_result text, r_time text)
+LANGUAGE plpgsql VOLATILE AS $dfk$
+DECLARE
+  v_now bigint := (extract(epoch from clock_timestamp()) * 1000)::bigint;
+  v_won text[];
+  v_back text[] := '{}';
+  v_rest text[];
+  v_rec record;
+BEGIN
+  WITH ins AS (
+    INSERT INTO ${q("claims")} (run_dir, hash, owner, owner_key, expires)
+    SELECT p_ns, h, p_run, p_key, v_now + p_lease FROM unnest(p_hashes) AS h
+    ON CONFLICT (run_dir, hash) DO NOTHING RETURNING hash
+  ) SELECT coalesce(array_agg(ins.hash), '{}') INTO v_won FROM ins;
+  FOR v_rec IN
+    SELECT c.hash, c.owner,
+      CASE WHEN c.expires < v_now THEN 1 WHEN c.owner_key IS NULL OR c.owner_key = p_key THEN 0
+        WHEN pg_try_advisory_xact_lock(c.owner_key::bigint) THEN 1 ELSE 0 END AS gone
+    FROM ${q("claims")} c WHERE c.run_dir = p_ns AND c.hash = ANY(p_hashes) AND NOT (c.hash = ANY(v_won))
+  LOOP
+    r_hash := v_rec.hash; r_state := 0; r_owner := v_rec.owner; r_gone := v_rec.gone;
+    r_run := NULL; r_seq := NULL; r_app := NULL; r_version := NULL; r_input := NULL; r_result := NULL; r_time := NULL;
+    RETURN NEXT;
+  END LOOP;
+  IF cardinality(v_won) = 0 THEN RETURN; END IF;
+  FOR v_rec IN
+    SELECT DISTINCT ON (e.hash) e.hash, e.run, e.seq, e.app, e.version, e.input, e.result, e.time
+    FROM ${q("entries")} e WHERE e.run_dir = p_ns AND e.hash = ANY(v_won)
+    ORDER BY e.hash, e.run DESC NULLS LAST, e.seq DESC
+  LOOP
+    r_hash := v_rec.hash; r_state := 1; r_owner := NULL; r_gone := 0;
+    r_run := v_rec.run; r_seq := v_rec.seq; r_app := v_rec.app; r_version := v_rec.version;
+    r_input := v_rec.input; r_result := v_rec.result; r_time := v_rec.time;
+    RETURN NEXT;
+    v_back := v_back || v_rec.hash;
+  END LOOP;
+  IF cardinality(v_back) > 0 THEN
+    DELETE FROM ${q("claims")} c WHERE c.run_dir = p_ns AND c.owner = p_run AND c.hash = ANY(v_back);
+  END IF;
+  v_rest := ARRAY(SELECT w FROM unnest(v_won) AS w WHERE NOT (w = ANY(v_back)));
+  IF cardinality(v_rest) > 0 AND p_note IS NOT NULL THEN
+    PERFORM pg_notify(p_channel, p_note || array_to_string(v_rest, ','));
+  END IF;
+  r_state := 2; r_owner := NULL; r_gone := 0;
+  r_run := NULL; r_seq := NULL; r_app := NULL; r_version := NULL; r_input := NULL; r_result := NULL; r_time := NULL;
+  FOREACH r_hash IN ARRAY v_rest LOOP
+    RETURN NEXT;
+  END LOOP;
+  RETURN;
+END
+$dfk$`
+}
