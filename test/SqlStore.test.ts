@@ -14,9 +14,12 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Scope from "effect/Scope"
 import * as Exit from "effect/Exit"
+import * as Schema from "effect/Schema"
+import { App, CheckpointStore, Dfk, Memo } from "effect-dfk"
 import type { EncodedEntry } from "effect-dfk"
 import { SqlStore } from "effect-dfk/sql"
 import { storeSuite } from "./contract/storeSuite.ts"
+import { platform } from "./util.ts"
 import { pgLayer, sqliteAvailable, sqliteLayer, sqliteSuite } from "./e2e/sqlHarness.ts"
 
 describe.skipIf(!sqliteAvailable)(sqliteSuite("SqlStore on SQLite"), () => {
@@ -110,6 +113,27 @@ const claimsSuite = (name: string, client: () => Layer.Layer<SqlClient.SqlClient
         // Given back: nobody holds it.
         assert.strictEqual(yield* a.claims!.claim("ns", hashOf(6), runA), "won")
       }).pipe(Effect.scoped, Effect.provide(client())))
+
+    it.scopedLive("an entry failing the integrity rule is not served and its key runs once (no claim loop)", () =>
+      Effect.gen(function*() {
+        const store = yield* SqlStore.make()
+        const run = yield* store.runs!.allocate("ns")
+        const hash = yield* Memo.key({ name: "tampered", input: { x: 1 } })
+        // The key of { x: 1 }, with the input of { x: 2 }.
+        yield* store.appendEncoded!(`${run}/checkpoint`, [{ ...encoded(2), hash, app: "tampered" }])
+        let bodies = 0
+        const app = App.make(
+          { name: "tampered", input: Schema.Struct({ x: Schema.Number }), output: Schema.Number, cache: true },
+          ({ x }) => Effect.sync(() => (bodies++, x * 10))
+        )
+        const value = yield* app({ x: 1 }).pipe(
+          Effect.provide(Dfk.layer({ runDir: "ns", checkpointMode: "task_exit" })),
+          Effect.provide(Layer.succeed(CheckpointStore, store)),
+          Effect.timeoutFail({ duration: Duration.seconds(20), onTimeout: () => new Error("the call never ended") })
+        )
+        assert.strictEqual(value, 10)
+        assert.strictEqual(bodies, 1)
+      }).pipe(Effect.scoped, Effect.provide(client()), Effect.provide(platform)))
   })
 
 describe.skipIf(!sqliteAvailable)(sqliteSuite("SqlStore claims on SQLite"), () => {

@@ -102,7 +102,7 @@ interface Claim {
   readonly gone: boolean
 }
 type ClaimRow = { readonly hash: string; readonly owner: string; readonly gone: number | string }
-/** A row of `<prefix>claim_v1` (PostgreSQL): state 0 a claim lost, 1 won and answered by an entry (given back), 2 won. */
+/** A row of `<prefix>claim_v2` (PostgreSQL): state 0 a claim lost, 1 an entry answers the key, 2 won. */
 type ClaimFnRow = {
   readonly r_hash: string
   readonly r_state: number | string
@@ -524,7 +524,7 @@ export const make = (
     interface Inserted {
       /** The claims won, their keys without an entry. */
       readonly won: Set<string>
-      /** The keys whose claims were won and given back at once: an entry answers them (PostgreSQL). */
+      /** The keys an entry answers (PostgreSQL: found before the claim, or after it won: given back). */
       readonly answered: Map<string, CheckpointEntry>
       /** The claims of the keys lost (a key in neither was given up meanwhile). */
       readonly current: Map<string, Claim>
@@ -532,11 +532,11 @@ export const make = (
 
     /**
      * Inserts claims of `run` on `hashes` (`ON CONFLICT DO NOTHING`: the rows inserted are the
-     * claims won). PostgreSQL: one call of the store's function (`<prefix>claim_v1`, see
-     * `createTables`) per chunk, which also reads the others' claims and, for the keys won,
-     * their entries (statements of their own, after the insert), gives back those answered and
-     * notifies the others won. SQLite: the insert, then a read of the claims lost; the keys won
-     * are looked up by the caller.
+     * claims won). PostgreSQL: one call of the store's function (`<prefix>claim_v2`, see
+     * `claimFunction`) per chunk, which looks the keys up first and claims only those without
+     * an entry, reads the others' claims and, for the keys won, their entries (statements of
+     * their own, after the insert), gives back those answered and notifies the others won.
+     * SQLite: the insert, then a read of the claims lost; the caller looks the keys won up.
      */
     const insertClaims = (ns: string, run: string, hashes: ReadonlyArray<string>): Effect.Effect<Inserted, SqlError> =>
       Effect.gen(function*() {
@@ -546,7 +546,7 @@ export const make = (
             // (Notified when the chunk's hashes fit one notification; claims known elsewhere
             // only save the others a statement.)
             const note = chunk.length <= NOTIFY_CHUNK ? head(ns, "c") : null
-            const rows = yield* sql<ClaimFnRow>`SELECT * FROM ${sql(prefix + "claim_v1")}(${ns}, ${[...chunk]}::text[], ${run}, ${ownerKey}, ${leaseMs}::bigint, ${channel}, ${note})`
+            const rows = yield* sql<ClaimFnRow>`SELECT * FROM ${sql(prefix + "claim_v2")}(${ns}, ${[...chunk]}::text[], ${run}, ${ownerKey}, ${leaseMs}::bigint, ${channel}, ${note})`
             for (const r of rows) {
               const state = Number(r.r_state)
               if (state === 0) out.current.set(r.r_hash, { owner: r.r_owner!, gone: Number(r.r_gone) === 1 })
@@ -581,11 +581,12 @@ export const make = (
     /**
      * Claims `hashes` under `ns` for `run`, in as few statements as the batch allows. A key
      * another process was lately heard to have written is answered by that entry, one heard to
-     * be claimed is held; the others are claimed at once (`insertClaims`). A key won is looked
-     * up once more after the claim is in (an entry written before the claim was won answers
-     * it, and the claim is given back): a statement of its own, since the insert may have
-     * waited for that writer's commit, which its own snapshot does not see. A claim lost whose
-     * holder is gone is taken over.
+     * be claimed is held; the others are claimed at once (`insertClaims`; PostgreSQL looks
+     * them up first and claims only those without an entry). A key won is looked up once more
+     * after the claim is in (an entry written before the claim was won answers it, and the
+     * claim is given back): a statement of its own, since the insert may have waited for that
+     * writer's commit, which its own snapshot does not see. A claim lost whose holder is gone
+     * is taken over.
      */
     const claimMany = (
       ns: string,
@@ -1041,7 +1042,7 @@ const createTables = (sql: SqlClient.SqlClient, prefix: string, isPg: boolean): 
     yield* sql`CREATE INDEX IF NOT EXISTS ${id("claims_owner")} ON ${id("claims")} (owner)`
     if (isPg) {
       const fn = yield* sql`SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = ${
-        prefix + "claim_v1"
+        prefix + "claim_v2"
       } AND n.nspname = current_schema()`
       if (fn.length === 0) yield* sql.unsafe(claimFunction(prefix))
     }
@@ -1062,31 +1063,45 @@ const createTables = (sql: SqlClient.SqlClient, prefix: string, isPg: boolean): 
 
 
 /**
- * PostgreSQL: the function that claims a batch in one round trip (`claimMany`). Its statements
- * each see the database as it is when they run (a volatile function under READ COMMITTED), so
- * the lookup of the keys won, which follows the insert, sees an entry whose writer's commit the
- * insert waited for (the writer ends its claim in the transaction that writes the entry). It
- * returns, per key: state 0 and the claim of a key lost (`r_gone`: out of lease, or its
- * holder's liveness lock free); state 1 and the newest entry of a key won that has one (that
- * claim is given back); state 2 for the other keys won, which it notifies (`p_note` followed by
- * the hashes, when `p_note` is not null). A key in none was given up meanwhile. Versioned by
- * its name: a change makes `claim_v2`.
+ * PostgreSQL: the function that claims a batch in one round trip (`claimMany`). It looks the
+ * keys up first (those an entry answers are not claimed), claims the others, and looks up the
+ * keys won again. Its statements each see the database as it is when they run (a volatile
+ * function under READ COMMITTED), so that second lookup, which follows the insert, sees an
+ * entry whose writer's commit the insert waited for (the writer ends its claim in the
+ * transaction that writes the entry). It returns, per key: state 0 and the claim of a key
+ * lost (`r_gone`: out of lease, or its holder's liveness lock free); state 1 and the newest
+ * entry of a key that has one (a claim won on it is given back); state 2 for the other keys
+ * won, which it notifies (`p_note` followed by the hashes, when `p_note` is not null). A key
+ * in none was given up meanwhile. Versioned by its name: a change makes `claim_v3`.
  */
 const claimFunction = (prefix: string): string => {
   const q = (name: string) => `"${prefix}${name}"`
-  return `CREATE FUNCTION ${q("claim_v1")}(p_ns text, p_hashes text[], p_run text, p_key text, p_lease bigint, p_channel text, p_note text)
+  return `CREATE FUNCTION ${q("claim_v2")}(p_ns text, p_hashes text[], p_run text, p_key text, p_lease bigint, p_channel text, p_note text)
 RETURNS TABLE (r_hash text, r_state int, r_owner text, r_gone int, r_run int, r_seq bigint, r_app text, r_version text, r_input text, r_result text, r_time text)
 LANGUAGE plpgsql VOLATILE AS $dfk$
 DECLARE
   v_now bigint := (extract(epoch from clock_timestamp()) * 1000)::bigint;
   v_won text[];
+  v_found text[] := '{}';
   v_back text[] := '{}';
   v_rest text[];
   v_rec record;
 BEGIN
+  -- The keys an entry answers already: no claim.
+  FOR v_rec IN
+    SELECT DISTINCT ON (e.hash) e.hash, e.run, e.seq, e.app, e.version, e.input, e.result, e.time
+    FROM ${q("entries")} e WHERE e.run_dir = p_ns AND e.hash = ANY(p_hashes)
+    ORDER BY e.hash, e.run DESC NULLS LAST, e.seq DESC
+  LOOP
+    r_hash := v_rec.hash; r_state := 1; r_owner := NULL; r_gone := 0;
+    r_run := v_rec.run; r_seq := v_rec.seq; r_app := v_rec.app; r_version := v_rec.version;
+    r_input := v_rec.input; r_result := v_rec.result; r_time := v_rec.time;
+    RETURN NEXT;
+    v_found := v_found || v_rec.hash;
+  END LOOP;
   WITH ins AS (
     INSERT INTO ${q("claims")} (run_dir, hash, owner, owner_key, expires)
-    SELECT p_ns, h, p_run, p_key, v_now + p_lease FROM unnest(p_hashes) AS h
+    SELECT p_ns, h, p_run, p_key, v_now + p_lease FROM unnest(p_hashes) AS h WHERE NOT (h = ANY(v_found))
     ON CONFLICT (run_dir, hash) DO NOTHING RETURNING hash
   ) SELECT coalesce(array_agg(ins.hash), '{}') INTO v_won FROM ins;
   FOR v_rec IN
@@ -1094,6 +1109,7 @@ BEGIN
       CASE WHEN c.expires < v_now THEN 1 WHEN c.owner_key IS NULL OR c.owner_key = p_key THEN 0
         WHEN pg_try_advisory_xact_lock(c.owner_key::bigint) THEN 1 ELSE 0 END AS gone
     FROM ${q("claims")} c WHERE c.run_dir = p_ns AND c.hash = ANY(p_hashes) AND NOT (c.hash = ANY(v_won))
+      AND NOT (c.hash = ANY(v_found))
   LOOP
     r_hash := v_rec.hash; r_state := 0; r_owner := v_rec.owner; r_gone := v_rec.gone;
     r_run := NULL; r_seq := NULL; r_app := NULL; r_version := NULL; r_input := NULL; r_result := NULL; r_time := NULL;
