@@ -41,6 +41,26 @@ export interface SqlStoreOptions {
  * tables when they are missing (versioned, idempotent, safe when many processes start at
  * once), renews the claims it holds and watches those it waits for until the scope closes.
  *
+ * How claims go (DESIGN §7). The claims asked for at one moment are made in one statement
+ * (`INSERT … ON CONFLICT DO NOTHING`: the rows inserted are the claims won); a key won is
+ * looked up once more (an entry written meanwhile answers it, and the claim is given back).
+ * The entries of a checkpoint pass are written, and the run's claims on those keys ended, in
+ * one transaction (PostgreSQL: one statement). A claim lasts a lease, renewed a third of a
+ * lease apart while held; a claim out of lease is taken over by one waiter. With PostgreSQL
+ * each process also holds a session advisory lock while the store is open, so that a process
+ * that is gone (crashed, killed, its connection lost) is taken over without waiting for the
+ * lease; and processes tell each other on the channel `<tablePrefix>events` (LISTEN/NOTIFY)
+ * which keys they claimed, wrote (with the entries, when short) or gave up, so that a wait
+ * ends as soon as its entry is written and a key known to be held needs no statement. Waits
+ * are also checked a second apart (or a third of a lease, when shorter). SQLite polls, 5 ms
+ * apart backing off to 100 ms.
+ *
+ * The store's own timing (leases, renewals, polls) follows the real clock, also when the
+ * calling fiber has a `TestClock`. With SQLite, a write with durability `"none"` (the
+ * kernel's default) sets the connection's `synchronous` to `NORMAL` (in WAL mode a commit then
+ * survives a crash of the process, not a power cut), `"fsync"` to `FULL`. With PostgreSQL every
+ * commit is durable as the server is configured.
+ *
  * @example A store in an SQLite file
  * ```ts
  * import * as FileSystem from "@effect/platform/FileSystem"

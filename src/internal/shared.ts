@@ -7,6 +7,7 @@
 import * as Effect from "effect/Effect"
 import type { CheckpointEntry, CheckpointStoreService, LookupScope, StoreClaims } from "../CheckpointStore.ts"
 import type { CheckpointError } from "../errors.ts"
+import { entryKeyProblem } from "./canonical.ts"
 import type { ResolvedConfig } from "./config.ts"
 import { invalidLoaded, LoadedResult } from "./loaded.ts"
 import { oneLine, reasonOf } from "./messages.ts"
@@ -104,13 +105,17 @@ export class Shared {
     )
   }
 
-  /** Claims `hash` for this run (see `StoreClaims.claim`). */
+  /**
+   * Claims `hash` for this run (see `StoreClaims.claim`). An entry that answers nothing
+   * (malformed, or failing the integrity rule: its hash is not the key of its own app,
+   * version and input) is no answer: the body runs, unclaimed. (Served, it would be refused
+   * and the key claimed again, answered by the same entry, for ever.)
+   */
   claim(hash: string): Effect.Effect<Claimed, CheckpointError> {
     return Effect.map(this.claims!.claim(this.runDir, hash, this.run), (claimed): Claimed => {
       if (claimed === "won" || claimed === "held") return claimed
-      // (A malformed entry answers nothing: the body runs, unclaimed.)
       const loaded = loadedOf(claimed)
-      return loaded instanceof LoadedResult ? loaded : "won"
+      return loaded instanceof LoadedResult && entryKeyProblem(loaded) === undefined ? loaded : "won"
     })
   }
 
