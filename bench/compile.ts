@@ -1,7 +1,7 @@
 /**
- * Transpiles the library (`mod.ts`, `sql.ts`, `src/`) and the benchmarks' child scripts to
- * plain JavaScript with TypeScript's `transpileModule` (no type check; `.ts` imports rewritten
- * to `.js`), as the npm build does, and imports it from there. The benchmarks measure that
+ * Transpiles the library (`mod.ts`, `src/`) and `bench/load-child.ts` to plain JavaScript
+ * with TypeScript's `transpileModule` (no type check; `.ts` imports rewritten to `.js`),
+ * as the npm build does, and imports it from there. The benchmarks measure that
  * JavaScript, not tsx's on-the-fly output (tsx wraps every function expression in a
  * `__name` helper call, which costs in closures made per call), and the load
  * benchmark's child processes run it on plain `node`, so their peak RSS does not include
@@ -37,10 +37,6 @@ export interface Compiled {
   readonly loadChild: string
   /** The compiled `bench/fanout-child.ts`, run by `node <child> …`. */
   readonly fanoutChild: string
-  /** The compiled `test/fixtures/sql-worker.ts` (B9), run by `node <worker>` with its settings in the environment. */
-  readonly sqlWorker: string
-  /** The compiled `bench/sql-startup-child.ts` (B10), run by `node <child> …`. */
-  readonly sqlStartupChild: string
 }
 
 const transpile = (from: string, to: string) => {
@@ -67,7 +63,6 @@ export const compileLibrary = async (srcRoot: string = ROOT): Promise<Compiled> 
   const outDir = path.join(DATA_DIR, `js-${name}`)
   rmSync(outDir, { recursive: true, force: true })
   transpile(path.join(root, "mod.ts"), path.join(outDir, "mod.js"))
-  transpile(path.join(root, "sql.ts"), path.join(outDir, "sql.js"))
   const walk = (rel: string) => {
     for (const e of readdirSync(path.join(root, rel), { withFileTypes: true })) {
       const child = path.join(rel, e.name)
@@ -83,14 +78,9 @@ export const compileLibrary = async (srcRoot: string = ROOT): Promise<Compiled> 
   transpile(path.join(ROOT, "bench", "load-child.ts"), loadChild)
   const fanoutChild = path.join(outDir, "bench", "fanout-child.js")
   transpile(path.join(ROOT, "bench", "fanout-child.ts"), fanoutChild)
-  const sqlStartupChild = path.join(outDir, "bench", "sql-startup-child.js")
-  transpile(path.join(ROOT, "bench", "sql-startup-child.ts"), sqlStartupChild)
-  // The workflow that B9 starts as several processes (the one the process tests start too).
-  const sqlWorker = path.join(outDir, "test", "fixtures", "sql-worker.js")
-  transpile(path.join(ROOT, "test", "fixtures", "sql-worker.ts"), sqlWorker)
   const lib = (await import(pathToFileURL(path.join(outDir, "mod.js")).href)) as Library
   const canonical = (await import(
     pathToFileURL(path.join(outDir, "src", "internal", "canonical.js")).href
   )) as CanonicalModule
-  return { srcRoot: root, outDir, lib, canonical, loadChild, fanoutChild, sqlWorker, sqlStartupChild }
+  return { srcRoot: root, outDir, lib, canonical, loadChild, fanoutChild }
 }

@@ -12,8 +12,6 @@
  * - `--label <text>`: what to call the measured tree in the output (with `--src`).
  * - `--out <file>`: where to write the JSON (default `bench/results.json`; with `--quick`,
  *   `bench/.data/results-quick.json`, so a smoke run does not replace the recorded figures).
- *   With `--only` and the default file, the figures of the benchmarks not run are kept from
- *   it (under `kept`, with the date, library and load of the run that measured them).
  *
  * @module
  */
@@ -26,15 +24,13 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schema from "effect/Schema"
 import { execFile } from "node:child_process"
 import { createHash } from "node:crypto"
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import * as fsp from "node:fs/promises"
 import * as os from "node:os"
 import * as path from "node:path"
 import type { DfkConfig } from "../mod.ts"
 import { compileLibrary } from "./compile.ts"
 import { ensureLoadFile, inputOfSize, LOAD_APP, loadCheckpointDir, loadLine } from "./data.ts"
-import { benchClaims, benchSqlStartup, benchSqlThroughput, postgres } from "./sql.ts"
-import type { SqlBenchContext } from "./sql.ts"
 import { DATA_DIR, describeMachine, fmt, loadPerCore, ROOT, table, timeBatch, timeOnce } from "./util.ts"
 import type { Budget } from "./util.ts"
 
@@ -128,8 +124,7 @@ const log = (text: string) => {
 // ---------------------------------------------------------------------------------------
 // Fixtures
 
-const compiled = await compileLibrary(srcRoot)
-const { lib, canonical, fanoutChild, loadChild } = compiled
+const { lib, canonical, fanoutChild, loadChild } = await compileLibrary(srcRoot)
 const { App, CheckpointFiles, Dfk, Memo } = lib
 
 const tmpRoot = mkdtempSync(path.join(os.tmpdir(), "effect-dfk-bench-"))
@@ -871,22 +866,7 @@ const main = async () => {
     if (enabled("B6")) await benchLoad()
     if (enabled("B7")) await benchResume()
     if (enabled("B8")) await benchFanout()
-    const sqlContext: SqlBenchContext = {
-      compiled,
-      quick,
-      tmpRoot,
-      row: (r) => rows.push(r),
-      target,
-      log,
-      median
-    }
-    if (enabled("B9")) await benchClaims(sqlContext)
-    if (enabled("B10")) {
-      await benchSqlThroughput(sqlContext)
-      await benchSqlStartup(sqlContext)
-    }
   } finally {
-    await postgres.stop()
     rmSync(tmpRoot, { recursive: true, force: true })
   }
   log("done")
@@ -913,49 +893,17 @@ const main = async () => {
     "",
     table([["id", "benchmark", "value", "unit", "clock", "ratio", "baseline"], ...cells], "llrllrl"),
     "",
-    "Targets (issue 5; B7: issue 16; B8: issue 17; B9, B10: issue 13; goals on 2-core machines, not assertions):",
+    "Targets (issue 5; B7: issue 16; B8: issue 17; goals on 2-core machines, not assertions):",
     table([["id", "target", "actual", "status"], ...targets.map((x) => [x.id, x.target, x.actual, x.status])], "lllr"),
     "",
     `Finished in ${seconds.toFixed(0)} s; results in ${path.relative(process.cwd(), outFile)}`
   ]
   console.log(out.join("\n"))
   mkdirSync(path.dirname(outFile), { recursive: true })
-  // `--only` into the default file: what the other benchmarks measured before is kept.
-  const kept: Array<Record<string, unknown>> = []
-  if (only !== undefined && optionValue("--out") === undefined && !quick && existsSync(outFile)) {
-    const previous = JSON.parse(readFileSync(outFile, "utf8"))
-    const others = (xs: ReadonlyArray<{ readonly id: string }> | undefined) =>
-      (xs ?? []).filter((x) => !only.includes(x.id))
-    const groups = [
-      {
-        date: previous.date,
-        library: previous.library,
-        loads: previous.loads,
-        rows: previous.rows,
-        targets: previous.targets
-      },
-      ...(previous.kept ?? [])
-    ]
-    for (const g of groups) {
-      const keptRows = others(g.rows)
-      if (keptRows.length === 0) continue
-      kept.push({ ...g, rows: keptRows, targets: others(g.targets) })
-    }
-  }
   writeFileSync(
     outFile,
     JSON.stringify(
-      {
-        date: new Date().toISOString(),
-        quick,
-        seconds,
-        library,
-        machine,
-        loads,
-        rows,
-        targets,
-        ...(kept.length > 0 ? { kept } : {})
-      },
+      { date: new Date().toISOString(), quick, seconds, library, machine, loads, rows, targets },
       null,
       2
     ) + "\n"
