@@ -6,7 +6,9 @@
  *
  * Options:
  * - `--quick`: small budgets and sizes (about a minute); figures are indicative only.
- * - `--only B1,B4`: run some benchmarks only.
+ * - `--only B1,B4`: run some benchmarks only (or name them alone: `bench/run.ts B9 B10`).
+ * - `--skip B9,B10` (or the environment's `DFK_BENCH_SKIP=B9,B10`): leave some out (B9 and
+ *   B10, the SQL store's, take about 4 and 3 minutes and start a PostgreSQL server).
  * - `--src <dir>`: measure the library in another source tree (a `mod.ts` and `src/`), e.g.
  *   a patched copy, against the same baselines.
  * - `--label <text>`: what to call the measured tree in the output (with `--src`).
@@ -31,6 +33,7 @@ import * as path from "node:path"
 import type { DfkConfig } from "../mod.ts"
 import { compileLibrary } from "./compile.ts"
 import { ensureLoadFile, inputOfSize, LOAD_APP, loadCheckpointDir, loadLine } from "./data.ts"
+import { benchSql } from "./sql-bench.ts"
 import { DATA_DIR, describeMachine, fmt, loadPerCore, ROOT, table, timeBatch, timeOnce } from "./util.ts"
 import type { Budget } from "./util.ts"
 
@@ -44,12 +47,17 @@ const optionValue = (name: string): string | undefined => {
   if (i !== -1) return argv[i + 1]
   return argv.find((a) => a.startsWith(`${name}=`))?.slice(name.length + 1)
 }
-const only = optionValue("--only")?.split(",").map((s) => s.trim().toUpperCase())
+// `--only B1,B4`, or the ids alone (`bench/run.ts B9 B10`); `--skip B9,B10` (or DFK_BENCH_SKIP=B9,B10).
+const positional = argv.filter((a, i) => /^B[0-9]+$/i.test(a) && !["--only", "--skip"].includes(argv[i - 1] ?? ""))
+const only = (optionValue("--only")?.split(",") ?? (positional.length > 0 ? positional : undefined))?.map((s) =>
+  s.trim().toUpperCase()
+)
+const skip = (optionValue("--skip") ?? process.env.DFK_BENCH_SKIP ?? "").split(",").map((s) => s.trim().toUpperCase())
 const srcRoot = path.resolve(optionValue("--src") ?? ROOT)
 const outFile = path.resolve(
   optionValue("--out") ?? (quick ? path.join(DATA_DIR, "results-quick.json") : path.join(ROOT, "bench", "results.json"))
 )
-const enabled = (id: string) => only === undefined || only.includes(id)
+const enabled = (id: string) => (only === undefined || only.includes(id)) && !skip.includes(id)
 const label = optionValue("--label")
 
 const budget: Budget = quick ? { quick, timeMs: 150, warmupMs: 50 } : { quick, timeMs: 1000, warmupMs: 300 }
@@ -124,7 +132,8 @@ const log = (text: string) => {
 // ---------------------------------------------------------------------------------------
 // Fixtures
 
-const { lib, canonical, fanoutChild, loadChild } = await compileLibrary(srcRoot)
+const compiled = await compileLibrary(srcRoot)
+const { canonical, fanoutChild, lib, loadChild } = compiled
 const { App, CheckpointFiles, Dfk, Memo } = lib
 
 const tmpRoot = mkdtempSync(path.join(os.tmpdir(), "effect-dfk-bench-"))
@@ -866,6 +875,12 @@ const main = async () => {
     if (enabled("B6")) await benchLoad()
     if (enabled("B7")) await benchResume()
     if (enabled("B8")) await benchFanout()
+    if (enabled("B9") || enabled("B10")) {
+      await benchSql(
+        { compiled, quick, tmpRoot, log, row: (r) => rows.push(r), target },
+        { b9: enabled("B9"), b10: enabled("B10") }
+      )
+    }
   } finally {
     rmSync(tmpRoot, { recursive: true, force: true })
   }
@@ -893,7 +908,7 @@ const main = async () => {
     "",
     table([["id", "benchmark", "value", "unit", "clock", "ratio", "baseline"], ...cells], "llrllrl"),
     "",
-    "Targets (issue 5; B7: issue 16; B8: issue 17; goals on 2-core machines, not assertions):",
+    "Targets (issue 5; B7: issue 16; B8: issue 17; B9, B10: issue 13; goals on 2-core machines, not assertions):",
     table([["id", "target", "actual", "status"], ...targets.map((x) => [x.id, x.target, x.actual, x.status])], "lllr"),
     "",
     `Finished in ${seconds.toFixed(0)} s; results in ${path.relative(process.cwd(), outFile)}`
