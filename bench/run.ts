@@ -31,6 +31,7 @@ import * as path from "node:path"
 import type { DfkConfig } from "../mod.ts"
 import { compileLibrary } from "./compile.ts"
 import { ensureLoadFile, inputOfSize, LOAD_APP, loadCheckpointDir, loadLine } from "./data.ts"
+import { benchFileHash } from "./filehash.ts"
 import { DATA_DIR, describeMachine, fmt, loadPerCore, ROOT, table, timeBatch, timeOnce } from "./util.ts"
 import type { Budget } from "./util.ts"
 
@@ -849,6 +850,30 @@ const benchFanout = async () => {
 }
 
 // ---------------------------------------------------------------------------------------
+// B9: hashing a file for File.Content (issue 14), against sha256sum (bench/filehash.ts)
+
+const benchHash = async () => {
+  const r = await benchFileHash(lib, { mib: quick ? 256 : 1024, reps: quick ? 3 : 5, log })
+  rows.push({
+    id: "B9",
+    name: `File.Content of a ${r.bytes / 1024 / 1024} MiB file`,
+    value: r.libraryMs,
+    unit: "ms",
+    clock: "wall",
+    baseline: { name: "sha256sum of the file", value: r.sha256sumMs },
+    ratio: r.sha256sumMs / r.libraryMs,
+    extra: { ...r }
+  })
+  rows.push({ id: "B9", name: "  1,000 cached calls naming it, one kernel", value: r.thousandCallsMs, unit: "ms" })
+  target(
+    "B9",
+    "File.Content within 1.2x of sha256sum",
+    `${r.ratio.toFixed(2)}x of its time`,
+    r.ratio <= 1.2 && r.sameHash
+  )
+}
+
+// ---------------------------------------------------------------------------------------
 // Main
 
 const main = async () => {
@@ -866,6 +891,7 @@ const main = async () => {
     if (enabled("B6")) await benchLoad()
     if (enabled("B7")) await benchResume()
     if (enabled("B8")) await benchFanout()
+    if (enabled("B9")) await benchHash()
   } finally {
     rmSync(tmpRoot, { recursive: true, force: true })
   }
@@ -893,7 +919,7 @@ const main = async () => {
     "",
     table([["id", "benchmark", "value", "unit", "clock", "ratio", "baseline"], ...cells], "llrllrl"),
     "",
-    "Targets (issue 5; B7: issue 16; B8: issue 17; goals on 2-core machines, not assertions):",
+    "Targets (issue 5; B7: issue 16; B8: issue 17; B9: issue 14; goals on 2-core machines, not assertions):",
     table([["id", "target", "actual", "status"], ...targets.map((x) => [x.id, x.target, x.actual, x.status])], "lllr"),
     "",
     `Finished in ${seconds.toFixed(0)} s; results in ${path.relative(process.cwd(), outFile)}`
