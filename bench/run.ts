@@ -33,6 +33,7 @@ import * as path from "node:path"
 import type { DfkConfig } from "../mod.ts"
 import { compileLibrary } from "./compile.ts"
 import { ensureLoadFile, inputOfSize, LOAD_APP, loadCheckpointDir, loadLine } from "./data.ts"
+import { benchFileHash } from "./filehash.ts"
 import { benchSql } from "./sql-bench.ts"
 import { DATA_DIR, describeMachine, fmt, loadPerCore, ROOT, table, timeBatch, timeOnce } from "./util.ts"
 import type { Budget } from "./util.ts"
@@ -858,6 +859,30 @@ const benchFanout = async () => {
 }
 
 // ---------------------------------------------------------------------------------------
+// B11: hashing a file for File.Content (issue 14), against sha256sum (bench/filehash.ts)
+
+const benchHash = async () => {
+  const r = await benchFileHash(lib, { mib: quick ? 256 : 1024, reps: quick ? 3 : 5, log })
+  rows.push({
+    id: "B11",
+    name: `File.Content of a ${r.bytes / 1024 / 1024} MiB file`,
+    value: r.libraryMs,
+    unit: "ms",
+    clock: "wall",
+    baseline: { name: "sha256sum of the file", value: r.sha256sumMs },
+    ratio: r.sha256sumMs / r.libraryMs,
+    extra: { ...r }
+  })
+  rows.push({ id: "B11", name: "  1,000 cached calls naming it, one kernel", value: r.thousandCallsMs, unit: "ms" })
+  target(
+    "B11",
+    "File.Content within 1.2x of sha256sum",
+    `${r.ratio.toFixed(2)}x of its time`,
+    r.ratio <= 1.2 && r.sameHash
+  )
+}
+
+// ---------------------------------------------------------------------------------------
 // Main
 
 const main = async () => {
@@ -881,6 +906,7 @@ const main = async () => {
         { b9: enabled("B9"), b10: enabled("B10") }
       )
     }
+    if (enabled("B11")) await benchHash()
   } finally {
     rmSync(tmpRoot, { recursive: true, force: true })
   }
@@ -908,7 +934,7 @@ const main = async () => {
     "",
     table([["id", "benchmark", "value", "unit", "clock", "ratio", "baseline"], ...cells], "llrllrl"),
     "",
-    "Targets (issue 5; B7: issue 16; B8: issue 17; B9, B10: issue 13; goals on 2-core machines, not assertions):",
+    "Targets (issue 5; B7: issue 16; B8: issue 17; B9, B10: issue 13; B11: issue 14; goals on 2-core machines, not assertions):",
     table([["id", "target", "actual", "status"], ...targets.map((x) => [x.id, x.target, x.actual, x.status])], "lllr"),
     "",
     `Finished in ${seconds.toFixed(0)} s; results in ${path.relative(process.cwd(), outFile)}`

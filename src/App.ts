@@ -4,7 +4,9 @@
  *
  * @module
  */
+import type * as FileSystem from "@effect/platform/FileSystem"
 import * as Context from "effect/Context"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { Dfk } from "./Dfk.ts"
@@ -48,6 +50,12 @@ export interface AppOptions<In extends Schema.Schema.Any, Out extends Schema.Sch
    * again, so give the children the retries (or none to the parent).
    */
   readonly retries?: number | undefined
+  /**
+   * How long a stored entry of this app is served: an entry older than this (by its `time`,
+   * against Effect's `Clock`) is not, and the call runs the body (the log says the entry
+   * expired). Within a run the memo still answers a repeat call. Default: entries never expire.
+   */
+  readonly expiresAfter?: Duration.DurationInput | undefined
 }
 
 /**
@@ -119,7 +127,8 @@ export const make = <In extends Schema.Schema.Any, Out extends Schema.Schema.Any
   Schema.Schema.Type<In>,
   Schema.Schema.Type<Out>,
   E,
-  R | Schema.Schema.Context<In> | Schema.Schema.Context<Out>
+  // The kernel provides its FileSystem to the schemas (File.Content, File.Stat).
+  R | Exclude<Schema.Schema.Context<In> | Schema.Schema.Context<Out>, FileSystem.FileSystem>
 > => {
   // Programming errors, so a throw (at definition time), naming the option.
   if (typeof options.name !== "string" || options.name === "") {
@@ -129,6 +138,13 @@ export const make = <In extends Schema.Schema.Any, Out extends Schema.Schema.Any
   if (retries !== undefined && (!Number.isInteger(retries) || retries < 0)) {
     throw new TypeError(
       `App.make: the "retries" option of app ${options.name} must be a whole number, zero or more (got ${retries})`
+    )
+  }
+  if (options.expiresAfter !== undefined && Duration.decodeUnknown(options.expiresAfter)._tag === "None") {
+    throw new TypeError(
+      `App.make: the "expiresAfter" option of app ${options.name} must be a duration (got ${
+        describe(options.expiresAfter)
+      })`
     )
   }
   for (const field of ["input", "output"] as const) {

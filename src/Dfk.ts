@@ -54,6 +54,14 @@ export interface DfkConfig {
    * then survives a power loss, not only a process crash); default `"none"`.
    */
   readonly durability?: Durability | undefined
+  /**
+   * Run the apps again even when a stored entry answers the call: `true` for every app, or
+   * the names of some. Entries written before this kernel started are not served; the new
+   * entry is written (in the checkpoint mode's way) and wins from then on (the last entry
+   * wins). Within the run the memo and in-flight dedup work as ever: a second call gets the
+   * fresh value. Default `false`.
+   */
+  readonly refresh?: boolean | ReadonlyArray<string> | undefined
 }
 
 /**
@@ -109,6 +117,8 @@ export interface ResolvedDfkConfig {
   readonly maxConcurrency: number | undefined
   /** How far a checkpoint write goes before it counts as done. */
   readonly durability: Durability
+  /** Which apps run again even when a stored entry answers the call: all (`true`), some (their names) or none. */
+  readonly refresh: boolean | ReadonlyArray<string>
 }
 
 /**

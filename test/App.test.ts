@@ -558,6 +558,106 @@ describe("App", () => {
     }))
 })
 
+const DAY = 24 * 60 * 60 * 1000
+
+describe("expiresAfter", () => {
+  // Entries' times are wall-clock times (Date.now, as ever); the check reads Effect's Clock,
+  // here a TestClock set relative to the time an entry was written.
+  it.scoped("an entry older than expiresAfter (by the Clock) is a miss, logged as expired; the new entry wins", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const runs = counter()
+      const forecast = App.make(
+        { name: "forecast", input: Schema.String, output: Schema.Number, cache: true, expiresAfter: "7 days" },
+        () => Effect.sync(() => runs.inc())
+      )
+      const logs = captureLogs()
+      const kernel = Dfk.layer({ runDir: root, checkpointMode: "task_exit" }).pipe(Layer.provide(platform))
+      const run = Effect.zip(forecast("paris"), Dfk.stats).pipe(Effect.provide(Layer.merge(kernel, logs.layer)))
+      const expired = () => logs.lines.filter((l) => l.message.includes("expired"))
+
+      assert.strictEqual((yield* run)[0], 1)
+      const written = Date.parse(checkpointEntries(path.join(root, "000"))[0]!.time)
+      yield* TestClock.setTime(written + 6 * DAY)
+      assert.strictEqual((yield* run)[0], 1)
+      yield* TestClock.setTime(written + 7 * DAY) // not older than 7 days: still served
+      const [served, servedStats] = yield* run
+      assert.strictEqual(served, 1)
+      assert.strictEqual(servedStats.hits, 1)
+      assert.lengthOf(expired(), 0)
+
+      yield* TestClock.setTime(written + 7 * DAY + 1)
+      const [value, stats] = yield* run
+      assert.strictEqual(value, 2)
+      assert.strictEqual(runs.count, 2)
+      assert.deepStrictEqual([stats.hits, stats.misses], [0, 1])
+      assert.lengthOf(expired(), 1)
+      assert.strictEqual(expired()[0]!.level, "INFO")
+      assert.match(
+        expired()[0]!.message,
+        /^A checkpointed entry of forecast \([0-9a-f]{12}\) expired \(written .*expiresAfter \(7d\)\), so the app runs again$/
+      )
+
+      // The new entry (written now) wins from then on.
+      const newer = Date.parse(checkpointEntries(path.join(root, "003"))[0]!.time)
+      yield* TestClock.setTime(newer + DAY)
+      assert.strictEqual((yield* run)[0], 2)
+      assert.strictEqual(runs.count, 2)
+    }))
+
+  it.scoped("within a run the memo answers a repeat call, however long ago the first one ran", () =>
+    Effect.gen(function*() {
+      const runs = counter()
+      const quick = App.make(
+        { name: "quick", input: Schema.Number, output: Schema.Number, cache: true, expiresAfter: "1 minute" },
+        (x) => Effect.sync(() => (runs.inc(), x))
+      )
+      const { value } = yield* withKernel(
+        {},
+        Effect.gen(function*() {
+          yield* quick(1)
+          yield* TestClock.adjust("1 hour")
+          yield* quick(1)
+          return yield* Dfk.stats
+        })
+      )
+      assert.strictEqual(runs.count, 1)
+      assert.strictEqual(value.hits, 1)
+    }))
+
+  it.scoped("entries without expiresAfter never expire; expiresAfter: 0 serves no stored entry", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const runs = counter()
+      const forever = App.make(
+        { name: "forever", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.sync(() => (runs.inc(), x))
+      )
+      const never = App.make(
+        { name: "never", input: Schema.Number, output: Schema.Number, cache: true, expiresAfter: 0 },
+        (x) => Effect.sync(() => (runs.inc(), x))
+      )
+      const kernel = Dfk.layer({ runDir: root, checkpointMode: "task_exit" }).pipe(Layer.provide(platform))
+      const run = Effect.provide(Effect.zip(forever(1), never(1)), kernel)
+      yield* run
+      yield* TestClock.setTime(Date.now() + 3650 * DAY)
+      yield* run
+      assert.strictEqual(runs.count, 3, "forever ran once, never twice")
+    }))
+
+  it("App.make throws a TypeError naming expiresAfter when it is not a duration", () => {
+    assert.throws(
+      () =>
+        App.make(
+          { name: "bad", input: Schema.Number, output: Schema.Number, expiresAfter: "soon" as any },
+          Effect.succeed
+        ),
+      TypeError,
+      "the \"expiresAfter\" option of app bad must be a duration"
+    )
+  })
+})
+
 interface Recorded {
   readonly name: string
   readonly attributes: Map<string, unknown>

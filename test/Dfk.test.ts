@@ -80,6 +80,78 @@ describe("Dfk.layer", () => {
     }))
 })
 
+describe("refresh", () => {
+  /** Apps whose results count their body runs, so a new entry is told from an old one. */
+  const stamped = () => {
+    const runs: Record<string, number> = {}
+    const make = (name: string) =>
+      App.make(
+        { name, input: Schema.Number, output: Schema.String, cache: true },
+        (x) => Effect.sync(() => `${name}(${x}) #${runs[name] = (runs[name] ?? 0) + 1}`)
+      )
+    return { runs, a: make("a"), b: make("b") }
+  }
+  /** A kernel under default resume (every checkpoint under runDir). */
+  const resuming = (config: DfkConfig) => Dfk.layer(config).pipe(Layer.provide(platform))
+
+  it.scoped("refresh: true runs every app again although entries exist; the new entries win from then on", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const { a, b, runs } = stamped()
+      const run = (refresh?: boolean) =>
+        Effect.provide(
+          Effect.all([a(1), b(1)]),
+          resuming({ runDir: root, checkpointMode: "task_exit", refresh })
+        )
+      assert.deepStrictEqual(yield* run(), ["a(1) #1", "b(1) #1"])
+      assert.deepStrictEqual(yield* run(), ["a(1) #1", "b(1) #1"])
+      assert.deepStrictEqual(yield* run(true), ["a(1) #2", "b(1) #2"])
+      assert.deepStrictEqual(yield* run(), ["a(1) #2", "b(1) #2"], "the last entry wins")
+      assert.deepStrictEqual(runs, { a: 2, b: 2 })
+    }))
+
+  it.scoped("refresh: [names] runs only the named apps again", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const { a, b, runs } = stamped()
+      const run = (refresh?: ReadonlyArray<string>) =>
+        Effect.provide(Effect.all([a(1), b(1)]), resuming({ runDir: root, checkpointMode: "task_exit", refresh }))
+      yield* run()
+      assert.deepStrictEqual(yield* run(["b"]), ["a(1) #1", "b(1) #2"])
+      assert.deepStrictEqual(yield* run(), ["a(1) #1", "b(1) #2"])
+      assert.deepStrictEqual(runs, { a: 1, b: 2 })
+    }))
+
+  it.scoped("under refresh, concurrent calls of a key share one body and a repeat call gets the fresh value", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const { a, runs } = stamped()
+      yield* Effect.provide(a(1), resuming({ runDir: root, checkpointMode: "task_exit" }))
+      const [values, stats] = yield* Effect.provide(
+        Effect.zip(
+          Effect.zipRight(Effect.all([a(1), a(1), a(1)], { concurrency: "unbounded" }), Effect.all([a(1), a(1)])),
+          Dfk.stats
+        ),
+        resuming({ runDir: root, checkpointMode: "task_exit", refresh: true })
+      )
+      assert.deepStrictEqual(values, ["a(1) #2", "a(1) #2"])
+      assert.deepStrictEqual(runs, { a: 2 })
+      assert.deepStrictEqual([stats.tasks, stats.hits, stats.misses], [5, 4, 1])
+    }))
+
+  it.scoped("refresh must be true, false or a list of app names: a ConfigurationError otherwise", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      for (const refresh of ["a", [""], [1], {}] as Array<any>) {
+        const e = yield* Effect.flip(Effect.provide(Dfk.runDir, kernelLayer({ runDir: root, refresh })))
+        assert.strictEqual(e._tag, "ConfigurationError", JSON.stringify(refresh))
+        assert.strictEqual((e as any).field, "refresh")
+      }
+      const config = yield* Effect.provide(Effect.map(Dfk, (dfk) => dfk.config.refresh), kernelLayer({ runDir: root }))
+      assert.strictEqual(config, false)
+    }))
+})
+
 describe("checkpoint modes", () => {
   it.scoped("a call its scope did not wait for: a warning when the kernel closes, another when its result comes", () =>
     Effect.gen(function*() {

@@ -220,6 +220,32 @@ const sqlCases = (name: string, database: Database, isPg: boolean) =>
         })
     )
 
+    it.scopedLive("an expired or refreshed entry is not served by a lookup or a claim: the body runs once, its entry wins", () =>
+      Effect.gen(function*() {
+        const client = yield* database
+        const runDir = `fresh-${Math.random()}`
+        let runs = 0
+        const stamp = App.make(
+          { name: "sql_stamp", input: Schema.Number, output: Schema.Number, cache: true, expiresAfter: "1 second" },
+          (n) => Effect.sync(() => n * 1000 + ++runs)
+        )
+        const run = (config: DfkConfig) =>
+          Effect.flatMap(countingStore(client()), (s) =>
+            Effect.zip(stamp(7), Dfk.stats).pipe(
+              Effect.provide(kernel(s.layer, { checkpointMode: "task_exit", ...config }, runDir))
+            ))
+        const value = (r: readonly [number, { readonly misses: number }]) => [r[0], r[1].misses]
+        assert.deepStrictEqual(value(yield* run({})), [7001, 1])
+        assert.deepStrictEqual(value(yield* run({})), [7001, 0])
+        yield* Effect.sleep("1100 millis")
+        // Expired: looked up, then found again by the claim, and still not served.
+        assert.deepStrictEqual(value(yield* run({})), [7002, 1])
+        assert.deepStrictEqual(value(yield* run({})), [7002, 0])
+        assert.deepStrictEqual(value(yield* run({ refresh: ["sql_stamp"] })), [7003, 1])
+        assert.deepStrictEqual(value(yield* run({})), [7003, 0])
+        assert.strictEqual(runs, 3)
+      }))
+
     it.scopedLive("with explicit CheckpointFiles nothing is claimed: the listed checkpoints are looked in, and the body runs", () =>
       Effect.gen(function*() {
         const client = yield* database

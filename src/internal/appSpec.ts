@@ -2,6 +2,7 @@
  * What the kernel knows of an app: its `AppSpec`, built once per app (from the options of
  * `App.make`).
  */
+import * as Duration from "effect/Duration"
 import type * as Effect from "effect/Effect"
 import type * as Either from "effect/Either"
 import * as MetricLabel from "effect/MetricLabel"
@@ -35,6 +36,8 @@ export interface AppSpec {
   readonly ignoreProblem: string | undefined
   /** Its own `retries`, overriding the kernel's. */
   readonly retries: number | undefined
+  /** How long its stored entries are served, in milliseconds; `undefined`: for ever. */
+  readonly expiresAfterMs: number | undefined
 }
 
 /** The labels of an app's app-calls metric, by outcome. */
@@ -110,6 +113,7 @@ export const make = (
     metricTags: metricTagsOf(options.name),
     keyPrefix: keyPrefix(options.name, options.version ?? null),
     ignoreProblem: ignoreProblemOf(options.input, options.ignoreForCache ?? []),
-    retries: options.retries
+    retries: options.retries,
+    expiresAfterMs: options.expiresAfter === undefined ? undefined : Duration.toMillis(options.expiresAfter)
   }
 }

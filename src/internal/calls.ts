@@ -18,6 +18,8 @@ import type { KnownKey } from "./canonical.ts"
 import type { Checkpointer } from "./checkpointer.ts"
 import type { ResolvedConfig } from "./config.ts"
 import type { Counters } from "./counters.ts"
+import { fileProblems } from "./files.ts"
+import type { Freshness } from "./freshness.ts"
 import { LoadedResult } from "./loaded.ts"
 import { Flight, outcomeOf, slotOf } from "./memo.ts"
 import type { Slot } from "./memo.ts"
@@ -31,8 +33,14 @@ import type { SpanLike } from "./spans.ts"
 // Memo keys: the hashed text itself up to this length, else its sha256.
 const SHORT_KEY = 128
 
-const encodeFailed = (app: AppSpec, e: ParseResult.ParseError) =>
-  new AppCacheError({ app: app.name, reason: `The input does not encode with the input schema: ${e.message}` })
+const encodeFailed = (app: AppSpec, e: ParseResult.ParseError) => {
+  // A file of the input (File.Content, File.Stat) that is missing or unreadable: said as it is.
+  const files = fileProblems(e.issue)
+  return new AppCacheError({
+    app: app.name,
+    reason: files.length > 0 ? files.join("; ") : `The input does not encode with the input schema: ${e.message}`
+  })
+}
 
 /**
  * One call of a cached app once its key is known: what each step (lookup, produce, settle,
@@ -53,6 +61,8 @@ export class Call {
     /** The execution in flight for this key, once this call runs it. */
     public flight: Flight
   ) {}
+  /** A stored entry was refused (expired, refreshed, stale): the body runs, whatever a claim finds. */
+  refused = false
 }
 
 const NO_FLIGHT = undefined as unknown as Flight
@@ -82,7 +92,9 @@ export class Calls {
     /** Whether the kernel has closed (its scope's finalizers ran). */
     private readonly isClosed: () => boolean,
     /** A store that answers lookups on demand (and may claim keys), when the kernel resumes from one. */
-    private readonly shared: Shared | undefined
+    private readonly shared: Shared | undefined,
+    /** Expiry and refresh of stored entries; the services of the apps' schemas. */
+    private readonly fresh: Freshness
   ) {}
 
   // Queues an entry; returns its queue number.
@@ -145,7 +157,7 @@ export class Calls {
       return this.queueAndPublish(call, entry, exit)
     }
     const entry = resultEntry(call.app, call.hash, call.inputJson, exit.value)
-    return Effect.isEffect(entry) ? Effect.flatMap(entry, withEntry) : withEntry(entry)
+    return Effect.isEffect(entry) ? Effect.flatMap(this.fresh.provide(entry), withEntry) : withEntry(entry)
   }
 
   // Runs in an uninterruptible region; only the body itself (and waiting) is interruptible.
@@ -241,6 +253,8 @@ export class Calls {
         )
       ),
       (claimed): Effect.Effect<LoadedResult | "held" | BodyRan, never, unknown> => {
+        // An entry this call refused already (the store answers with it again) is not served.
+        if (claimed instanceof LoadedResult && call.refused) claimed = "unclaimed"
         if (claimed !== "won" && claimed !== "unclaimed") return Effect.succeed(claimed)
         this.counters.record(app, call.span, "miss")
         return Effect.map(
@@ -273,9 +287,37 @@ export class Calls {
     })
   }
 
-  // A loaded (or looked-up) entry answers the call, unless it fails the integrity rule, no
-  // longer decodes or cannot be written again: then the body runs.
+  // The body runs after a stored entry was not served (then a claim that finds it again
+  // does not serve it either).
+  private refuse(
+    call: Call,
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  ): Effect.Effect<unknown, unknown, unknown> {
+    call.refused = true
+    return this.miss(call, restore)
+  }
+
+  // A loaded (or looked-up) entry answers the call, unless it expired or is refreshed, fails
+  // the integrity rule, no longer decodes or cannot be written again: then the body runs.
   private serve(
+    call: Call,
+    entry: LoadedResult,
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+    outcome: "checkpoint" | "remote"
+  ): Effect.Effect<unknown, unknown, unknown> {
+    if (!this.fresh.checks(call.app)) return this.serveValid(call, entry, restore, outcome)
+    return Effect.flatMap(this.fresh.refusal(call.app, entry), (refusal) =>
+      refusal === undefined
+        ? this.serveValid(call, entry, restore, outcome)
+        : Effect.zipRight(
+          refusal.level === "info" ? Effect.logInfo(refusal.message) : Effect.logDebug(refusal.message),
+          Effect.suspend(() => this.refuse(call, restore))
+        ))
+  }
+
+  // An entry neither expired nor refreshed: served unless it fails the integrity rule, no
+  // longer decodes or cannot be written again.
+  private serveValid(
     call: Call,
     entry: LoadedResult,
     restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
@@ -290,11 +332,11 @@ export class Calls {
         Effect.logWarning(
           `A checkpointed entry of ${app.name} (${hash.slice(0, 12)}) is not served, so the app runs again: ${problem}`
         ),
-        Effect.suspend(() => this.miss(call, restore))
+        Effect.suspend(() => this.refuse(call, restore))
       )
     }
     const served = (exit: Exit.Exit<unknown, unknown> | undefined): Effect.Effect<unknown, unknown, unknown> => {
-      if (exit === undefined) return this.miss(call, restore)
+      if (exit === undefined) return this.refuse(call, restore)
       // Carried forward: written to this run's checkpoint like a fresh result, with the
       // call's canonical input. A result that cannot be serialized again (nested too deeply
       // for the serializer) makes the call a miss.
@@ -306,7 +348,7 @@ export class Calls {
               hash.slice(0, 12)
             }) cannot be written again (${result.error}), so the app runs again`
           ),
-          Effect.suspend(() => this.miss(call, restore))
+          Effect.suspend(() => this.refuse(call, restore))
         )
       }
       // A shared store under default resume answers every run from the whole runDir: its
@@ -325,7 +367,9 @@ export class Calls {
     // The synchronous decoder first (no effect to run, the common case); the full one when
     // it fails, which may only mean that the schema needs effects (and says why otherwise).
     const decoded = decodeLoadedSync(app, entry)
-    return decoded !== undefined ? served(decoded) : Effect.flatMap(decodeLoaded(app, hash, entry), served)
+    return decoded !== undefined
+      ? served(decoded)
+      : Effect.flatMap(this.fresh.provide(decodeLoaded(app, hash, entry)), served)
   }
 
   // Carried forward: the entry of a result served from a loaded checkpoint, queued for this
@@ -415,6 +459,7 @@ export class Calls {
   servedFromCheckpoint(call: Call, key: KnownKey, entry: LoadedResult): Exit.Exit<unknown, unknown> | undefined {
     const app = call.app
     if (this.isClosed() || entry.app !== app.name || entry.version !== app.version) return undefined
+    if (app.expiresAfterMs !== undefined) return undefined
     if (entryKeyProblem(entry, key) !== undefined) return undefined
     const exit = decodeLoadedSync(app, entry)
     if (exit === undefined) return undefined
@@ -460,7 +505,7 @@ export class Calls {
     const encoded = app.encodeInputSync(input)
     if (Either.isRight(encoded)) return this.keyed(app, span, encoded.right, input)
     // The synchronous encoder fails for schemas that need effects too: ask the full one.
-    return app.encodeInput(input).pipe(
+    return this.fresh.provide(app.encodeInput(input)).pipe(
       Effect.mapError((e) => encodeFailed(app, e)),
       Effect.flatMap((value) => this.keyed(app, span, value, input))
     )

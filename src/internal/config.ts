@@ -77,8 +77,16 @@ export const resolveConfig = (config: DfkConfig): Effect.Effect<ResolvedConfig, 
         configError("durability", `Unknown durability ${JSON.stringify(durability)}; expected none or fsync`)
       )
     }
+    const refresh = config.refresh ?? false
+    if (
+      refresh !== true && refresh !== false &&
+      !(Array.isArray(refresh) && refresh.every((name) => typeof name === "string" && name !== ""))
+    ) {
+      return Effect.fail(configError("refresh", "It must be true, false or a list of app names"))
+    }
     return Effect.succeed({
       durability,
+      refresh,
       runDir,
       memoize: config.memoize ?? true,
       checkpointMode: mode,

@@ -4,8 +4,9 @@
  * then what happens when the scope closes (the final pass, the summary) and the periodic
  * passes. Each piece is a file of its own (src/internal/README.md).
  */
-import type * as FileSystem from "@effect/platform/FileSystem"
+import * as FileSystem from "@effect/platform/FileSystem"
 import * as Path from "@effect/platform/Path"
+import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import * as Schedule from "effect/Schedule"
@@ -19,6 +20,8 @@ import { Calls } from "./calls.ts"
 import { Checkpointer } from "./checkpointer.ts"
 import { resolveConfig } from "./config.ts"
 import { Counters } from "./counters.ts"
+import { FileHashes, HashCache } from "./files.ts"
+import { Freshness } from "./freshness.ts"
 import { loadAll } from "./loaded.ts"
 import type { LoadedResult } from "./loaded.ts"
 import { causeMessage, plural } from "./messages.ts"
@@ -50,13 +53,23 @@ export const make = (
     }
     const path = yield* Path.Path
     const store = yield* currentStore
+    // Expiry and refresh of stored entries; the kernel's FileSystem and its cache of file
+    // hashes (File.Content: each file hashed once per kernel) for its apps' schemas.
+    const fresh = new Freshness(
+      cfg.refresh,
+      Date.now(),
+      Context.make(FileSystem.FileSystem, yield* FileSystem.FileSystem).pipe(
+        Context.add(FileHashes, new HashCache())
+      )
+    )
 
     // Which checkpoints to resume from: explicit ones always; otherwise every checkpoint under
     // runDir when a mode is set (listed before this run's dir exists). A store with lookups
     // is asked for keys as calls need them instead (shared.ts): nothing is loaded.
     const files = yield* Effect.serviceOption(CheckpointFiles)
     const lookups = store.lookup !== undefined && cfg.memoize
-    const dirs = lookups ? [] : Option.isSome(files)
+    // (With refresh: true no stored entry is served: nothing is loaded.)
+    const dirs = lookups || cfg.refresh === true ? [] : Option.isSome(files)
       ? files.value
       : cfg.checkpointMode !== undefined
       ? yield* checkpointsOf(store, cfg.runDir)
@@ -66,6 +79,8 @@ export const make = (
     const loaded = cfg.memoize
       ? yield* loadAll(store, dirs, store.checksEntries !== true)
       : new Map<string, LoadedResult>()
+    // Entries of the apps refreshed by name are never served: dropped.
+    if (fresh.refreshing) { for (const [hash, entry] of loaded) if (fresh.refreshes(entry.app)) loaded.delete(hash) }
 
     const runDir = yield* Effect.flatMap(runsOf(store), (runs) => runs.allocate(cfg.runDir))
     const checkpointDir = path.join(runDir, "checkpoint")
@@ -88,7 +103,7 @@ export const make = (
       stats.running += delta
       counters.notify()
     })
-    const calls = new Calls(cfg, counters, checkpointer, runner, loaded, () => counters.isClosed, shared)
+    const calls = new Calls(cfg, counters, checkpointer, runner, loaded, () => counters.isClosed, shared, fresh)
 
     // The one info line at the close: what this run wrote, how much of it was carried forward
     // from loaded checkpoints, and how many calls failed (failures are never checkpointed).

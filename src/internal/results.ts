@@ -7,10 +7,12 @@ import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
-import type * as ParseResult from "effect/ParseResult"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
 import type { EncodedEntry } from "../CheckpointStore.ts"
 import type { AppSpec } from "./appSpec.ts"
 import { tryCanonicalJson } from "./canonical.ts"
+import { fileProblems } from "./files.ts"
 import type { LoadedResult } from "./loaded.ts"
 import { parseMessage, reasonOf, Warning } from "./messages.ts"
 
@@ -111,16 +113,25 @@ export const decodeLoaded = (
 ): Effect.Effect<Exit.Exit<unknown, unknown> | undefined> =>
   Effect.suspend(() => app.decodeOutput(entry.result)).pipe(
     Effect.map(Exit.succeed),
-    Effect.catchAllCause((cause) =>
-      Effect.as(
+    Effect.catchAllCause((cause) => {
+      // A file of the result (File.Content, File.Stat) that changed or is gone: said as it is.
+      const failure = Cause.failureOption(cause)
+      const files = Option.isSome(failure) && ParseResult.isParseError(failure.value)
+        ? fileProblems(failure.value.issue)
+        : []
+      return Effect.as(
         Effect.logWarning(
-          `A checkpointed result of ${app.name} (${
-            hash.slice(0, 12)
-          }) no longer decodes with its output schema, so the app runs again: ${parseMessage(cause)}`
+          files.length > 0
+            ? `A checkpointed result of ${app.name} (${hash.slice(0, 12)}) is not served, so the app runs again: ${
+              files.join("; ")
+            }`
+            : `A checkpointed result of ${app.name} (${
+              hash.slice(0, 12)
+            }) no longer decodes with its output schema, so the app runs again: ${parseMessage(cause)}`
         ),
         undefined
       )
-    )
+    })
   ) as Effect.Effect<Exit.Exit<unknown, unknown> | undefined>
 
 /**
