@@ -31,8 +31,8 @@ import { BadCheckpoint, CheckpointError } from "../errors.ts"
 import { reasonOf } from "./messages.ts"
 import { normalRunDir, runOfCheckpointDir, runPath } from "./runNames.ts"
 
-/** The schema version these statements speak. */
-const SCHEMA_VERSION = 1
+/** The schema version these statements speak (2: entries have a `deleted` column, for tombstones). */
+const SCHEMA_VERSION = 2
 
 /** Options of the SQL store (see `SqlStore.layer`). */
 export interface SqlStoreOptions {
@@ -51,6 +51,8 @@ interface EntryRow {
   readonly input: string
   readonly result: string
   readonly time: string
+  /** 1 for a tombstone; 0 or `null` (rows written before schema version 2) for an entry. */
+  readonly deleted: number | boolean | null
 }
 
 const PREFIX = /^[A-Za-z_][A-Za-z0-9_]{0,40}$/
@@ -63,15 +65,29 @@ const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A
   return out
 }
 
-/** The entry of a row: the JSON texts parsed. */
-const entryOfRow = (row: EntryRow): CheckpointEntry => ({
-  hash: row.hash,
-  app: row.app,
-  version: row.version,
-  input: JSON.parse(row.input),
-  result: JSON.parse(row.result),
-  time: row.time
-})
+/** Whether a row is a tombstone. */
+const isTombstone = (row: EntryRow): boolean => Number(row.deleted ?? 0) === 1
+
+/** The entry of a row: the JSON texts parsed (a tombstone has no result). */
+const entryOfRow = (row: EntryRow): CheckpointEntry =>
+  isTombstone(row)
+    ? {
+      hash: row.hash,
+      app: row.app,
+      version: row.version,
+      input: JSON.parse(row.input),
+      result: undefined,
+      time: row.time,
+      deleted: true
+    }
+    : {
+      hash: row.hash,
+      app: row.app,
+      version: row.version,
+      input: JSON.parse(row.input),
+      result: JSON.parse(row.result),
+      time: row.time
+    }
 
 /** A random 62-bit liveness key, as a decimal string (PostgreSQL's bigint). */
 const randomKey = (): string => {
@@ -119,8 +135,10 @@ const entriesPart = (c: Ctx) => {
             app: e.app,
             version: e.version,
             input: e.input,
-            result: e.result,
-            time: e.time
+            // (A tombstone keeps "null" in the column, which is NOT NULL.)
+            result: e.deleted === true ? "null" : e.result,
+            time: e.time,
+            deleted: e.deleted === true ? 1 : 0
           })))
         }`
       }
@@ -156,8 +174,9 @@ const entriesPart = (c: Ctx) => {
           app: e.app,
           version: e.version,
           input: JSON.stringify(e.input),
-          result: JSON.stringify(e.result),
-          time: e.time
+          result: e.deleted === true ? "null" : JSON.stringify(e.result),
+          time: e.time,
+          ...(e.deleted === true ? { deleted: true as const } : {})
         }))
       } catch (cause) {
         return Effect.fail(
@@ -175,7 +194,7 @@ const entriesPart = (c: Ctx) => {
       }
       const rows = yield* sql<
         EntryRow
-      >`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE dir = ${dir} ORDER BY seq`
+      >`SELECT dir, run, seq, hash, app, version, input, result, time, deleted FROM ${t.entries} WHERE dir = ${dir} ORDER BY seq`
       let n = 0
       for (const row of rows) {
         n++
@@ -255,12 +274,12 @@ const lookupsPart = (c: Ctx) => {
         const rows = scope._tag === "Dirs"
           ? yield* sql<
             EntryRow
-          >`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE ${
+          >`SELECT dir, run, seq, hash, app, version, input, result, time, deleted FROM ${t.entries} WHERE ${
             sql.in("dir", scope.dirs)
           } AND ${sql.in("hash", chunk)}`
           : yield* sql<
             EntryRow
-          >`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE run_dir = ${
+          >`SELECT dir, run, seq, hash, app, version, input, result, time, deleted FROM ${t.entries} WHERE run_dir = ${
             normalRunDir(scope.runDir)
           } AND ${sql.in("hash", chunk)}`
         for (const row of rows) {
@@ -273,7 +292,8 @@ const lookupsPart = (c: Ctx) => {
         }
       }
       const out = new Map<string, CheckpointEntry>()
-      for (const [hash, { row }] of found) out.set(hash, entryOfRow(row))
+      // A hash whose newest row is a tombstone has no entry.
+      for (const [hash, { row }] of found) if (!isTombstone(row)) out.set(hash, entryOfRow(row))
       return out
     })
 
@@ -632,6 +652,14 @@ const createTables = (sql: SqlClient.SqlClient, prefix: string, isPg: boolean): 
     yield* sql`CREATE TABLE IF NOT EXISTS ${id("entries")} (seq ${
       sql.literal(seq)
     }, dir TEXT NOT NULL, run_dir TEXT, run INTEGER, hash TEXT NOT NULL, app TEXT NOT NULL, version TEXT, input TEXT NOT NULL, result TEXT NOT NULL, time TEXT NOT NULL)`
+    // Schema version 2: tombstones (added to the tables of version 1 in place).
+    if (isPg) yield* sql`ALTER TABLE ${id("entries")} ADD COLUMN IF NOT EXISTS deleted INTEGER`
+    else {
+      const columns = yield* sql<{ readonly name: string }>`SELECT name FROM pragma_table_info(${prefix + "entries"})`
+      if (!columns.some((c) => c.name === "deleted")) {
+        yield* sql`ALTER TABLE ${id("entries")} ADD COLUMN deleted INTEGER`
+      }
+    }
     yield* sql`CREATE INDEX IF NOT EXISTS ${id("entries_dir")} ON ${id("entries")} (dir, seq)`
     yield* sql`CREATE INDEX IF NOT EXISTS ${id("entries_key")} ON ${id("entries")} (run_dir, hash)`
     yield* sql`CREATE INDEX IF NOT EXISTS ${id("entries_hash")} ON ${id("entries")} (hash, dir)`
@@ -644,6 +672,7 @@ const createTables = (sql: SqlClient.SqlClient, prefix: string, isPg: boolean): 
     yield* sql`INSERT INTO ${id("meta")} (key, value) VALUES ('schema', ${
       String(SCHEMA_VERSION)
     }) ON CONFLICT (key) DO NOTHING`
+    yield* sql`UPDATE ${id("meta")} SET value = ${String(SCHEMA_VERSION)} WHERE key = 'schema' AND value = '1'`
     const rows = yield* sql<{ readonly value: string }>`SELECT value FROM ${id("meta")} WHERE key = 'schema'`
     const version = Number(rows[0]?.value)
     if (version > SCHEMA_VERSION) {
