@@ -19,7 +19,7 @@ import type { Checkpointer } from "./checkpointer.ts"
 import type { ResolvedConfig } from "./config.ts"
 import type { Counters } from "./counters.ts"
 import { LoadedResult } from "./loaded.ts"
-import { Flight, outcomeOf, slotOf } from "./memo.ts"
+import { Failed, Flight, outcomeOf, slotOf } from "./memo.ts"
 import type { Slot } from "./memo.ts"
 import { oneLine, Warning } from "./messages.ts"
 import { decodeLoaded, decodeLoadedSync, encodedEntry, resultEntry } from "./results.ts"
@@ -28,11 +28,23 @@ import type { Shared } from "./shared.ts"
 import { nativeTracer, noSpan } from "./spans.ts"
 import type { SpanLike } from "./spans.ts"
 
-// Memo keys: the hashed text itself up to this length, else its sha256.
-const SHORT_KEY = 128
+/** Memo keys: the hashed text itself up to this length, else its sha256. */
+export const SHORT_KEY = 128
 
-const encodeFailed = (app: AppSpec, e: ParseResult.ParseError) =>
+/** The failure of a call whose input does not encode. */
+export const encodeFailed = (app: AppSpec, e: ParseResult.ParseError) =>
   new AppCacheError({ app: app.name, reason: `The input does not encode with the input schema: ${e.message}` })
+
+/** The failure of a call with `ignoreForCache` whose encoded input is not an object. */
+export const notAnObject = (app: AppSpec) =>
+  new AppCacheError({
+    app: app.name,
+    reason: "ignoreForCache names input keys, but the encoded input is not an object"
+  })
+
+/** The failure of a call whose encoded input has no JSON form. */
+export const noJsonForm = (app: AppSpec, error: string) =>
+  new AppCacheError({ app: app.name, reason: `The input has no JSON form: ${error}` })
 
 /**
  * One call of a cached app once its key is known: what each step (lookup, produce, settle,
@@ -71,6 +83,8 @@ export class Calls {
   private lastApp: AppSpec | undefined
   /** Calls of cached apps whose body failed (for the summary at the close). */
   failedCalls = 0
+  /** With `explainMisses`: logs why a call missed (set by the kernel). */
+  explainMiss: ((call: Call) => Effect.Effect<void>) | undefined = undefined
 
   constructor(
     private readonly cfg: ResolvedConfig,
@@ -84,6 +98,18 @@ export class Calls {
     /** A store that answers lookups on demand (and may claim keys), when the kernel resumes from one. */
     private readonly shared: Shared | undefined
   ) {}
+
+  // Dfk.invalidate: the memo forgets a key (not a call in flight) and a loaded entry of it is dropped.
+  forget(memoKey: string, hash: string): void {
+    if (!(this.memo.get(memoKey) instanceof Flight)) this.memo.delete(memoKey)
+    this.loaded.delete(hash)
+  }
+
+  // Dfk.explain: whether the memo holds a success for a key.
+  memoized(memoKey: string): boolean {
+    const slot = this.memo.get(memoKey)
+    return slot !== undefined && !(slot instanceof Flight) && !(slot instanceof Failed)
+  }
 
   // Queues an entry; returns its queue number.
   enqueue(entry: EncodedEntry): number {
@@ -176,8 +202,18 @@ export class Calls {
     return Effect.failCause(cause)
   }
 
-  // The body runs: under a claim when the store shares claims, else at once.
+  // A miss: explained first with explainMisses (`explainMiss` is set only then).
   private miss(
+    call: Call,
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+  ): Effect.Effect<unknown, unknown, unknown> {
+    return this.explainMiss === undefined
+      ? this.runMiss(call, restore)
+      : Effect.zipRight(this.explainMiss(call), Effect.suspend(() => this.runMiss(call, restore)))
+  }
+
+  // The body runs: under a claim when the store shares claims, else at once.
+  private runMiss(
     call: Call,
     restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
   ): Effect.Effect<unknown, unknown, unknown> {
@@ -371,18 +407,11 @@ export class Calls {
     if (
       app.ignoreForCache.length > 0 && (typeof encoded !== "object" || encoded === null || Array.isArray(encoded))
     ) {
-      return Effect.fail(
-        new AppCacheError({
-          app: app.name,
-          reason: "ignoreForCache names input keys, but the encoded input is not an object"
-        })
-      )
+      return Effect.fail(notAnObject(app))
     }
     const filtered = withoutKeys(encoded, app.ignoreForCache)
     const json = tryCanonicalJson(filtered)
-    if (typeof json !== "string") {
-      return Effect.fail(new AppCacheError({ app: app.name, reason: `The input has no JSON form: ${json.error}` }))
-    }
+    if (typeof json !== "string") return Effect.fail(noJsonForm(app, json.error))
     // The memo is keyed by the hashed text itself when it is short (a hit then needs no
     // sha256), else by the hash; the two cannot collide (the text starts with "[").
     const text = app.keyPrefix + json + "]"

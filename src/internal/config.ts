@@ -77,8 +77,11 @@ export const resolveConfig = (config: DfkConfig): Effect.Effect<ResolvedConfig, 
         configError("durability", `Unknown durability ${JSON.stringify(durability)}; expected none or fsync`)
       )
     }
+    const explainMisses = config.explainMisses ?? false
+    if (typeof explainMisses !== "boolean") return Effect.fail(configError("explainMisses", "It must be true or false"))
     return Effect.succeed({
       durability,
+      explainMisses,
       runDir,
       memoize: config.memoize ?? true,
       checkpointMode: mode,
