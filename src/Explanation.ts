@@ -84,6 +84,8 @@ export interface ExplanationHit {
   readonly checkpoint: string | null
   /** When the answering entry was computed; `null` with `checkpoint: null`. */
   readonly time: string | null
+  /** The answering entry's (encoded) result; `undefined` with `checkpoint: null`. */
+  readonly result: unknown
   /** Other checkpoint dirs that hold a result for the key (the last one read wins). */
   readonly alsoIn: ReadonlyArray<string>
 }

@@ -86,6 +86,7 @@ export class Control {
             input: asked.input,
             checkpoint: null,
             time: null,
+            result: undefined,
             alsoIn: []
           }
           : explained

@@ -121,6 +121,7 @@ export const explainEntries = (
       ...base,
       checkpoint: own.last.checkpoint,
       time: own.last.entry.time,
+      result: own.last.entry.result,
       alsoIn: own.holders.filter((c) => c !== own.last.checkpoint)
     }
   }
