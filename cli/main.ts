@@ -1,5 +1,5 @@
 /**
- * The `dfk` command: inspect, explain, verify, repair and compact effect-dfk checkpoints.
+ * The `dfk` command: inspect, explain, invalidate, verify, repair and compact effect-dfk checkpoints.
  *
  * ```sh
  * dfk runs [runDir] [--json]                          # one row per run
@@ -76,7 +76,7 @@ const dfkCommand = Command.make(
   () =>
     new CliError({ message: `Missing command: one of ${SUBCOMMANDS} (dfk --help for details)`, code: ExitStatus.usage })
 ).pipe(
-  Command.withDescription("Inspect, explain, verify, repair and compact effect-dfk checkpoints"),
+  Command.withDescription("Inspect, explain, invalidate, verify, repair and compact effect-dfk checkpoints"),
   Command.withSubcommands([
     runsCommand,
     showCommand,
