@@ -269,6 +269,33 @@ const sqlCases = (name: string, database: Database, isPg: boolean) =>
         assert.deepStrictEqual(rows.map((r) => r.value), ["2"])
       }))
 
+    it.scopedLive("Dfk.explain under default resume looks in every run of the runDir: a hit names its checkpoint, a tombstone says so", () =>
+      Effect.gen(function*() {
+        const client = yield* database
+        const runDir = `explain-${Math.random()}`
+        const a = yield* countingStore(client())
+        const k = kernel(a.layer, { checkpointMode: "task_exit" }, runDir)
+        yield* Effect.forEach([1, 2], square).pipe(Effect.provide(k))
+        yield* Dfk.invalidate(square, 2).pipe(Effect.provide(k))
+        const [hit, tombstoned, changed] = yield* Effect.all([
+          Dfk.explain(square, 1),
+          Dfk.explain(square, 2),
+          Dfk.explain(square, 3)
+        ]).pipe(Effect.provide(k))
+        assert.strictEqual(hit._tag === "Hit" && hit.checkpoint, `${runDir}/000/checkpoint`)
+        assert.deepStrictEqual(
+          tombstoned._tag === "Miss" && tombstoned.closest[0]!.differences,
+          [{
+            _tag: "Tombstoned",
+            checkpoint: `${runDir}/001/checkpoint`,
+            time: (tombstoned as any).closest[0].differences[0].time
+          }]
+        )
+        assert.deepStrictEqual(changed._tag === "Miss" && changed.closest[0]!.differences.map((d) => d._tag), [
+          "Changed"
+        ])
+      }))
+
     it.scopedLive("its tables are created once, however many stores start at once", () =>
       Effect.gen(function*() {
         const client = yield* database
