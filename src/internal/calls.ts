@@ -202,21 +202,16 @@ export class Calls {
     return Effect.failCause(cause)
   }
 
-  // A miss: explained first with explainMisses (`explainMiss` is set only then).
+  // The body runs: under a claim when the store shares claims, else at once. With
+  // explainMisses (`explainMiss` set), the miss is explained first.
   private miss(
     call: Call,
-    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+    explained = false
   ): Effect.Effect<unknown, unknown, unknown> {
-    return this.explainMiss === undefined
-      ? this.runMiss(call, restore)
-      : Effect.zipRight(this.explainMiss(call), Effect.suspend(() => this.runMiss(call, restore)))
-  }
-
-  // The body runs: under a claim when the store shares claims, else at once.
-  private runMiss(
-    call: Call,
-    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
-  ): Effect.Effect<unknown, unknown, unknown> {
+    if (this.explainMiss !== undefined && !explained) {
+      return Effect.zipRight(this.explainMiss(call), Effect.suspend(() => this.miss(call, restore, true)))
+    }
     if (this.shared?.claims !== undefined) return this.claimed(call, restore, false)
     const app = call.app
     this.counters.record(app, call.span, "miss")
