@@ -33,6 +33,7 @@ export type {
 } from "./src/Dfk.ts"
 export { AppCacheError, BadCheckpoint, CheckpointError, ConfigurationError } from "./src/errors.ts"
 export type { DfkError } from "./src/errors.ts"
+export * as Explanation from "./src/Explanation.ts"
 export * as File from "./src/File.ts"
 export * as Memo from "./src/Memo.ts"
 export * as Metrics from "./src/Metrics.ts"

@@ -219,7 +219,11 @@ export const isFile = (path: string): Effect.Effect<boolean, never, FileSystem.F
  * @since 0.2.0
  */
 export const entryLine = (e: CheckpointEntry): string =>
-  JSON.stringify({ v: 1, hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time })
+  JSON.stringify(
+    e.deleted === true
+      ? { v: 1, hash: e.hash, app: e.app, version: e.version, input: e.input, deleted: true, time: e.time }
+      : { v: 1, hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time }
+  )
 
 const utf8 = new TextEncoder()
 

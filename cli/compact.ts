@@ -1,9 +1,12 @@
 /**
- * `dfk compact <runDir> [--out DIR]`: merges every checkpoint under `runDir` (numeric run
- * order, the last entry of a key wins, as when loading) into one new checkpoint dir,
- * written to a temporary path and renamed into place. Entries the library would refuse to
- * serve (`Memo.checkEntry`: a hash that is not the memo key of the entry's app, version and
- * input) are dropped, and counted.
+ * `dfk compact <runDir> [--out DIR] [--prune [--force]]`: merges every checkpoint under
+ * `runDir` (numeric run order, the last entry of a key wins, as when loading) into one new
+ * checkpoint dir, written to a temporary path and renamed into place. Entries the library
+ * would refuse to serve (`Memo.checkEntry`: a hash that is not the memo key of the entry's
+ * app, version and input) are dropped, and counted, as are keys whose last entry is a
+ * tombstone (with the tombstone). `--prune` then deletes the run dirs it merged, once the
+ * merged checkpoint is written and synced; it refuses a run dir written to in the last
+ * minute (a run may still be writing it) unless `--force`.
  *
  * @module
  */
@@ -16,9 +19,10 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import { CheckpointFile, CheckpointStore, Memo, RunDirs } from "../mod.ts"
 import type { CheckpointEntry } from "../mod.ts"
-import type { CliError } from "./common.ts"
 import {
+  CliError,
   CliStore,
+  ExitStatus,
   formatBytes,
   jsonLinesBytes,
   loadCheckpoint,
@@ -47,6 +51,18 @@ export interface Compaction {
    * @since 0.2.0
    */
   readonly dropped: number
+  /**
+   * Keys whose last entry is a tombstone: none of their entries (nor the tombstone) is written.
+   *
+   * @since 0.2.0
+   */
+  readonly tombstoned: number
+  /**
+   * The run dirs deleted after the merge (`--prune`), in order.
+   *
+   * @since 0.2.0
+   */
+  readonly pruned: ReadonlyArray<string>
   /** The new checkpoint dir, or `null` when there was nothing to compact. */
   readonly out: string | null
   /** Size of the new `tasks.jsonl`; in a SQL store, the size its entries would have as one. */
@@ -63,7 +79,8 @@ export interface Compaction {
  */
 export const compact = (
   runDir: string,
-  out: Option.Option<string>
+  out: Option.Option<string>,
+  prune: { readonly prune?: boolean | undefined; readonly force?: boolean | undefined } = {}
 ): Effect.Effect<Compaction, CliError, FileSystem.FileSystem | Path.Path | CheckpointStore | CliStore> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
@@ -71,7 +88,13 @@ export const compact = (
     const store = yield* CheckpointStore
     const { dirs, entries } = yield* loadRunDir(runDir)
     const sources = dirs.map((dir) => ({ dir, entries: entries.filter((l) => l.dir === dir).length }))
-    if (dirs.length === 0) return { sources, before: 0, after: 0, dropped: 0, out: null, bytes: 0 }
+    const nothing = { sources, before: 0, after: 0, dropped: 0, tombstoned: 0, pruned: [], out: null, bytes: 0 }
+    if (dirs.length === 0) return nothing
+    if (prune.prune === true && (yield* CliStore).sql) {
+      return yield* usageError("--prune works on the JSON Lines files only (a SQL store keeps its runs itself)")
+    }
+    // The run dirs to prune, checked before anything is written: none written to in the last minute.
+    const runs = prune.prune === true ? yield* prunable(dirs, out, prune.force === true) : []
     // Last entry wins; the merged file lists keys in the order of their winning entries. A
     // refused entry takes part in that, as when loading: the library reads every entry (the
     // last of a key wins) and refuses a bad one when it would serve it, so a key whose last
@@ -83,8 +106,24 @@ export const compact = (
       merged.set(entry.hash, entry)
       if (Option.isSome(Memo.checkEntry(entry))) dropped++
     }
-    for (const [hash, entry] of merged) if (Option.isSome(Memo.checkEntry(entry))) merged.delete(hash)
+    let tombstoned = 0
+    for (const [hash, entry] of merged) {
+      if (entry.deleted === true) {
+        merged.delete(hash)
+        tombstoned++
+      } else if (Option.isSome(Memo.checkEntry(entry))) merged.delete(hash)
+    }
     const before = entries.length
+    const result = (out: string, after: number, bytes: number, pruned: ReadonlyArray<string>): Compaction => ({
+      sources,
+      before,
+      after,
+      dropped,
+      tombstoned,
+      pruned,
+      out,
+      bytes
+    })
 
     if ((yield* CliStore).sql) {
       const { name } = yield* CliStore
@@ -102,7 +141,7 @@ export const compact = (
       }
       yield* store.append(target, [...merged.values()]).pipe(Effect.mapError(writeFailed(target)))
       const written = yield* loadCheckpoint(target)
-      return { sources, before, after: written.length, dropped, out: target, bytes: jsonLinesBytes(written) }
+      return result(target, written.length, jsonLinesBytes(written), [])
     }
 
     // Where to write: a temporary dir next to the target, renamed into place at the end.
@@ -125,8 +164,11 @@ export const compact = (
       Effect.mapError(writeFailed(`a temporary directory in ${parent}`))
     )
     yield* Effect.gen(function*() {
-      yield* store.append(tmp, [...merged.values()]).pipe(Effect.mapError(writeFailed(tmp)))
+      // Synced (the file and its dir) when run dirs are pruned after it: the merge must be on disk first.
+      const durability = runs.length > 0 ? "fsync" : "none"
+      yield* store.append(tmp, [...merged.values()], { durability }).pipe(Effect.mapError(writeFailed(tmp)))
       yield* fs.rename(tmp, target).pipe(Effect.mapError(writeFailed(target)))
+      if (runs.length > 0) yield* syncDirectory(parent).pipe(Effect.mapError(writeFailed(parent)))
     }).pipe(
       Effect.onError(() =>
         Effect.gen(function*() {
@@ -138,7 +180,57 @@ export const compact = (
     // Read the result back through the library, as a resume would.
     const written = yield* loadCheckpoint(target)
     const info = yield* fs.stat(path.join(target, CheckpointFile.name)).pipe(Effect.mapError(writeFailed(target)))
-    return { sources, before, after: written.length, dropped, out: target, bytes: Number(info.size) }
+    for (const run of runs) yield* fs.remove(run, { recursive: true }).pipe(Effect.mapError(writeFailed(run)))
+    return result(target, written.length, Number(info.size), runs)
+  })
+
+/** A directory's entry synced to stable storage (after a rename into it). */
+const syncDirectory = (dir: string) =>
+  Effect.scoped(
+    Effect.flatMap(FileSystem.FileSystem, (fs) => Effect.flatMap(fs.open(dir, { flag: "r" }), (handle) => handle.sync))
+  )
+
+/** How long a run dir must have been left alone before `--prune` deletes it without `--force`. */
+const QUIET_MS = 60_000
+
+/**
+ * The run dirs of the checkpoints `dirs` (`<runDir>/<NNN>/checkpoint`), to delete after the
+ * merge: refused when one was written to in the last minute (unless `force`), or when `out`
+ * lies inside one.
+ */
+const prunable = (
+  dirs: ReadonlyArray<string>,
+  out: Option.Option<string>,
+  force: boolean
+): Effect.Effect<Array<string>, CliError, FileSystem.FileSystem | Path.Path> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const path = yield* Path.Path
+    const runs = dirs.map((dir) => path.dirname(dir))
+    if (Option.isSome(out)) {
+      const target = path.resolve(out.value)
+      const inside = runs.find((run) => (target + path.sep).startsWith(path.resolve(run) + path.sep))
+      if (inside !== undefined) {
+        return yield* usageError(`The output ${out.value} is inside ${inside}, which --prune deletes`)
+      }
+    }
+    if (!force) {
+      const now = Date.now()
+      for (const dir of dirs) {
+        const info = yield* Effect.option(fs.stat(path.join(dir, CheckpointFile.name)))
+        const mtime = Option.isSome(info) ? Option.getOrUndefined(info.value.mtime)?.getTime() : undefined
+        if (mtime !== undefined && now - mtime < QUIET_MS) {
+          const ago = Math.max(0, Math.round((now - mtime) / 1000))
+          return yield* new CliError({
+            message:
+              `Refusing to prune ${path.dirname(dir)}: written to ${ago} s ago (a run may still be writing it); ` +
+              "nothing was written or deleted; --force prunes it anyway",
+            code: ExitStatus.failed
+          })
+        }
+      }
+    }
+    return runs
   })
 
 /**
@@ -155,11 +247,20 @@ export const compactCommand = Command.make(
         "The new checkpoint dir (must not exist); default: a new run dir <runDir>/<NNN>/checkpoint"
       ),
       Options.optional
+    ),
+    prune: Options.boolean("prune").pipe(
+      Options.withDescription(
+        "Then delete the run dirs merged (once the merged checkpoint is written and synced); refused for a run dir " +
+          "written to in the last minute"
+      )
+    ),
+    force: Options.boolean("force").pipe(
+      Options.withDescription("With --prune: prune run dirs written to in the last minute too")
     )
   },
-  ({ out, runDir }) =>
+  ({ force, out, prune, runDir }) =>
     Effect.gen(function*() {
-      const result = yield* compact(runDir, out)
+      const result = yield* compact(runDir, out, { prune, force })
       if (result.out === null) return yield* printLines([`Nothing to compact: no checkpoints under ${runDir}`])
       const n = result.dropped
       yield* printLines([
@@ -171,10 +272,21 @@ export const compactCommand = Command.make(
           `Dropped ${n} ${n === 1 ? "entry whose hash is" : "entries whose hash is"} not the memo key of their app, ` +
           `version and input (dfk verify lists them)`
         ]),
-        `After: ${result.after} entries (one per key, last entry wins) in ${result.out} (${formatBytes(result.bytes)})`
+        ...(result.tombstoned === 0 ? [] : [
+          `Dropped ${result.tombstoned} invalidated ${
+            result.tombstoned === 1 ? "key" : "keys"
+          } (last entry a tombstone)`
+        ]),
+        `After: ${result.after} entries (one per key, last entry wins) in ${result.out} (${formatBytes(result.bytes)})`,
+        ...(result.pruned.length === 0 ? [] : [
+          `Pruned ${result.pruned.length} run ${result.pruned.length === 1 ? "dir" : "dirs"}: ${
+            result.pruned.join(", ")
+          }`
+        ])
       ])
     })
 ).pipe(Command.withDescription(
-  "Merge every checkpoint under runDir (last entry wins) into one new checkpoint dir, written to a temporary path " +
-    "and renamed into place; print the entries before and after"
+  "Merge every checkpoint under runDir (last entry wins; invalidated keys dropped) into one new checkpoint dir, " +
+    "written to a temporary path and renamed into place; print the entries before and after; --prune then deletes " +
+    "the run dirs merged"
 ))

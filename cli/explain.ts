@@ -1,7 +1,9 @@
 /**
  * `dfk explain <runDir> --app NAME --input JSON [--version V] [--ignore KEY…]`: computes the
  * memo key of a call and says whether a checkpoint under `runDir` holds it; on a miss, shows
- * the closest stored entries of that app and exactly which part of the key differs.
+ * the closest stored entries of that app and exactly which part of the key differs (or that
+ * the key was invalidated). The logic is the library's (`Explanation.explain`, as in
+ * `Dfk.explain`); this prints it.
  *
  * @module
  */
@@ -9,10 +11,8 @@ import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
-import * as Either from "effect/Either"
 import * as Option from "effect/Option"
-import { CheckpointFile, Memo } from "../mod.ts"
-import type { CheckpointEntry } from "../mod.ts"
+import { CheckpointFile, Explanation, Memo } from "../mod.ts"
 import {
   appCounts,
   CliError,
@@ -21,109 +21,49 @@ import {
   json,
   loadRunDir,
   preview,
+  printJson,
   printLines,
+  runIdOf,
   usageError
 } from "./common.ts"
-import type { Located } from "./common.ts"
 
 /**
- * One difference between a stored entry and the asked call.
+ * One line describing a difference, with stored text previewed and escaped for a terminal
+ * (the library's `Explanation.describeDifference` for what has nothing to preview).
  *
  * @since 0.1.0
  */
-export type Difference =
-  | { readonly kind: "version"; readonly stored: string | null; readonly asked: string | null }
-  | { readonly kind: "missing"; readonly path: string; readonly stored: unknown }
-  | { readonly kind: "extra"; readonly path: string; readonly asked: unknown }
-  | { readonly kind: "changed"; readonly path: string; readonly stored: unknown; readonly asked: unknown }
-
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === "object" && v !== null && !Array.isArray(v)
-
-const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/
-const member = (path: string, key: string) => IDENT.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`
-
-const sameJson = (a: unknown, b: unknown): boolean => {
-  const x = Memo.canonicalJson(a)
-  const y = Memo.canonicalJson(b)
-  return Either.isRight(x) && Either.isRight(y) ? x.right === y.right : json(a) === json(b)
-}
-
-/**
- * The differences between a stored input and an asked one, down through nested objects
- * (arrays and other values are compared whole). Paths start at `input`.
- *
- * @since 0.1.0
- */
-export const diffInputs = (stored: unknown, asked: unknown, path = "input"): Array<Difference> => {
-  if (isPlainObject(stored) && isPlainObject(asked)) {
-    const keys = [...new Set([...Object.keys(stored), ...Object.keys(asked)])].sort()
-    const out: Array<Difference> = []
-    for (const k of keys) {
-      const inStored = Object.hasOwn(stored, k) && stored[k] !== undefined
-      const inAsked = Object.hasOwn(asked, k) && asked[k] !== undefined
-      const p = member(path, k)
-      if (inStored && !inAsked) out.push({ kind: "missing", path: p, stored: stored[k] })
-      else if (!inStored && inAsked) out.push({ kind: "extra", path: p, asked: asked[k] })
-      else if (inStored && inAsked) {
-        for (const d of diffInputs(stored[k], asked[k], p)) out.push(d)
-      }
-    }
-    return out
-  }
-  return sameJson(stored, asked) ? [] : [{ kind: "changed", path, stored, asked }]
-}
-
-/**
- * Every difference between a stored entry and the asked call (version first).
- *
- * @since 0.1.0
- */
-export const diffEntry = (entry: CheckpointEntry, version: string | null, input: unknown): Array<Difference> => {
-  const out: Array<Difference> = []
-  if (entry.version !== version) out.push({ kind: "version", stored: entry.version, asked: version })
-  for (const d of diffInputs(entry.input, input)) out.push(d)
-  return out
-}
-
-/**
- * One line describing a difference.
- *
- * @since 0.1.0
- */
-export const describeDifference = (d: Difference): string => {
-  switch (d.kind) {
-    case "version":
+export const describeDifference = (d: Explanation.Difference): string => {
+  switch (d._tag) {
+    case "Version":
       return `version: stored ${json(d.stored)}, asked ${json(d.asked)}`
-    case "missing":
+    case "MissingKey":
       return `${d.path}: missing from the asked input (stored ${preview(d.stored, 60)})`
-    case "extra":
+    case "ExtraKey":
       return `${d.path}: extra in the asked input (asked ${preview(d.asked, 60)}, not in the stored input)`
-    case "changed":
+    case "Changed":
       return `${d.path}: changed: stored ${preview(d.stored, 60)}, asked ${preview(d.asked, 60)}`
+    default:
+      return Explanation.describeDifference(d)
   }
 }
 
 /**
- * The result of `explain`.
+ * What `dfk explain` found: the library's explanation (`Explanation.explain`, the logic of
+ * `Dfk.explain`) of the call against every entry under the run dir, and the entries per app.
  *
  * @since 0.1.0
  */
-export interface Explanation {
-  /** The memo key of the asked call. */
-  readonly key: string
-  /** Whether a checkpoint under the run dir holds the key. */
-  readonly hit: boolean
-  /** The entries holding the key, oldest run first (the last one wins on load). */
-  readonly found: ReadonlyArray<Located>
-  /** On a miss: the closest stored entries of the app with their differences, closest first. */
-  readonly closest: ReadonlyArray<{ readonly at: Located; readonly differences: ReadonlyArray<Difference> }>
-  /** Entries per app under the run dir. */
+export interface CliExplanation {
+  /** The explanation. */
+  readonly explanation: Explanation.Explanation
+  /** Entries per app under the run dir (tombstones included). */
   readonly apps: ReadonlyMap<string, number>
 }
 
 /**
- * Explains the memo key of a call against every checkpoint under `runDir`. `input` is the
+ * Explains the memo key of a call against every checkpoint under `runDir`, with
+ * `Explanation.explain` (as `Dfk.explain` does against what a kernel sees). `input` is the
  * encoded input (plain JSON data).
  *
  * @since 0.1.0
@@ -144,29 +84,22 @@ export const explain = (options: {
       ignoreForCache: options.ignore
     }).pipe(Effect.catchTag("AppCacheError", (e) => usageError(`Invalid --input: ${e.reason}`)))
     const { entries } = yield* loadRunDir(options.runDir, true)
-    const found = entries.filter((l) => l.entry.hash === key)
     // The asked input as it goes into the key, to compare with the stored input.
-    const asked = CheckpointFile.keyInput(options.input, options.ignore)
-    // For each stored key of the app, its last entry (the one that wins on load).
-    const latest = new Map<string, Located>()
-    for (const l of entries) if (l.entry.app === options.app) latest.set(l.entry.hash, l)
-    const closest = found.length > 0 ? [] : [...latest.values()]
-      .map((at) => ({ at, differences: diffEntry(at.entry, options.version, asked) }))
-      .sort((a, b) =>
-        a.differences.length - b.differences.length ||
-        (a.at.entry.time < b.at.entry.time ? 1 : a.at.entry.time > b.at.entry.time ? -1 : 0)
-      )
-      .slice(0, options.limit)
-    return {
-      key,
-      hit: found.length > 0,
-      found,
-      closest,
-      apps: appCounts(entries.map((l) => l.entry))
-    } satisfies Explanation
+    const input = CheckpointFile.keyInput(options.input, options.ignore)
+    const explanation = Explanation.explain(
+      { app: options.app, version: options.version, input, key },
+      entries.map((l) => ({ entry: l.entry, checkpoint: l.dir })),
+      { closest: options.limit }
+    )
+    return { explanation, apps: appCounts(entries.map((l) => l.entry)) } satisfies CliExplanation
   })
 
-const parseInput = (text: string): Effect.Effect<unknown, CliError> =>
+/**
+ * The JSON of `--input`; bad JSON is exit status 2.
+ *
+ * @since 0.2.0
+ */
+export const parseInput = (text: string): Effect.Effect<unknown, CliError> =>
   Effect.try({
     try: () => JSON.parse(text) as unknown,
     catch: (e) =>
@@ -177,6 +110,36 @@ const parseInput = (text: string): Effect.Effect<unknown, CliError> =>
   })
 
 /**
+ * The keys of `--ignore` (repeated, or separated by commas).
+ *
+ * @since 0.2.0
+ */
+export const ignoredKeys = (given: Option.Option<ReadonlyArray<string>>): Array<string> =>
+  Option.getOrElse(given, () => []).flatMap((k) => k.split(",")).map((k) => k.trim()).filter((k) => k !== "")
+
+/**
+ * `--ignore`: an input key the app leaves out of its key, repeated or separated by commas.
+ *
+ * @since 0.2.0
+ */
+export const ignoreOption = Options.text("ignore").pipe(
+  Options.withDescription(
+    "An input key the app leaves out of the key (its ignoreForCache); repeat it or separate keys with commas"
+  ),
+  Options.repeated,
+  Options.optional
+)
+
+/**
+ * The run dir argument of `explain` and `invalidate`: a run dir, or a single checkpoint dir.
+ *
+ * @since 0.2.0
+ */
+export const runDirArg = Args.text({ name: "runDir" }).pipe(
+  Args.withDescription("The run directory holding 000, 001, … (or a single checkpoint dir)")
+)
+
+/**
  * The `explain` subcommand. Exit status 0 on a hit, 1 on a miss.
  *
  * @since 0.1.0
@@ -184,9 +147,7 @@ const parseInput = (text: string): Effect.Effect<unknown, CliError> =>
 export const explainCommand = Command.make(
   "explain",
   {
-    runDir: Args.text({ name: "runDir" }).pipe(
-      Args.withDescription("The run directory holding 000, 001, … (or a single checkpoint dir)")
-    ),
+    runDir: runDirArg,
     app: Options.text("app").pipe(Options.withDescription("The app's name")),
     input: Options.text("input").pipe(
       Options.withDescription("The call's input, ENCODED with the app's input schema, as JSON, e.g. '{\"x\":1}'")
@@ -195,72 +156,71 @@ export const explainCommand = Command.make(
       Options.withDescription("The app's version (default none, null in the key); `--version V` is accepted too"),
       Options.optional
     ),
-    ignore: Options.text("ignore").pipe(
-      Options.withDescription(
-        "An input key the app leaves out of the key (its ignoreForCache); repeat it or separate keys with commas"
-      ),
-      Options.repeated,
-      Options.optional
-    ),
+    ignore: ignoreOption,
     limit: Options.integer("closest").pipe(
       Options.withDescription("How many of the closest stored entries to show on a miss"),
       Options.withDefault(3)
+    ),
+    json: Options.boolean("json").pipe(
+      Options.withDescription("Print the explanation as JSON (the Explanation that Dfk.explain returns)")
     )
   },
   (args) =>
     Effect.gen(function*() {
       const input = yield* parseInput(args.input)
-      const ignore = Option.getOrElse(args.ignore, () => []).flatMap((k) => k.split(",")).map((k) => k.trim()).filter((
-        k
-      ) => k !== "")
+      const ignore = ignoredKeys(args.ignore)
       const version = Option.getOrNull(args.version)
-      const result = yield* explain({ runDir: args.runDir, app: args.app, version, input, ignore, limit: args.limit })
+      const { apps, explanation: x } = yield* explain({
+        runDir: args.runDir,
+        app: args.app,
+        version,
+        input,
+        ignore,
+        limit: args.limit
+      })
+      if (args.json) {
+        yield* printJson(x)
+        if (x._tag === "Miss") return yield* new CliError({ message: "", code: ExitStatus.failed })
+        return
+      }
       const lines: Array<string> = []
-      lines.push(`Key ${result.key}`)
+      lines.push(`Key ${x.key}`)
       lines.push(
-        `  of app ${json(args.app)}, version ${json(version)}, input ${
-          preview(CheckpointFile.keyInput(input, ignore), 80)
-        }` +
+        `  of app ${json(args.app)}, version ${json(version)}, input ${preview(x.input, 80)}` +
           (ignore.length > 0 ? ` (ignoring ${ignore.join(", ")})` : "")
       )
-      if (result.hit) {
-        const last = result.found[result.found.length - 1]!
+      if (x._tag === "Hit") {
         lines.push(
-          `Hit: stored in run ${last.run} (${last.dir}), result ${
-            preview(last.entry.result, 80)
-          }, computed ${last.entry.time}`
+          `Hit: stored in run ${yield* runIdOf(x.checkpoint!)} (${x.checkpoint}), result ${
+            preview(x.result, 80)
+          }, computed ${x.time}`
         )
-        const others = [...new Set(result.found.slice(0, -1).map((l) => l.run))].filter((r) => r !== last.run)
+        const others = yield* Effect.forEach(x.alsoIn, runIdOf)
         if (others.length > 0) lines.push(`  also stored in run ${others.join(", ")} (the last run wins on load)`)
         yield* printLines(lines)
         return
       }
       lines.push(`Miss: no checkpoint under ${args.runDir} holds this key`)
-      const total = result.apps.get(args.app) ?? 0
+      const total = apps.get(args.app) ?? 0
       if (total === 0) {
-        lines.push(`No stored entries of app ${json(args.app)}; stored apps: ${formatAppCounts(result.apps)}`)
+        lines.push(`No stored entries of app ${json(args.app)}; stored apps: ${formatAppCounts(apps)}`)
       } else {
         const distinct = new Set<string>()
-        lines.push(`Closest stored entries of app ${json(args.app)} (${result.closest.length} shown):`)
-        result.closest.forEach(({ at, differences }, i) => {
-          const n = differences.length
+        lines.push(`Closest stored entries of app ${json(args.app)} (${x.closest.length} shown):`)
+        for (const [i, c] of x.closest.entries()) {
+          const n = c.differences.length
           lines.push(
-            `  ${i + 1}. ${at.entry.hash.slice(0, 12)} in run ${at.run}, computed ${at.entry.time}, result ${
-              preview(at.entry.result, 40)
+            `  ${i + 1}. ${c.hash.slice(0, 12)} in run ${yield* runIdOf(c.checkpoint)}, computed ${c.time}, result ${
+              c.result === undefined ? "(tombstone)" : preview(c.result, 40)
             }: ${n === 0 ? "no visible difference" : `${n} ${n === 1 ? "difference" : "differences"}`}`
           )
-          for (const d of differences) {
+          for (const d of c.differences) {
             lines.push(`     ${describeDifference(d)}`)
-            if (d.kind === "extra" && !d.path.includes(".", "input.".length) && !d.path.includes("[")) {
+            if (d._tag === "ExtraKey" && !d.path.includes(".", "input.".length) && !d.path.includes("[")) {
               distinct.add(d.path.slice("input.".length))
             }
           }
-          if (n === 0) {
-            lines.push(
-              "     the stored hash does not match its app, version and input: the entry was edited or damaged"
-            )
-          }
-        })
+        }
         if (distinct.size > 0) {
           const keys = [...distinct].join(",")
           lines.push(

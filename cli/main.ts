@@ -1,11 +1,12 @@
 /**
- * The `dfk` command: inspect, explain, verify, repair and compact effect-dfk checkpoints.
+ * The `dfk` command: inspect, explain, invalidate, verify, repair and compact effect-dfk checkpoints.
  *
  * ```sh
  * dfk runs [runDir] [--json]                          # one row per run
  * dfk show <checkpoint dir> [--app NAME] [--json]     # the entries of a checkpoint
  * dfk explain <runDir> --app NAME --input JSON [--app-version V] [--ignore KEY]... [--closest N]
- * dfk compact <runDir> [--out DIR]                    # merge every checkpoint, last entry wins
+ * dfk invalidate <runDir> --app NAME [--app-version V] [--input JSON] [--older-than D] [--dry-run]
+ * dfk compact <runDir> [--out DIR] [--prune [--force]] # merge every checkpoint, last entry wins
  * dfk verify <checkpoint dir>... [--strict]           # torn and corrupt lines, with line numbers
  * dfk repair <checkpoint dir>                         # move bad lines to tasks.jsonl.bad
  * dfk demo [--size small]                             # the demo workflow
@@ -46,6 +47,7 @@ import { CliError, colorAllowed, escapeControls, ExitStatus, maskSecrets, plainC
 import { compactCommand } from "./compact.ts"
 import { demoCommand } from "./demo.ts"
 import { explainCommand } from "./explain.ts"
+import { invalidateCommand } from "./invalidate.ts"
 import { repairCommand } from "./repair.ts"
 import { runsCommand } from "./runs.ts"
 import { showCommand } from "./show.ts"
@@ -55,7 +57,7 @@ import { verifyCommand } from "./verify.ts"
 /** The version `dfk --version` prints: the package's. */
 const VERSION: string = packageJson.version
 
-const SUBCOMMANDS = "runs, show, explain, compact, verify, repair, demo"
+const SUBCOMMANDS = "runs, show, explain, invalidate, compact, verify, repair, demo"
 
 /** `--store`: the JSON Lines files by default, or a SQL store. */
 const storeOption = Options.text("store").pipe(
@@ -74,11 +76,12 @@ const dfkCommand = Command.make(
   () =>
     new CliError({ message: `Missing command: one of ${SUBCOMMANDS} (dfk --help for details)`, code: ExitStatus.usage })
 ).pipe(
-  Command.withDescription("Inspect, explain, verify, repair and compact effect-dfk checkpoints"),
+  Command.withDescription("Inspect, explain, invalidate, verify, repair and compact effect-dfk checkpoints"),
   Command.withSubcommands([
     runsCommand,
     showCommand,
     explainCommand,
+    invalidateCommand,
     compactCommand,
     verifyCommand,
     repairCommand,
@@ -94,9 +97,9 @@ const dfkCommand = Command.make(
  * this moves a `--store V` (or `--store=V`) given after the command to the front, so it works
  * in either place.
  *
- * `--version` is @effect/cli's built-in "show the version" flag, so `explain` takes the
- * app's version as `--app-version`; this turns `explain … --version V` (and `--version=V`)
- * into that. A bare `--version` still prints dfk's version.
+ * `--version` is @effect/cli's built-in "show the version" flag, so `explain` and
+ * `invalidate` take the app's version as `--app-version`; this turns `explain … --version V`
+ * (and `--version=V`) into that. A bare `--version` still prints dfk's version.
  */
 const rewriteArgs = (argv: ReadonlyArray<string>): Array<string> => {
   const out = [...argv.slice(0, 2)]
@@ -115,7 +118,7 @@ const rewriteArgs = (argv: ReadonlyArray<string>): Array<string> => {
     } else rest.push(arg)
   }
   for (const a of [...store, ...rest]) out.push(a)
-  const at = out.indexOf("explain", 2)
+  const at = Math.max(out.indexOf("explain", 2), out.indexOf("invalidate", 2))
   if (at === -1) return out
   for (let i = at + 1; i < out.length; i++) {
     const arg = out[i]!

@@ -30,14 +30,11 @@ export const showCommand = Command.make(
       const all = yield* loadCheckpoint(dir)
       const entries = Option.match(app, { onNone: () => all, onSome: (name) => all.filter((e) => e.app === name) })
       if (json) {
-        const out = entries.map((e) => ({
-          hash: e.hash,
-          app: e.app,
-          version: e.version,
-          input: e.input,
-          result: e.result,
-          time: e.time
-        }))
+        const out = entries.map((e) =>
+          e.deleted === true
+            ? { hash: e.hash, app: e.app, version: e.version, input: e.input, deleted: true, time: e.time }
+            : { hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time }
+        )
         return yield* printJson(out)
       }
       if (entries.length === 0) {
@@ -54,7 +51,7 @@ export const showCommand = Command.make(
           e.app,
           e.version ?? "-",
           preview(e.input, 48),
-          preview(e.result, 32),
+          e.deleted === true ? "(tombstone)" : preview(e.result, 32),
           e.time
         ])
       )
@@ -65,5 +62,7 @@ export const showCommand = Command.make(
       ])
     })
 ).pipe(
-  Command.withDescription("Show the entries of a checkpoint: hash prefix, app, version, input, result preview, time")
+  Command.withDescription(
+    "Show the entries of a checkpoint: hash prefix, app, version, input, result preview (a tombstone: (tombstone)), time"
+  )
 )

@@ -13,6 +13,7 @@ import { Dfk } from "./Dfk.ts"
 import type { AppCacheError } from "./errors.ts"
 import * as appSpec from "./internal/appSpec.ts"
 import type { KernelService } from "./internal/kernel.ts"
+import { registerSpec } from "./internal/specs.ts"
 
 /**
  * The top-level keys of a schema's encoded form, when it is an object.
@@ -161,5 +162,6 @@ export const make = <In extends Schema.Schema.Any, Out extends Schema.Schema.Any
     Effect.withFiberRuntime<unknown, unknown, unknown>((fiber) =>
       (Context.unsafeGet(fiber.currentContext, Dfk) as KernelService).run(spec, value, fiber.currentTracer)
     )
+  registerSpec(app, spec)
   return Object.assign(app, { appName: options.name, options }) as any
 }

@@ -17,7 +17,10 @@ import { normalRunDir, runPath } from "./internal/runNames.ts"
 
 /**
  * One memoized result, as stored: the line
- * `{"v":1,"hash":…,"app":…,"version":…,"input":…,"result":…,"time":…}` of `tasks.jsonl`.
+ * `{"v":1,"hash":…,"app":…,"version":…,"input":…,"result":…,"time":…}` of `tasks.jsonl`;
+ * or a tombstone (`deleted: true`, no `result`), the line
+ * `{"v":1,"hash":…,"app":…,"version":…,"input":…,"deleted":true,"time":…}`, which
+ * invalidates the key: the last entry of a key wins, so after a tombstone a call misses.
  *
  * @since 0.1.0
  * @category models
@@ -31,10 +34,17 @@ export interface CheckpointEntry {
   readonly version: string | null
   /** The encoded input that went into the key (without the `ignoreForCache` keys). */
   readonly input: unknown
-  /** The result, encoded with the app's `output` schema. */
+  /** The result, encoded with the app's `output` schema (`undefined` in a tombstone). */
   readonly result: unknown
-  /** When the result was computed, ISO-8601. */
+  /** When the result was computed (a tombstone: when it was written), ISO-8601. */
   readonly time: string
+  /**
+   * `true`: a tombstone, which invalidates the key (it has no `result`). A store hands
+   * tombstones to `load` as it holds them, and a `lookup` whose last entry of a hash is a
+   * tombstone answers `undefined` (no entry).
+   * @since 0.2.0
+   */
+  readonly deleted?: true | undefined
 }
 
 /**
@@ -80,10 +90,15 @@ export interface EncodedEntry {
   readonly version: string | null
   /** The encoded input as canonical JSON text (without the `ignoreForCache` keys). */
   readonly input: string
-  /** The result, encoded with the app's `output` schema, as JSON text. */
+  /** The result, encoded with the app's `output` schema, as JSON text (ignored in a tombstone). */
   readonly result: string
-  /** When the result was computed, ISO-8601. */
+  /** When the result was computed (a tombstone: when it was written), ISO-8601. */
   readonly time: string
+  /**
+   * `true`: a tombstone (see `CheckpointEntry.deleted`); its `result` is ignored.
+   * @since 0.2.0
+   */
+  readonly deleted?: true | undefined
 }
 
 /**
@@ -441,14 +456,10 @@ export class CheckpointStore extends Context.Tag("effect-dfk/CheckpointStore")<
 export function makeMemory(): CheckpointStoreService {
   const dirs = new Map<string, Array<CheckpointEntry>>()
   const runs = new Map<string, Array<string>>()
-  const plain = (e: CheckpointEntry): CheckpointEntry => ({
-    hash: e.hash,
-    app: e.app,
-    version: e.version,
-    input: e.input,
-    result: e.result,
-    time: e.time
-  })
+  const plain = (e: CheckpointEntry): CheckpointEntry =>
+    e.deleted === true
+      ? { hash: e.hash, app: e.app, version: e.version, input: e.input, result: undefined, time: e.time, deleted: true }
+      : { hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time }
   return {
     append: (dir, entries) =>
       Effect.sync(() => {

@@ -11,9 +11,13 @@ import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
+import type { App } from "./App.ts"
 import type { Durability } from "./CheckpointStore.ts"
-import type { CheckpointError, DfkError } from "./errors.ts"
+import type { AppCacheError, BadCheckpoint, CheckpointError, DfkError } from "./errors.ts"
+import type { ExplainOptions, Explanation } from "./Explanation.ts"
+import type { AppSpec } from "./internal/appSpec.ts"
 import * as kernel from "./internal/kernel.ts"
+import { specOf } from "./internal/specs.ts"
 
 /**
  * When checkpoints are written (Parsl's `checkpoint_mode`):
@@ -62,6 +66,12 @@ export interface DfkConfig {
    * fresh value. Default `false`.
    */
   readonly refresh?: boolean | ReadonlyArray<string> | undefined
+  /**
+   * Logs, at info level and in one line, why each call of an app that has stored entries
+   * missed: the closest stored entry and what differs (`Dfk.explain`'s answer). Default
+   * `false`, which costs nothing; `true` reads the stored entries once, at the first miss.
+   */
+  readonly explainMisses?: boolean | undefined
 }
 
 /**
@@ -119,6 +129,8 @@ export interface ResolvedDfkConfig {
   readonly durability: Durability
   /** Which apps run again even when a stored entry answers the call: all (`true`), some (their names) or none. */
   readonly refresh: boolean | ReadonlyArray<string>
+  /** Whether misses are explained in the log. */
+  readonly explainMisses: boolean
 }
 
 /**
@@ -426,7 +438,120 @@ export class Dfk extends Context.Tag("effect-dfk/Dfk")<Dfk, DfkService>() {
     const interval = Duration.decode(options?.interval ?? "100 millis")
     return Stream.unwrap(Effect.map(Dfk, (dfk) => dfk.progress(interval)))
   }
+
+  /**
+   * Explains what a call of `app` with `input` would do now: its key, and either a hit (the
+   * checkpoint whose entry answers it, or `null` when this run computed it) or a miss with the
+   * closest stored entries of the app and exactly what differs (`Explanation.Difference`:
+   * the version, input keys missing, extra or changed with both values, a tombstone, a
+   * damaged entry, a result that no longer decodes). It reads the stored entries the kernel
+   * can see (the checkpoints it resumes from, or looks in, and its own) each time it runs;
+   * nothing runs, nothing is written. For an app with `cache: true`.
+   *
+   * @example Why a call misses
+   * ```ts
+   * import * as FileSystem from "@effect/platform/FileSystem"
+   * import { NodeContext } from "@effect/platform-node"
+   * import { Effect, Schema } from "effect"
+   * import { App, Dfk } from "effect-dfk"
+   *
+   * const scale = App.make(
+   *   { name: "scale", input: Schema.Struct({ x: Schema.Number, factor: Schema.Number }), output: Schema.Number, cache: true },
+   *   ({ factor, x }) => Effect.succeed(x * factor)
+   * )
+   *
+   * const program = Effect.scoped(Effect.gen(function* () {
+   *   const fs = yield* FileSystem.FileSystem
+   *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-explain-" })
+   *   const kernel = Dfk.layer({ runDir, checkpointMode: "task_exit" })
+   *   yield* scale({ x: 2, factor: 10 }).pipe(Effect.provide(kernel))
+   *
+   *   const [hit, miss] = yield* Effect.all([
+   *     Dfk.explain(scale, { x: 2, factor: 10 }),
+   *     Dfk.explain(scale, { x: 2, factor: 3 })
+   *   ]).pipe(Effect.provide(kernel))
+   *   console.assert(hit._tag === "Hit" && hit.checkpoint?.endsWith("000/checkpoint"))
+   *   console.assert(miss._tag === "Miss")
+   *   if (miss._tag === "Miss") {
+   *     const [difference] = miss.closest[0]!.differences
+   *     console.assert(difference?._tag === "Changed" && difference.path === "input.factor")
+   *   }
+   * }))
+   * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
+   * ```
+   *
+   * @since 0.2.0
+   * @category explaining
+   */
+  static explain<I, A, E, R>(
+    app: App<I, A, E, R>,
+    input: I,
+    options?: ExplainOptions
+  ): Effect.Effect<Explanation, AppCacheError | BadCheckpoint, Dfk | R> {
+    return withSpec("Dfk.explain", app, (k, spec) => k.explain(spec, input, options))
+  }
+
+  /**
+   * Invalidates the key of a call of `app` with `input`: a tombstone (DESIGN §4) is written
+   * to this run's checkpoint at once (with whatever else is pending, which it must follow),
+   * so later runs that load it miss the key, and in this run the memo forgets the key and a
+   * loaded entry of it is dropped, so the next call runs the body. A call of the key in
+   * flight is not stopped. Returns the key. `dfk invalidate` does the same from the shell.
+   *
+   * @example Running a call again
+   * ```ts
+   * import * as FileSystem from "@effect/platform/FileSystem"
+   * import { NodeContext } from "@effect/platform-node"
+   * import { Effect, Schema } from "effect"
+   * import { App, Dfk } from "effect-dfk"
+   *
+   * let bodyRuns = 0
+   * const fetchPrice = App.make(
+   *   { name: "fetch_price", input: Schema.String, output: Schema.Number, cache: true },
+   *   () => Effect.sync(() => ++bodyRuns)
+   * )
+   *
+   * const program = Effect.scoped(Effect.gen(function* () {
+   *   const fs = yield* FileSystem.FileSystem
+   *   const runDir = yield* fs.makeTempDirectoryScoped({ prefix: "effect-dfk-doc-invalidate-" })
+   *   const kernel = Dfk.layer({ runDir, checkpointMode: "task_exit" })
+   *   yield* fetchPrice("ACME").pipe(Effect.provide(kernel))
+   *   yield* Effect.gen(function* () {
+   *     yield* fetchPrice("ACME") // served from the first run's checkpoint
+   *     yield* Dfk.invalidate(fetchPrice, "ACME")
+   *     yield* fetchPrice("ACME") // runs again
+   *   }).pipe(Effect.provide(kernel))
+   *   console.assert(bodyRuns === 2)
+   *   yield* fetchPrice("ACME").pipe(Effect.provide(kernel)) // the new result is served
+   *   console.assert(bodyRuns === 2)
+   * }))
+   * await Effect.runPromise(program.pipe(Effect.provide(NodeContext.layer)))
+   * ```
+   *
+   * @since 0.2.0
+   * @category checkpointing
+   */
+  static invalidate<I, A, E, R>(
+    app: App<I, A, E, R>,
+    input: I
+  ): Effect.Effect<string, AppCacheError | CheckpointError, Dfk | R> {
+    return withSpec("Dfk.invalidate", app, (k, spec) => k.invalidate(spec, input))
+  }
 }
+
+/** The kernel of `Dfk.layer` and the spec of an app made by `App.make`, for `f`; else a defect naming `what`. */
+const withSpec = <A, E>(
+  what: string,
+  app: object,
+  f: (k: kernel.KernelService, spec: AppSpec) => Effect.Effect<A, E, any>
+): Effect.Effect<A, E, any> =>
+  Effect.flatMap(Dfk, (dfk) => {
+    const spec = specOf(app)
+    const k = dfk as kernel.KernelService
+    return spec === undefined || typeof k.explain !== "function"
+      ? Effect.dieMessage(`${what} needs an app made by App.make and the kernel of Dfk.layer`)
+      : f(k, spec)
+  })
 
 /**
  * Options of `Dfk.progress`.

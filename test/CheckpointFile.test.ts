@@ -4,7 +4,7 @@
  * a file as the loader does, and `keyInput` is the input the kernel stores and hashes.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { App, CheckpointFile, CheckpointStore, Memo } from "effect-dfk"
+import { App, CheckpointFile, CheckpointStore, Dfk, Memo } from "effect-dfk"
 import type { CheckpointEntry } from "effect-dfk"
 import * as Chunk from "effect/Chunk"
 import * as Effect from "effect/Effect"
@@ -153,5 +153,64 @@ describe("CheckpointFile", () => {
       const array = [1, 2]
       assert.strictEqual(CheckpointFile.keyInput(array, ["0"]), array)
       assert.deepStrictEqual(CheckpointFile.keyInput({ a: 1 }, []), { a: 1 })
+    }))
+})
+
+describe("tombstones in the file", () => {
+  const tombstone = (n: number, extra: Record<string, unknown> = {}) => {
+    const { result: _result, ...rest } = entry(n)
+    return { ...rest, deleted: true, time: "2026-01-02T00:00:00.000Z", ...extra }
+  }
+
+  it("checkLine: a tombstone is an entry; a malformed one is corrupt, with the reason", () => {
+    const good = CheckpointFile.checkLine(JSON.stringify(tombstone(3)), true)
+    assert.strictEqual(good._tag, "Entry")
+    if (good._tag === "Entry") assert.strictEqual(good.entry.deleted, true)
+    const cases: Array<[unknown, string]> = [
+      [tombstone(3, { deleted: false }), "\"deleted\" is not true"],
+      [tombstone(3, { deleted: "yes" }), "\"deleted\" is not true"],
+      [{ ...tombstone(3), result: 9 }, "a tombstone (\"deleted\": true) has a \"result\""],
+      [(({ input: _input, ...rest }) => rest)(tombstone(3)), "the entry has no \"input\" field"]
+    ]
+    for (const [value, reason] of cases) {
+      const verdict = CheckpointFile.checkLine(JSON.stringify(value), true)
+      assert.strictEqual(verdict._tag, "Corrupt", JSON.stringify(value))
+      if (verdict._tag === "Corrupt") assert.include(verdict.reason, reason)
+    }
+  })
+
+  it.scoped("the kernel writes a tombstone as the line of DESIGN §4, with no result", () =>
+    Effect.gen(function*() {
+      const sq = App.make(
+        { name: "sq", input: Schema.Struct({ n: Schema.Number }), output: Schema.Number, cache: true },
+        ({ n }) => Effect.succeed(n * n)
+      )
+      const { runDir } = yield* withKernel({}, Effect.flatMap(sq({ n: 4 }), () => Dfk.invalidate(sq, { n: 4 })))
+      const file = path.join(runDir, "checkpoint", "tasks.jsonl")
+      const lines = fs.readFileSync(file, "utf8").trim().split("\n")
+      assert.strictEqual(lines.length, 2)
+      const key = entry(4).hash
+      assert.match(
+        lines[1]!,
+        new RegExp(
+          `^\\{"v":1,"hash":"${key}","app":"sq","version":null,"input":\\{"n":4\\},"deleted":true,"time":"[^"]+"\\}$`
+        )
+      )
+      assert.isUndefined(JSON.parse(lines[0]!).deleted)
+    }))
+
+  it.scoped("a malformed tombstone line fails the load with BadCheckpoint naming the file and line", () =>
+    Effect.gen(function*() {
+      const dir = yield* tmpDir
+      const file = path.join(dir, "tasks.jsonl")
+      fs.writeFileSync(file, [line(1), JSON.stringify(tombstone(1, { deleted: 1 })), line(2)].join("\n") + "\n")
+      const result = yield* load(dir)
+      assert.deepStrictEqual(result, {
+        reason: "\"deleted\" is not true (a tombstone has \"deleted\": true)",
+        line: 2
+      })
+      fs.writeFileSync(file, [line(1), JSON.stringify(tombstone(1)), line(2)].join("\n") + "\n")
+      const ok = yield* load(dir)
+      assert.deepStrictEqual(ok.entries?.map((e) => e.deleted === true), [false, true, false])
     }))
 })

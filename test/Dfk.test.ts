@@ -396,3 +396,246 @@ describe("maxConcurrency", () => {
       assert.strictEqual(value.stats.running, 0)
     }))
 })
+
+describe("Dfk.invalidate", () => {
+  const counted = () => {
+    const runs = { n: 0 }
+    const app = App.make(
+      { name: "counted", input: Schema.Struct({ x: Schema.Number }), output: Schema.Number, cache: true },
+      ({ x }) => Effect.sync(() => (runs.n++, x * 3))
+    )
+    return { runs, app }
+  }
+
+  it.scoped("the memo forgets the key at once, a tombstone goes to this run's checkpoint, and later runs miss", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const { app, runs } = counted()
+      const kernel = Dfk.layer({ runDir: root, checkpointMode: "dfk_exit" }).pipe(Layer.provide(platform))
+      yield* Effect.gen(function*() {
+        yield* app({ x: 1 })
+        yield* app({ x: 2 })
+        const key = yield* Dfk.invalidate(app, { x: 1 })
+        assert.match(key, /^[0-9a-f]{64}$/)
+        yield* app({ x: 1 }) // the memo forgot it: the body runs again
+        assert.strictEqual(runs.n, 3)
+      }).pipe(Effect.provide(kernel))
+      // In the file: x=1's entry, x=2's, the tombstone of x=1 (written at once with what was
+      // pending), then x=1's new entry at the close.
+      const lines = checkpointEntries(path.join(root, "000"))
+      assert.deepStrictEqual(lines.map((l) => [l.input.x, l.deleted ?? false, "result" in l]), [
+        [1, false, true],
+        [2, false, true],
+        [1, true, false],
+        [1, false, true]
+      ])
+      // A later run: x=1's last entry is the new result, x=2 is served: nothing runs.
+      yield* Effect.all([app({ x: 1 }), app({ x: 2 })]).pipe(Effect.provide(kernel))
+      assert.strictEqual(runs.n, 3)
+      // Invalidated in a run of its own (no calls), then a later run misses it.
+      yield* Dfk.invalidate(app, { x: 2 }).pipe(Effect.provide(kernel))
+      yield* app({ x: 2 }).pipe(Effect.provide(kernel))
+      assert.strictEqual(runs.n, 4)
+    }))
+
+  it.scoped("a loaded entry is dropped: the next call of the key in the same run runs the body", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const { app, runs } = counted()
+      const kernel = Dfk.layer({ runDir: root, checkpointMode: "task_exit" }).pipe(Layer.provide(platform))
+      yield* app({ x: 5 }).pipe(Effect.provide(kernel))
+      const stats = yield* Effect.gen(function*() {
+        yield* Dfk.invalidate(app, { x: 5 })
+        yield* app({ x: 5 })
+        return yield* Dfk.stats
+      }).pipe(Effect.provide(kernel))
+      assert.strictEqual(runs.n, 2)
+      assert.strictEqual(stats.misses, 1)
+      assert.strictEqual(stats.hits, 0)
+    }))
+
+  it.scoped("an input that does not encode is an AppCacheError, and nothing is written", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const { app } = counted()
+      const error = yield* Effect.flip(
+        Dfk.invalidate(app, { x: "nope" } as never).pipe(Effect.provide(kernelLayer({ runDir: root })))
+      )
+      assert.strictEqual(error._tag, "AppCacheError")
+      assert.isFalse(fs.existsSync(path.join(root, "000", "checkpoint", "tasks.jsonl")))
+    }))
+})
+
+describe("Dfk.explain", () => {
+  const greet = App.make(
+    {
+      name: "greet",
+      version: "2",
+      input: Schema.Struct({ name: Schema.String, lang: Schema.String, verbose: Schema.optional(Schema.Boolean) }),
+      output: Schema.String,
+      cache: true,
+      ignoreForCache: ["verbose"]
+    },
+    ({ lang, name }) => Effect.succeed(`${lang}: hello ${name}`)
+  )
+
+  it.scoped("a hit names the checkpoint; a miss the closest entries and exactly what differs; a tombstone says so", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const kernel = Dfk.layer({ runDir: root, checkpointMode: "task_exit" }).pipe(Layer.provide(platform))
+      yield* Effect.all([greet({ name: "ada", lang: "en" }), greet({ name: "bob", lang: "en" })]).pipe(
+        Effect.provide(kernel)
+      )
+      const first = path.join(root, "000", "checkpoint")
+      const [hit, changed, tombstoned, memo] = yield* Effect.gen(function*() {
+        const hit = yield* Dfk.explain(greet, { name: "ada", lang: "en", verbose: true })
+        const changed = yield* Dfk.explain(greet, { name: "ada", lang: "fr" })
+        yield* Dfk.invalidate(greet, { name: "bob", lang: "en" })
+        const tombstoned = yield* Dfk.explain(greet, { name: "bob", lang: "en" })
+        yield* greet({ name: "cy", lang: "en" })
+        const memo = yield* Dfk.explain(greet, { name: "cy", lang: "en" })
+        return [hit, changed, tombstoned, memo] as const
+      }).pipe(Effect.provide(kernel))
+
+      assert.strictEqual(hit._tag, "Hit")
+      if (hit._tag !== "Hit") return
+      assert.strictEqual(hit.checkpoint, first)
+      assert.deepStrictEqual(hit.input, { name: "ada", lang: "en" })
+      assert.strictEqual(hit.version, "2")
+
+      assert.strictEqual(changed._tag, "Miss")
+      if (changed._tag !== "Miss") return
+      assert.strictEqual(changed.stored, 2)
+      assert.deepStrictEqual(changed.closest[0]!.differences, [
+        { _tag: "Changed", path: "input.lang", stored: "en", asked: "fr" }
+      ])
+      assert.strictEqual(changed.closest[0]!.checkpoint, first)
+      assert.strictEqual(changed.closest[0]!.result, "en: hello ada")
+
+      assert.strictEqual(tombstoned._tag, "Miss")
+      if (tombstoned._tag !== "Miss") return
+      const [own] = tombstoned.closest
+      assert.strictEqual(own!.hash, tombstoned.key)
+      assert.deepStrictEqual(own!.differences.map((d) => d._tag), ["Tombstoned"])
+      const tomb = own!.differences[0]!
+      assert.strictEqual(tomb._tag === "Tombstoned" && tomb.checkpoint, path.join(root, "001", "checkpoint"))
+
+      // Computed in this run (task_exit: also in this run's checkpoint).
+      assert.strictEqual(memo._tag, "Hit")
+      assert.strictEqual(memo._tag === "Hit" && memo.checkpoint, path.join(root, "001", "checkpoint"))
+    }))
+
+  it.scoped("computed in this run with no checkpoint mode: a hit from the memo (checkpoint null); a version miss", () =>
+    Effect.gen(function*() {
+      const greet3 = App.make(
+        {
+          name: "greet",
+          version: "3",
+          input: Schema.Struct({ name: Schema.String, lang: Schema.String }),
+          output: Schema.String,
+          cache: true
+        },
+        ({ name }) => Effect.succeed(name)
+      )
+      const root = yield* tmpDir
+      const [memo, version] = yield* Effect.gen(function*() {
+        yield* greet({ name: "ada", lang: "en" })
+        yield* Dfk.checkpoint
+        yield* greet({ name: "eve", lang: "en" })
+        return [
+          yield* Dfk.explain(greet, { name: "eve", lang: "en" }),
+          yield* Dfk.explain(greet3, { name: "ada", lang: "en" })
+        ] as const
+      }).pipe(Effect.provide(kernelLayer({ runDir: root })))
+      assert.deepStrictEqual(memo._tag === "Hit" && [memo.checkpoint, memo.time], [null, null])
+      assert.strictEqual(version._tag, "Miss")
+      assert.deepStrictEqual(version._tag === "Miss" && version.closest[0]!.differences, [
+        { _tag: "Version", stored: "2", asked: "3" }
+      ])
+    }))
+
+  it.scoped("a stored result that no longer decodes is a miss saying so", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const asText = App.make(
+        { name: "shape", input: Schema.Number, output: Schema.String, cache: true },
+        (x) => Effect.succeed(String(x))
+      )
+      const asNumber = App.make(
+        { name: "shape", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.succeed(x)
+      )
+      const kernel = Dfk.layer({ runDir: root, checkpointMode: "task_exit" }).pipe(Layer.provide(platform))
+      yield* asText(1).pipe(Effect.provide(kernel))
+      const x = yield* Dfk.explain(asNumber, 1).pipe(Effect.provide(kernel))
+      assert.strictEqual(x._tag, "Miss")
+      assert.deepStrictEqual(x._tag === "Miss" && x.closest[0]!.differences.map((d) => d._tag), ["Undecodable"])
+    }))
+})
+
+describe("explainMisses", () => {
+  const scale = App.make(
+    {
+      name: "scale",
+      input: Schema.Struct({ x: Schema.Number, factor: Schema.Number }),
+      output: Schema.Number,
+      cache: true
+    },
+    ({ factor, x }) => Effect.succeed(x * factor)
+  )
+  const other = App.make(
+    { name: "other", input: Schema.Number, output: Schema.Number, cache: true },
+    (x) => Effect.succeed(x)
+  )
+
+  it.scoped("each miss of an app with stored entries is one info line saying what differs; off: no such line", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const run = (explainMisses: boolean) => {
+        const logs = captureLogs()
+        return Effect.as(
+          Effect.all([scale({ x: 1, factor: 3 }), other(1)]).pipe(
+            Effect.provide(
+              Dfk.layer({ runDir: root, checkpointMode: "task_exit", explainMisses }).pipe(Layer.provide(platform))
+            ),
+            Effect.provide(logs.layer)
+          ),
+          logs.lines
+        )
+      }
+      yield* scale({ x: 1, factor: 2 }).pipe(
+        Effect.provide(Dfk.layer({ runDir: root, checkpointMode: "task_exit" }).pipe(Layer.provide(platform)))
+      )
+      const on = (yield* run(true)).filter((l) => l.message.startsWith("Miss:"))
+      assert.strictEqual(on.length, 1, JSON.stringify(on)) // `other` has no stored entries: no line
+      assert.strictEqual(on[0]!.level, "INFO")
+      assert.include(on[0]!.message, "scale (key ")
+      assert.include(on[0]!.message, "input.factor: changed: stored 2, asked 3")
+      assert.notInclude(on[0]!.message, "\n")
+      const off = (yield* run(false)).filter((l) => l.message.startsWith("Miss:"))
+      assert.deepStrictEqual(off, [])
+    }))
+
+  it.scoped("a tombstoned key's miss says it was invalidated", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const kernel = (explainMisses: boolean) =>
+        Dfk.layer({ runDir: root, checkpointMode: "task_exit", explainMisses }).pipe(Layer.provide(platform))
+      yield* scale({ x: 4, factor: 2 }).pipe(Effect.provide(kernel(false)))
+      yield* Dfk.invalidate(scale, { x: 4, factor: 2 }).pipe(Effect.provide(kernel(false)))
+      const logs = captureLogs()
+      yield* scale({ x: 4, factor: 2 }).pipe(Effect.provide(kernel(true)), Effect.provide(logs.layer))
+      const line = logs.lines.find((l) => l.message.startsWith("Miss:"))
+      assert.isDefined(line)
+      assert.include(line!.message, `invalidated by a tombstone in ${path.join(root, "001", "checkpoint")}`)
+    }))
+
+  it.scoped("explainMisses must be a boolean", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const error = yield* Effect.flip(
+        Effect.provide(Dfk.runDir, kernelLayer({ runDir: root, explainMisses: "yes" as never }))
+      )
+      assert.strictEqual(error._tag, "ConfigurationError")
+    }))
+})

@@ -106,7 +106,7 @@ describe("decodedEntry", () => {
       { hash: e.hash, app: e.app, version: e.version, input: e.input, result: e.result, time: e.time },
       expected
     )
-    assert.deepStrictEqual({ ...e }, expected)
+    assert.deepStrictEqual<unknown>({ ...e }, expected)
     assert.deepStrictEqual(JSON.parse(JSON.stringify(e)), expected)
     assert.deepStrictEqual(structuredClone(e), expected)
   })

@@ -266,6 +266,62 @@ const sqlCases = (name: string, database: Database, isPg: boolean) =>
         assert.strictEqual(b.seen.loads, 0)
       }))
 
+    it.scopedLive("tables of schema version 1 (no tombstones) are brought to version 2 in place; their entries still served", () =>
+      Effect.gen(function*() {
+        const client = yield* database
+        const runDir = `schema1-${Math.random()}`
+        const a = yield* countingStore(client())
+        bodies = 0
+        yield* Effect.forEach([1, 2], square).pipe(
+          Effect.provide(kernel(a.layer, { checkpointMode: "task_exit" }, runDir))
+        )
+        // Back to what version 1 made: no "deleted" column, schema "1".
+        yield* Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`ALTER TABLE dfk_entries DROP COLUMN deleted`
+          yield* sql`UPDATE dfk_meta SET value = '1' WHERE key = 'schema'`
+        }).pipe(Effect.provide(client()))
+        const b = yield* countingStore(client())
+        const kernelB = kernel(b.layer, { checkpointMode: "task_exit" }, runDir)
+        yield* Effect.forEach([1, 2], square).pipe(Effect.provide(kernelB))
+        assert.strictEqual(bodies, 2)
+        yield* Dfk.invalidate(square, 1).pipe(Effect.provide(kernelB))
+        yield* Effect.forEach([1, 2], square).pipe(Effect.provide(kernelB))
+        assert.strictEqual(bodies, 3)
+        const rows = yield* Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          return yield* sql<{ readonly value: string }>`SELECT value FROM dfk_meta WHERE key = 'schema'`
+        }).pipe(Effect.provide(client()))
+        assert.deepStrictEqual(rows.map((r) => r.value), ["2"])
+      }))
+
+    it.scopedLive("Dfk.explain under default resume looks in every run of the runDir: a hit names its checkpoint, a tombstone says so", () =>
+      Effect.gen(function*() {
+        const client = yield* database
+        const runDir = `explain-${Math.random()}`
+        const a = yield* countingStore(client())
+        const k = kernel(a.layer, { checkpointMode: "task_exit" }, runDir)
+        yield* Effect.forEach([1, 2], square).pipe(Effect.provide(k))
+        yield* Dfk.invalidate(square, 2).pipe(Effect.provide(k))
+        const [hit, tombstoned, changed] = yield* Effect.all([
+          Dfk.explain(square, 1),
+          Dfk.explain(square, 2),
+          Dfk.explain(square, 3)
+        ]).pipe(Effect.provide(k))
+        assert.strictEqual(hit._tag === "Hit" && hit.checkpoint, `${runDir}/000/checkpoint`)
+        assert.deepStrictEqual(
+          tombstoned._tag === "Miss" && tombstoned.closest[0]!.differences,
+          [{
+            _tag: "Tombstoned",
+            checkpoint: `${runDir}/001/checkpoint`,
+            time: (tombstoned as any).closest[0].differences[0].time
+          }]
+        )
+        assert.deepStrictEqual(changed._tag === "Miss" && changed.closest[0]!.differences.map((d) => d._tag), [
+          "Changed"
+        ])
+      }))
+
     it.scopedLive("its tables are created once, however many stores start at once", () =>
       Effect.gen(function*() {
         const client = yield* database
@@ -281,7 +337,7 @@ const sqlCases = (name: string, database: Database, isPg: boolean) =>
           const sql = yield* SqlClient.SqlClient
           return yield* sql<{ readonly value: string }>`SELECT value FROM dfk_meta WHERE key = 'schema'`
         }).pipe(Effect.provide(client()))
-        assert.deepStrictEqual(rows.map((r) => r.value), ["1"])
+        assert.deepStrictEqual(rows.map((r) => r.value), ["2"])
       }))
   })
 

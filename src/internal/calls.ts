@@ -21,7 +21,7 @@ import type { Counters } from "./counters.ts"
 import { fileProblems } from "./files.ts"
 import type { Freshness } from "./freshness.ts"
 import { LoadedResult } from "./loaded.ts"
-import { Flight, outcomeOf, slotOf } from "./memo.ts"
+import { Failed, Flight, outcomeOf, slotOf } from "./memo.ts"
 import type { Slot } from "./memo.ts"
 import { oneLine, Warning } from "./messages.ts"
 import { decodeLoaded, decodeLoadedSync, encodedEntry, resultEntry } from "./results.ts"
@@ -30,10 +30,11 @@ import type { Shared } from "./shared.ts"
 import { nativeTracer, noSpan } from "./spans.ts"
 import type { SpanLike } from "./spans.ts"
 
-// Memo keys: the hashed text itself up to this length, else its sha256.
-const SHORT_KEY = 128
+/** Memo keys: the hashed text itself up to this length, else its sha256. */
+export const SHORT_KEY = 128
 
-const encodeFailed = (app: AppSpec, e: ParseResult.ParseError) => {
+/** The failure of a call whose input does not encode (a missing or unreadable file: said as it is). */
+export const encodeFailed = (app: AppSpec, e: ParseResult.ParseError) => {
   // A file of the input (File.Content, File.Stat) that is missing or unreadable: said as it is.
   const files = fileProblems(e.issue)
   return new AppCacheError({
@@ -41,6 +42,17 @@ const encodeFailed = (app: AppSpec, e: ParseResult.ParseError) => {
     reason: files.length > 0 ? files.join("; ") : `The input does not encode with the input schema: ${e.message}`
   })
 }
+
+/** The failure of a call with `ignoreForCache` whose encoded input is not an object. */
+export const notAnObject = (app: AppSpec) =>
+  new AppCacheError({
+    app: app.name,
+    reason: "ignoreForCache names input keys, but the encoded input is not an object"
+  })
+
+/** The failure of a call whose encoded input has no JSON form. */
+export const noJsonForm = (app: AppSpec, error: string) =>
+  new AppCacheError({ app: app.name, reason: `The input has no JSON form: ${error}` })
 
 /**
  * One call of a cached app once its key is known: what each step (lookup, produce, settle,
@@ -81,6 +93,8 @@ export class Calls {
   private lastApp: AppSpec | undefined
   /** Calls of cached apps whose body failed (for the summary at the close). */
   failedCalls = 0
+  /** With `explainMisses`: logs why a call missed (set by the kernel). */
+  explainMiss: ((call: Call) => Effect.Effect<void>) | undefined = undefined
 
   constructor(
     private readonly cfg: ResolvedConfig,
@@ -96,6 +110,18 @@ export class Calls {
     /** Expiry and refresh of stored entries; the services of the apps' schemas. */
     private readonly fresh: Freshness
   ) {}
+
+  // Dfk.invalidate: the memo forgets a key (not a call in flight) and a loaded entry of it is dropped.
+  forget(memoKey: string, hash: string): void {
+    if (!(this.memo.get(memoKey) instanceof Flight)) this.memo.delete(memoKey)
+    this.loaded.delete(hash)
+  }
+
+  // Dfk.explain: whether the memo holds a success for a key.
+  memoized(memoKey: string): boolean {
+    const slot = this.memo.get(memoKey)
+    return slot !== undefined && !(slot instanceof Flight) && !(slot instanceof Failed)
+  }
 
   // Queues an entry; returns its queue number.
   enqueue(entry: EncodedEntry): number {
@@ -188,11 +214,16 @@ export class Calls {
     return Effect.failCause(cause)
   }
 
-  // The body runs: under a claim when the store shares claims, else at once.
+  // The body runs: under a claim when the store shares claims, else at once. With
+  // explainMisses (`explainMiss` set), the miss is explained first.
   private miss(
     call: Call,
-    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+    restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
+    explained = false
   ): Effect.Effect<unknown, unknown, unknown> {
+    if (this.explainMiss !== undefined && !explained) {
+      return Effect.zipRight(this.explainMiss(call), Effect.suspend(() => this.miss(call, restore, true)))
+    }
     if (this.shared?.claims !== undefined) return this.claimed(call, restore, false)
     const app = call.app
     this.counters.record(app, call.span, "miss")
@@ -415,18 +446,11 @@ export class Calls {
     if (
       app.ignoreForCache.length > 0 && (typeof encoded !== "object" || encoded === null || Array.isArray(encoded))
     ) {
-      return Effect.fail(
-        new AppCacheError({
-          app: app.name,
-          reason: "ignoreForCache names input keys, but the encoded input is not an object"
-        })
-      )
+      return Effect.fail(notAnObject(app))
     }
     const filtered = withoutKeys(encoded, app.ignoreForCache)
     const json = tryCanonicalJson(filtered)
-    if (typeof json !== "string") {
-      return Effect.fail(new AppCacheError({ app: app.name, reason: `The input has no JSON form: ${json.error}` }))
-    }
+    if (typeof json !== "string") return Effect.fail(noJsonForm(app, json.error))
     // The memo is keyed by the hashed text itself when it is short (a hit then needs no
     // sha256), else by the hash; the two cannot collide (the text starts with "[").
     const text = app.keyPrefix + json + "]"

@@ -84,9 +84,12 @@ export const resolveConfig = (config: DfkConfig): Effect.Effect<ResolvedConfig, 
     ) {
       return Effect.fail(configError("refresh", "It must be true, false or a list of app names"))
     }
+    const explainMisses = config.explainMisses ?? false
+    if (typeof explainMisses !== "boolean") return Effect.fail(configError("explainMisses", "It must be true or false"))
     return Effect.succeed({
       durability,
       refresh,
+      explainMisses,
       runDir,
       memoize: config.memoize ?? true,
       checkpointMode: mode,

@@ -38,7 +38,11 @@ export const invalidEntry = (value: unknown): string | undefined => {
   if (typeof o.app !== "string") return "\"app\" is not a string"
   if (o.version !== null && typeof o.version !== "string") return "\"version\" is neither a string nor null"
   if (!Object.hasOwn(o, "input")) return "the entry has no \"input\" field"
-  if (!Object.hasOwn(o, "result")) return "the entry has no \"result\" field"
+  if (o.deleted !== undefined) {
+    // A tombstone: `"deleted": true` and no result.
+    if (o.deleted !== true) return "\"deleted\" is not true (a tombstone has \"deleted\": true)"
+    if (Object.hasOwn(o, "result")) return "a tombstone (\"deleted\": true) has a \"result\""
+  } else if (!Object.hasOwn(o, "result")) return "the entry has no \"result\" field"
   if (typeof o.time !== "string") return "\"time\" is not a string"
   return undefined
 }
@@ -123,7 +127,7 @@ const HEAD = "{\"v\":1,\"hash\":\""
  * its pieces, half again as large).
  */
 export const encodedLine = (entry: EncodedEntry): string =>
-  [
+  entry.deleted === true ? tombstoneLine(entry) : [
     HEAD,
     entry.hash,
     infixOf(entry.app, entry.version),
@@ -135,14 +139,31 @@ export const encodedLine = (entry: EncodedEntry): string =>
     "}\n"
   ].join("")
 
-/** The line of an entry object, newline included. */
+/** The line of an encoded tombstone, newline included: `"deleted":true` where a result would be. */
+const tombstoneLine = (entry: EncodedEntry): string =>
+  HEAD + entry.hash + infixOf(entry.app, entry.version) + entry.input + ",\"deleted\":true,\"time\":" +
+  quote(entry.time) + "}\n"
+
+/** The line of an entry object (or a tombstone), newline included. */
 export const entryLine = (entry: CheckpointEntry): string =>
-  JSON.stringify({
-    v: 1,
-    hash: entry.hash,
-    app: entry.app,
-    version: entry.version,
-    input: entry.input,
-    result: entry.result,
-    time: entry.time
-  }) + "\n"
+  JSON.stringify(
+    entry.deleted === true
+      ? {
+        v: 1,
+        hash: entry.hash,
+        app: entry.app,
+        version: entry.version,
+        input: entry.input,
+        deleted: true,
+        time: entry.time
+      }
+      : {
+        v: 1,
+        hash: entry.hash,
+        app: entry.app,
+        version: entry.version,
+        input: entry.input,
+        result: entry.result,
+        time: entry.time
+      }
+  ) + "\n"

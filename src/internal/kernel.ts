@@ -19,7 +19,9 @@ import type { AppSpec } from "./appSpec.ts"
 import { Calls } from "./calls.ts"
 import { Checkpointer } from "./checkpointer.ts"
 import { resolveConfig } from "./config.ts"
+import { Control } from "./control.ts"
 import { Counters } from "./counters.ts"
+import { Explainer } from "./explain.ts"
 import { FileHashes, HashCache } from "./files.ts"
 import { Freshness } from "./freshness.ts"
 import { loadAll } from "./loaded.ts"
@@ -37,6 +39,10 @@ import { appendEncodedTo, checkpointsOf, currentStore, runsOf } from "./store.ts
 export interface KernelService extends DfkService {
   /** One app call, from inside a running fiber that knows its tracer. */
   readonly run: (app: AppSpec, input: unknown, tracer: Tracer.Tracer) => Effect.Effect<unknown, unknown, unknown>
+  /** `Dfk.explain`. */
+  readonly explain: Control["explain"]
+  /** `Dfk.invalidate`. */
+  readonly invalidate: Control["invalidate"]
 }
 
 /** Builds a kernel in the current scope. */
@@ -105,6 +111,28 @@ export const make = (
     })
     const calls = new Calls(cfg, counters, checkpointer, runner, loaded, () => counters.isClosed, shared, fresh)
 
+    // Dfk.explain and explainMisses read the entries the kernel can see: what it loaded (or,
+    // with lookups, what it looks in) and its own checkpoint.
+    const platform = yield* Effect.context<FileSystem.FileSystem | Path.Path>()
+    const seen = !lookups
+      ? Effect.succeed([...dirs, checkpointDir])
+      : shared === undefined
+      ? Effect.succeed([checkpointDir])
+      : shared.scope._tag === "Dirs"
+      ? Effect.succeed([...shared.scope.dirs, checkpointDir])
+      : Effect.provide(checkpointsOf(store, cfg.runDir), platform)
+    const explainer = new Explainer(store, seen)
+    const control = new Control(calls, checkpointer, explainer, cfg.memoize)
+    if (cfg.explainMisses) {
+      calls.explainMiss = (call) =>
+        explainer.logMiss({
+          app: call.app.name,
+          version: call.app.version,
+          input: JSON.parse(call.inputJson),
+          key: call.hash
+        })
+    }
+
     // The one info line at the close: what this run wrote, how much of it was carried forward
     // from loaded checkpoints, and how many calls failed (failures are never checkpointed).
     const summary = (): Effect.Effect<void> =>
@@ -166,7 +194,9 @@ export const make = (
       stats: Effect.sync(() => counters.snapshot()),
       detailedStats: Effect.sync(() => counters.detailed()),
       progress: (interval) => counters.progress(interval),
-      run: (app, input, tracer) => calls.run(app, input, tracer)
+      run: (app, input, tracer) => calls.run(app, input, tracer),
+      explain: (app, input, options) => control.explain(app, input, options),
+      invalidate: (app, input) => control.invalidate(app, input)
     }
     return service
   })

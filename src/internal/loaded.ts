@@ -50,7 +50,8 @@ export const invalidLoaded = (value: unknown): string | undefined => {
   if (typeof o.app !== "string") return "\"app\" is not a string"
   if (o.version !== null && typeof o.version !== "string") return "\"version\" is neither a string nor null"
   if (o.input === undefined) return "the entry has no \"input\""
-  if (o.result === undefined) return "the entry has no \"result\""
+  if (o.deleted !== undefined && o.deleted !== true) return "\"deleted\" is neither true nor absent"
+  if (o.result === undefined && o.deleted !== true) return "the entry has no \"result\""
   if (typeof o.time !== "string") return "\"time\" is not a string"
   return undefined
 }
@@ -85,6 +86,11 @@ export const loadAll = (
             bad = new BadCheckpoint({ path: dir, line: count, reason: `Entry ${count} of the store: ${invalid}` })
             return
           }
+        }
+        // A tombstone invalidates its key (the last entry of a key wins).
+        if (entry.deleted === true) {
+          loaded.delete(entry.hash)
+          return
         }
         loaded.set(
           entry.hash,

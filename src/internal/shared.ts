@@ -44,7 +44,7 @@ export class Shared {
 
   constructor(
     private readonly store: CheckpointStoreService & { readonly lookup: NonNullable<CheckpointStoreService["lookup"]> },
-    private readonly scope: LookupScope,
+    readonly scope: LookupScope,
     /** The store's claims, under default resume; `undefined`: nothing is claimed. */
     readonly claims: StoreClaims | undefined,
     /** This run (`<runDir>/<NNN>`): the owner of the kernel's claims. */
@@ -142,7 +142,8 @@ export class Shared {
 
 /** An entry as the kernel keeps it, or why it cannot be used. */
 const loadedOf = (entry: CheckpointEntry | undefined): Answer => {
-  if (entry === undefined) return undefined
+  // (A tombstone answers nothing: its key has no entry.)
+  if (entry === undefined || entry.deleted === true) return undefined
   const invalid = invalidLoaded(entry)
   if (invalid !== undefined) return { error: `a malformed entry: ${invalid}` }
   return new LoadedResult(entry.hash, entry.result, entry.time, entry.app, entry.version, entry.input)

@@ -36,8 +36,8 @@ import { reasonOf } from "./messages.ts"
 import { normalRunDir, runOfCheckpointDir, runPath } from "./runNames.ts"
 import { utf8ByteLength } from "./utf8.ts"
 
-/** The schema version these statements speak. */
-const SCHEMA_VERSION = 1
+/** The schema version these statements speak (2: entries have a `deleted` column, for tombstones). */
+const SCHEMA_VERSION = 2
 
 /** Options of the SQL store (see `SqlStore.layer`). */
 export interface SqlStoreOptions {
@@ -56,6 +56,8 @@ interface EntryRow {
   readonly input: string
   readonly result: string
   readonly time: string
+  /** 1 for a tombstone; 0 or `null` (rows written before schema version 2) for an entry. */
+  readonly deleted?: number | boolean | null | undefined
 }
 
 const PREFIX = /^[A-Za-z_][A-Za-z0-9_]{0,40}$/
@@ -79,15 +81,29 @@ const chunks = <A>(items: ReadonlyArray<A>, size: number): Array<ReadonlyArray<A
   return out
 }
 
-/** The entry of a row: the JSON texts parsed. */
-const entryOfRow = (row: EntryRow): CheckpointEntry => ({
-  hash: row.hash,
-  app: row.app,
-  version: row.version,
-  input: JSON.parse(row.input),
-  result: JSON.parse(row.result),
-  time: row.time
-})
+/** Whether a row is a tombstone (DESIGN §4), which invalidates its key. */
+const isTombstone = (row: EntryRow): boolean => Number(row.deleted ?? 0) === 1
+
+/** The entry of a row: the JSON texts parsed (a tombstone has no result). */
+const entryOfRow = (row: EntryRow): CheckpointEntry =>
+  isTombstone(row)
+    ? {
+      hash: row.hash,
+      app: row.app,
+      version: row.version,
+      input: JSON.parse(row.input),
+      result: undefined,
+      time: row.time,
+      deleted: true
+    }
+    : {
+      hash: row.hash,
+      app: row.app,
+      version: row.version,
+      input: JSON.parse(row.input),
+      result: JSON.parse(row.result),
+      time: row.time
+    }
 
 /** A random 62-bit liveness key, as a decimal string (PostgreSQL's bigint). */
 const randomKey = (): string => {
@@ -102,7 +118,7 @@ interface Claim {
   readonly gone: boolean
 }
 type ClaimRow = { readonly hash: string; readonly owner: string; readonly gone: number | string }
-/** A row of `<prefix>claim_v2` (PostgreSQL): state 0 a claim lost, 1 an entry answers the key, 2 won. */
+/** A row of `<prefix>claim_v3` (PostgreSQL): state 0 a claim lost, 1 an entry answers the key, 2 won. */
 type ClaimFnRow = {
   readonly r_hash: string
   readonly r_state: number | string
@@ -285,8 +301,10 @@ export const make = (
         app: e.app,
         version: e.version,
         input: e.input,
-        result: e.result,
-        time: e.time
+        // (A tombstone keeps "null" in the column, which is NOT NULL.)
+        result: e.deleted === true ? "null" : e.result,
+        time: e.time,
+        deleted: e.deleted === true ? 1 : 0
       }))
 
     /**
@@ -299,8 +317,16 @@ export const make = (
       Effect.suspend(() => {
         const run = runOfCheckpointDir(dir)
         const mine = run === undefined ? undefined : held.get(run.run)?.get(run.runDir)
-        const claimed = mine === undefined || mine.size === 0 ? [] : entries.filter((e) => mine.has(e.hash))
+        const claimed = mine === undefined || mine.size === 0 ?
+          [] :
+          entries.filter((e) => e.deleted !== true && mine.has(e.hash))
         const payloads = isPg && run !== undefined && claimed.length > 0 ? writtenPayloads(run.runDir, claimed) : []
+        // Tombstones: the others forget what they heard of those keys (an entry heard of is
+        // served from its notification), as for a claim given up.
+        const tombstones = entries.filter((e) => e.deleted === true).map((e) => e.hash)
+        if (isPg && run !== undefined && tombstones.length > 0) {
+          payloads.push(...hashPayloads(run.runDir, "r", tombstones))
+        }
         const checkpointRow = sql`INSERT INTO ${t.checkpoints} (dir, run_dir, run) VALUES (${dir}, ${
           run?.runDir ?? null
         }, ${run?.n ?? null}) ON CONFLICT (dir) DO NOTHING`
@@ -384,8 +410,9 @@ export const make = (
             app: e.app,
             version: e.version,
             input: JSON.stringify(e.input),
-            result: JSON.stringify(e.result),
-            time: e.time
+            result: e.deleted === true ? "null" : JSON.stringify(e.result),
+            time: e.time,
+            ...(e.deleted === true ? { deleted: true as const } : {})
           }))
         } catch (cause) {
           return Effect.fail(
@@ -403,7 +430,7 @@ export const make = (
         }
         const rows = yield* sql<
           EntryRow
-        >`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE dir = ${dir} ORDER BY seq`
+        >`SELECT dir, run, seq, hash, app, version, input, result, time, deleted FROM ${t.entries} WHERE dir = ${dir} ORDER BY seq`
         let n = 0
         for (const row of rows) {
           n++
@@ -477,12 +504,12 @@ export const make = (
           const rows = scope._tag === "Dirs"
             ? yield* sql<
               EntryRow
-            >`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE ${
+            >`SELECT dir, run, seq, hash, app, version, input, result, time, deleted FROM ${t.entries} WHERE ${
               sql.in("dir", scope.dirs)
             } AND ${sql.in("hash", chunk)}`
             : yield* sql<
               EntryRow
-            >`SELECT dir, run, seq, hash, app, version, input, result, time FROM ${t.entries} WHERE run_dir = ${
+            >`SELECT dir, run, seq, hash, app, version, input, result, time, deleted FROM ${t.entries} WHERE run_dir = ${
               normalRunDir(scope.runDir)
             } AND ${sql.in("hash", chunk)}`
           for (const row of rows) {
@@ -495,7 +522,8 @@ export const make = (
           }
         }
         const out = new Map<string, CheckpointEntry>()
-        for (const [hash, { row }] of found) out.set(hash, entryOfRow(row))
+        // A hash whose newest row is a tombstone has no entry.
+        for (const [hash, { row }] of found) if (!isTombstone(row)) out.set(hash, entryOfRow(row))
         return out
       })
 
@@ -565,7 +593,7 @@ export const make = (
 
     /**
      * Inserts claims of `run` on `hashes` (`ON CONFLICT DO NOTHING`: the rows inserted are the
-     * claims won). PostgreSQL: one call of the store's function (`<prefix>claim_v2`, see
+     * claims won). PostgreSQL: one call of the store's function (`<prefix>claim_v3`, see
      * `claimFunction`) per chunk, which looks the keys up first and claims only those without
      * an entry, reads the others' claims and, for the keys won, their entries (statements of
      * their own, after the insert), gives back those answered and notifies the others won.
@@ -579,7 +607,7 @@ export const make = (
             // (Notified when the chunk's hashes fit one notification; claims known elsewhere
             // only save the others a statement.)
             const note = chunk.length <= NOTIFY_CHUNK ? head(ns, "c") : null
-            const rows = yield* sql<ClaimFnRow>`SELECT * FROM ${sql(prefix + "claim_v2")}(${ns}, ${[
+            const rows = yield* sql<ClaimFnRow>`SELECT * FROM ${sql(prefix + "claim_v3")}(${ns}, ${[
               ...chunk
             ]}::text[], ${run}, ${ownerKey}, ${leaseMs}::bigint, ${channel}, ${note})`
             for (const r of rows) {
@@ -1089,6 +1117,14 @@ const createTables = (sql: SqlClient.SqlClient, prefix: string, isPg: boolean): 
     yield* sql`CREATE TABLE IF NOT EXISTS ${id("entries")} (seq ${
       sql.literal(seq)
     }, dir TEXT NOT NULL, run_dir TEXT, run INTEGER, hash TEXT NOT NULL, app TEXT NOT NULL, version TEXT, input TEXT NOT NULL, result TEXT NOT NULL, time TEXT NOT NULL)`
+    // Schema version 2: tombstones (the column added to the tables of version 1 in place).
+    if (isPg) yield* sql`ALTER TABLE ${id("entries")} ADD COLUMN IF NOT EXISTS deleted INTEGER`
+    else {
+      const columns = yield* sql<{ readonly name: string }>`SELECT name FROM pragma_table_info(${prefix + "entries"})`
+      if (!columns.some((c) => c.name === "deleted")) {
+        yield* sql`ALTER TABLE ${id("entries")} ADD COLUMN deleted INTEGER`
+      }
+    }
     yield* sql`CREATE INDEX IF NOT EXISTS ${id("entries_dir")} ON ${id("entries")} (dir, seq)`
     yield* sql`CREATE INDEX IF NOT EXISTS ${id("entries_key")} ON ${id("entries")} (run_dir, hash)`
     yield* sql`CREATE INDEX IF NOT EXISTS ${id("entries_hash")} ON ${id("entries")} (hash, dir)`
@@ -1100,13 +1136,14 @@ const createTables = (sql: SqlClient.SqlClient, prefix: string, isPg: boolean): 
     yield* sql`CREATE INDEX IF NOT EXISTS ${id("claims_owner")} ON ${id("claims")} (owner)`
     if (isPg) {
       const fn = yield* sql`SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = ${
-        prefix + "claim_v2"
+        prefix + "claim_v3"
       } AND n.nspname = current_schema()`
       if (fn.length === 0) yield* sql.unsafe(claimFunction(prefix))
     }
     yield* sql`INSERT INTO ${id("meta")} (key, value) VALUES ('schema', ${
       String(SCHEMA_VERSION)
     }) ON CONFLICT (key) DO NOTHING`
+    yield* sql`UPDATE ${id("meta")} SET value = ${String(SCHEMA_VERSION)} WHERE key = 'schema' AND value = '1'`
     const rows = yield* sql<{ readonly value: string }>`SELECT value FROM ${id("meta")} WHERE key = 'schema'`
     const version = Number(rows[0]?.value)
     if (version > SCHEMA_VERSION) {
@@ -1131,12 +1168,13 @@ const createTables = (sql: SqlClient.SqlClient, prefix: string, isPg: boolean): 
  * lost (`r_gone`: out of lease, or its holder's liveness lock free); state 1 and the newest
  * entry of a key that has one (a claim won on it is given back); state 2 for the other keys
  * won, which it notifies (`p_note` followed by the hashes, when `p_note` is not null). A key
- * in none was given up meanwhile. Versioned by its name: a change makes `claim_v3`.
+ * in none was given up meanwhile. A tombstone answers nothing (its key is claimed as if it had no entry). Versioned by its
+ * name: a change makes `claim_v4`.
  */
 const claimFunction = (prefix: string): string => {
   const q = (name: string) => `"${prefix}${name}"`
   return `CREATE FUNCTION ${
-    q("claim_v2")
+    q("claim_v3")
   }(p_ns text, p_hashes text[], p_run text, p_key text, p_lease bigint, p_channel text, p_note text)
 RETURNS TABLE (r_hash text, r_state int, r_owner text, r_gone int, r_run int, r_seq bigint, r_app text, r_version text, r_input text, r_result text, r_time text)
 LANGUAGE plpgsql VOLATILE AS $dfk$
@@ -1150,9 +1188,11 @@ DECLARE
 BEGIN
   -- The keys an entry answers already: no claim.
   FOR v_rec IN
-    SELECT DISTINCT ON (e.hash) e.hash, e.run, e.seq, e.app, e.version, e.input, e.result, e.time
-    FROM ${q("entries")} e WHERE e.run_dir = p_ns AND e.hash = ANY(p_hashes)
-    ORDER BY e.hash, e.run DESC NULLS LAST, e.seq DESC
+    SELECT * FROM (
+      SELECT DISTINCT ON (e.hash) e.hash, e.run, e.seq, e.app, e.version, e.input, e.result, e.time, e.deleted
+      FROM ${q("entries")} e WHERE e.run_dir = p_ns AND e.hash = ANY(p_hashes)
+      ORDER BY e.hash, e.run DESC NULLS LAST, e.seq DESC
+    ) newest WHERE coalesce(newest.deleted, 0) = 0
   LOOP
     r_hash := v_rec.hash; r_state := 1; r_owner := NULL; r_gone := 0;
     r_run := v_rec.run; r_seq := v_rec.seq; r_app := v_rec.app; r_version := v_rec.version;
@@ -1178,9 +1218,11 @@ BEGIN
   END LOOP;
   IF cardinality(v_won) = 0 THEN RETURN; END IF;
   FOR v_rec IN
-    SELECT DISTINCT ON (e.hash) e.hash, e.run, e.seq, e.app, e.version, e.input, e.result, e.time
-    FROM ${q("entries")} e WHERE e.run_dir = p_ns AND e.hash = ANY(v_won)
-    ORDER BY e.hash, e.run DESC NULLS LAST, e.seq DESC
+    SELECT * FROM (
+      SELECT DISTINCT ON (e.hash) e.hash, e.run, e.seq, e.app, e.version, e.input, e.result, e.time, e.deleted
+      FROM ${q("entries")} e WHERE e.run_dir = p_ns AND e.hash = ANY(v_won)
+      ORDER BY e.hash, e.run DESC NULLS LAST, e.seq DESC
+    ) newest WHERE coalesce(newest.deleted, 0) = 0
   LOOP
     r_hash := v_rec.hash; r_state := 1; r_owner := NULL; r_gone := 0;
     r_run := v_rec.run; r_seq := v_rec.seq; r_app := v_rec.app; r_version := v_rec.version;

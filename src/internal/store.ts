@@ -64,14 +64,25 @@ export const checkpointsOf = (
   })
 
 /** The entry object of an encoded entry (its texts parsed), for a store without `appendEncoded`. */
-export const decodedEntry = (e: EncodedEntry): CheckpointEntry => ({
-  hash: e.hash,
-  app: e.app,
-  version: e.version,
-  input: JSON.parse(e.input),
-  result: JSON.parse(e.result),
-  time: e.time
-})
+export const decodedEntry = (e: EncodedEntry): CheckpointEntry =>
+  e.deleted === true
+    ? {
+      hash: e.hash,
+      app: e.app,
+      version: e.version,
+      input: JSON.parse(e.input),
+      result: undefined,
+      time: e.time,
+      deleted: true
+    }
+    : ({
+      hash: e.hash,
+      app: e.app,
+      version: e.version,
+      input: JSON.parse(e.input),
+      result: JSON.parse(e.result),
+      time: e.time
+    } satisfies CheckpointEntry)
 
 /** How encoded entries are appended to `store`: as they are, or parsed into entry objects. */
 export const appendEncodedTo = (store: CheckpointStoreService) => {

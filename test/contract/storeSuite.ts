@@ -281,6 +281,69 @@ export const storeSuite = (name: string, storeLayer: Layer.Layer<CheckpointStore
           assert.strictEqual(bodies, 1)
         }).pipe(Effect.provide(storeLayer), Effect.provide(platform)))
 
+      it.scoped("a tombstone loads back as one; the last entry of a key wins, so after a tombstone a call misses", () =>
+        Effect.gen(function*() {
+          const root = yield* tmpDir
+          const store = yield* CheckpointStore
+          let bodies = 0
+          const app = App.make(
+            { name: "contract_tomb", input: Schema.Number, output: Schema.String, cache: true },
+            (x) => Effect.sync(() => (bodies++, `computed ${x}`))
+          )
+          const key = yield* Memo.key({ name: "contract_tomb", input: 5 })
+          const at = (label: string): CheckpointEntry => ({
+            hash: key,
+            app: "contract_tomb",
+            version: null,
+            input: 5,
+            result: label,
+            time: new Date(0).toISOString()
+          })
+          const tombstone: CheckpointEntry = { ...at("x"), result: undefined, deleted: true }
+          const a = path.join(root, "a", "checkpoint")
+          const b = path.join(root, "b", "checkpoint")
+          yield* store.append(a, [at("a1"), tombstone])
+          yield* store.append(b, [at("b1")])
+          const loaded = yield* entriesOf(a)
+          assert.deepStrictEqual(loaded.map((e) => [e.result, e.deleted === true]), [["a1", false], [undefined, true]])
+          assert.deepStrictEqual(loaded[1]!.input, 5)
+          const run = (dirs: ReadonlyArray<string>) =>
+            app(5).pipe(
+              Effect.provide(Dfk.layer({ runDir: path.join(root, "runs") })),
+              Effect.provide(CheckpointFiles.layer(dirs))
+            )
+          assert.strictEqual(yield* run([b, a]), "computed 5") // the tombstone is the last entry
+          assert.strictEqual(bodies, 1)
+          assert.strictEqual(yield* run([a, b]), "b1") // a newer entry after it
+          assert.strictEqual(bodies, 1)
+          if (store.lookup !== undefined) {
+            const answers = yield* store.lookup({ _tag: "Dirs", dirs: [b, a] }, [key])
+            assert.deepStrictEqual(answers, [undefined])
+            const later = yield* store.lookup({ _tag: "Dirs", dirs: [a, b] }, [key])
+            assert.strictEqual(later[0]?.result, "b1")
+          }
+        }).pipe(Effect.provide(storeLayer), Effect.provide(platform)))
+
+      it.scoped("Dfk.invalidate under default resume: the next run misses the key, the one after serves its new entry", () =>
+        Effect.gen(function*() {
+          const root = yield* tmpDir
+          let bodies = 0
+          const app = App.make(
+            { name: "contract_invalidate", input: Schema.Number, output: Schema.Number, cache: true },
+            (x) => Effect.sync(() => (bodies++, x + bodies * 100))
+          )
+          const kernel = Dfk.layer({ runDir: root, checkpointMode: "task_exit" })
+          const first = yield* Effect.all([app(1), app(2)]).pipe(Effect.provide(kernel))
+          yield* Dfk.invalidate(app, 1).pipe(Effect.provide(kernel))
+          const second = yield* Effect.all([app(1), app(2)]).pipe(Effect.provide(kernel))
+          assert.strictEqual(bodies, 3)
+          assert.strictEqual(second[1], first[1])
+          assert.notStrictEqual(second[0], first[0])
+          const third = yield* Effect.all([app(1), app(2)]).pipe(Effect.provide(kernel))
+          assert.deepStrictEqual(third, second)
+          assert.strictEqual(bodies, 3)
+        }).pipe(Effect.provide(storeLayer), Effect.provide(platform)))
+
       it.scoped("an entry whose hash is not the key of its own input is never served", () =>
         Effect.gen(function*() {
           const root = yield* tmpDir

@@ -385,6 +385,57 @@ const storeSuite = (setup: () => Promise<StoreCase>) => {
     assert.include(compacted.stdout, "After: 2 entries (one per key, last entry wins) in tampered/001/checkpoint")
   })
 
+  it("invalidate: tombstones go into the store, the same matches as on files; explain, compact and a kernel see them", async () => {
+    const filesRoot = fs.mkdtempSync(path.join(work, "invalidate-"))
+    await Effect.runPromise(makeRuns(filesLayer, path.join(filesRoot, "inval")))
+    await Effect.runPromise(makeRuns(store.layer, "inval"))
+    const sqlCwd = fs.mkdtempSync(path.join(work, "invalidate-sql-"))
+    const args = ["invalidate", "inval", "--app", "double", "--input", "{\"x\":1}"]
+    const [dryFiles, drySql] = await Promise.all([
+      dfk(filesRoot, [...args, "--dry-run"]),
+      dfk(sqlCwd, ["--store", store.spec, ...args, "--dry-run"])
+    ])
+    assert.strictEqual(drySql.code, 0, drySql.stdout + drySql.stderr)
+    assert.strictEqual(normalize(drySql.stdout), normalize(dryFiles.stdout))
+    assert.include(drySql.stdout, "Would invalidate 2 entries in 2 checkpoints")
+    const onFiles = await dfk(filesRoot, args)
+    const onSql = await dfk(sqlCwd, ["--store", store.spec, ...args])
+    assert.strictEqual(onSql.code, 0, onSql.stdout + onSql.stderr)
+    assert.strictEqual(normalize(onSql.stdout), normalize(onFiles.stdout))
+    const tombstones = (await Effect.runPromise(loadEntries(store.layer, "inval/001/checkpoint"))).filter((e) =>
+      e.deleted === true
+    )
+    assert.deepStrictEqual(tombstones.map((e) => e.input), [{ x: 1 }])
+
+    const explain = ["explain", "inval", "--app", "double", "--input", "{\"x\":1}"]
+    const [explainFiles, explainSql] = await Promise.all([
+      dfk(filesRoot, explain),
+      dfk(sqlCwd, ["--store", store.spec, ...explain])
+    ])
+    const compacted = await dfk(sqlCwd, ["--store", store.spec, "compact", "inval"])
+    assert.strictEqual(explainSql.code, 1)
+    assert.strictEqual(normalize(explainSql.stdout), normalize(explainFiles.stdout))
+    assert.include(explainSql.stdout, "invalidated by a tombstone in inval/001/checkpoint")
+    assert.include(compacted.stdout, "Dropped 1 invalidated key (last entry a tombstone)")
+
+    // A kernel on the store under default resume (lookups) misses x=1 and serves x=2.
+    let bodies = 0
+    const counted = App.make(
+      { name: "double", input: Input, output: Schema.Number, cache: true, ignoreForCache: ["sleepMs"] },
+      ({ x }) => Effect.sync(() => (bodies++, -x))
+    )
+    const results = await Effect.runPromise(
+      Effect.forEach([1, 2], (x) => counted({ x })).pipe(
+        Effect.provide(Dfk.layer({ runDir: "inval", checkpointMode: "task_exit" })),
+        Effect.provide(store.layer),
+        Effect.provide(NodeContext.layer),
+        Logger.withMinimumLogLevel(LogLevel.Warning)
+      )
+    )
+    assert.deepStrictEqual(results, [-1, 4])
+    assert.strictEqual(bodies, 1)
+  })
+
   it("compact: a new run in the store, last entry wins, the same as on files; a kernel resumes from it", async () => {
     // A run dir of their own (compact writes): the same runs, under another name.
     const filesRoot = fs.mkdtempSync(path.join(work, "compact-"))

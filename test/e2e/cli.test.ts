@@ -103,10 +103,16 @@ const greet = App.make(
   ({ lang, name }) => Effect.succeed(lang === "en" ? `hello ${name}` : `salut ${name}`)
 )
 
-const runKernel = <A, E>(config: DfkConfig, effect: Effect.Effect<A, E, Dfk>) =>
+const runKernel = <A, E>(
+  config: DfkConfig,
+  effect: Effect.Effect<A, E, Dfk>,
+  files: Layer.Layer<CheckpointFiles, never, NodeContext.NodeContext> = CheckpointFiles.none
+) =>
   Effect.runPromise(
     effect.pipe(
-      Effect.provide(Dfk.layer(config).pipe(Layer.provide(CheckpointFiles.none), Layer.provide(NodeContext.layer))),
+      Effect.provide(
+        Dfk.layer(config).pipe(Layer.provide(Layer.provide(files, NodeContext.layer)), Layer.provide(NodeContext.layer))
+      ),
       Logger.withMinimumLogLevel(LogLevel.Warning)
     )
   )
@@ -431,8 +437,127 @@ describe("dfk", () => {
     assert.include(showTorn.stderr, "torn last line")
   })
 
+  it("invalidate: tombstones for the matching live entries, in the checkpoints holding them; a later run misses", async () => {
+    const dir = copyRuns("invalidate")
+    const before0 = fs.readFileSync(tasksFile(dir, "000"), "utf8")
+    const [dry, none, badDuration, badJson, noApp] = await dfkAll([
+      ["invalidate", dir, "--app", "double", "--input", "{\"x\":1}", "--dry-run"],
+      ["invalidate", dir, "--app", "double", "--older-than", "1h"],
+      ["invalidate", dir, "--app", "double", "--older-than", "soon"],
+      ["invalidate", dir, "--app", "double", "--input", "{x:1"],
+      ["invalidate", dir, "--input", "{}"]
+    ])
+    assert.strictEqual(dry.code, 0, dry.stderr)
+    assert.include(dry.stdout, "Would invalidate 2 entries in 2 checkpoints (dry run: nothing written)")
+    assert.include(dry.stdout, `in ${path.join(dir, "000", "checkpoint")}`)
+    assert.include(dry.stdout, `in ${path.join(dir, "001", "checkpoint")}`)
+    assert.strictEqual(fs.readFileSync(tasksFile(dir, "000"), "utf8"), before0)
+    assert.strictEqual(none.code, 1)
+    assert.include(none.stdout, "No live entry of app \"double\"")
+    assertUsageError(badDuration, "Invalid --older-than duration \"soon\"")
+    assertUsageError(badJson, "Invalid --input JSON")
+    assert.strictEqual(noApp.code, 2)
+
+    // x=1 in both runs, by input; then every greet entry of version 2, by version and age.
+    const [byInput, byVersion] = [
+      await dfk("invalidate", dir, "--app", "double", "--input", "{\"x\":1,\"sleepMs\":7}", "--ignore", "sleepMs"),
+      await dfk("invalidate", dir, "--app", "greet", "--version", "2", "--older-than", "0s")
+    ]
+    assert.strictEqual(byInput.code, 0, byInput.stderr)
+    assert.include(byInput.stdout, "Invalidated 2 entries in 2 checkpoints:")
+    assert.strictEqual(byVersion.code, 0, byVersion.stderr)
+    assert.include(byVersion.stdout, "Invalidated 1 entry in 1 checkpoint:")
+    const last = fs.readFileSync(tasksFile(dir, "000"), "utf8").trim().split("\n").map((l) => JSON.parse(l))
+    const tombstones = last.filter((e) => e.deleted === true)
+    assert.deepStrictEqual(tombstones.map((e) => [e.app, e.input]), [["double", { x: 1 }], ["greet", {
+      name: "ada",
+      lang: "en"
+    }]])
+    for (const t of tombstones) assert.notProperty(t, "result")
+    // Already invalidated: nothing left to match.
+    const again = await dfk("invalidate", dir, "--app", "double", "--input", "{\"x\":1}")
+    assert.strictEqual(again.code, 1)
+
+    // The other commands read tombstones: verify passes, show marks them, explain says why.
+    const [verify, show, showJson, runs, explain] = await dfkAll([
+      ["verify", path.join(dir, "000"), path.join(dir, "001"), "--strict"],
+      ["show", path.join(dir, "000")],
+      ["show", path.join(dir, "000"), "--json"],
+      ["runs", dir, "--json"],
+      ["explain", dir, "--app", "double", "--input", "{\"x\":1}"]
+    ])
+    assert.strictEqual(verify.code, 0, verify.stdout + verify.stderr)
+    assert.include(show.stdout, "(tombstone)")
+    assert.deepStrictEqual(JSON.parse(showJson.stdout).filter((e: any) => e.deleted).length, 2)
+    assert.deepStrictEqual(JSON.parse(runs.stdout).map((r: any) => r.entries), [6, 3, 0])
+    assert.strictEqual(explain.code, 1)
+    assert.include(explain.stdout, `invalidated by a tombstone in ${path.join(dir, "001", "checkpoint")}`)
+
+    // A kernel resuming from every checkpoint misses x=1 and greet, serves the others.
+    let bodies = 0
+    const counted = App.make(
+      { name: "double", input: Input, output: Schema.Number, cache: true, ignoreForCache: ["sleepMs"] },
+      ({ x }) => Effect.sync(() => (bodies++, -x))
+    )
+    const results = await runKernel(
+      { runDir: dir },
+      Effect.all([1, 2, 3, 4].map((x) => counted({ x }))),
+      CheckpointFiles.all(dir)
+    )
+    assert.deepStrictEqual(results, [-1, 4, 6, 40])
+    assert.strictEqual(bodies, 1)
+  })
+
+  it("compact drops invalidated keys; --prune deletes the merged run dirs, refusing recent ones unless --force", async () => {
+    const dir = copyRuns("compact-prune")
+    const invalidated = await dfk("invalidate", dir, "--app", "greet")
+    assert.strictEqual(invalidated.code, 0, invalidated.stderr)
+    const refused = await dfk("compact", dir, "--prune")
+    assertUsageError(refused, `Refusing to prune ${path.join(dir, "000")}: written to`, 1)
+    assert.deepStrictEqual(fs.readdirSync(dir).sort(), ["000", "001", "002"]) // nothing written or deleted
+    const inside = await dfk("compact", dir, "--prune", "--force", "--out", path.join(dir, "001", "merged"))
+    assertUsageError(inside, "which --prune deletes")
+
+    const pruned = await dfk("compact", dir, "--prune", "--force")
+    assert.strictEqual(pruned.code, 0, pruned.stderr)
+    assert.include(pruned.stdout, "Dropped 1 invalidated key (last entry a tombstone)")
+    const target = path.join(dir, "003", "checkpoint")
+    assert.include(pruned.stdout, `After: 4 entries (one per key, last entry wins) in ${target}`)
+    assert.include(pruned.stdout, `Pruned 2 run dirs: ${path.join(dir, "000")}, ${path.join(dir, "001")}`)
+    // 002 had no checkpoint: it was not merged, so it stays.
+    assert.deepStrictEqual(fs.readdirSync(dir).sort(), ["002", "003"])
+    const entries = await loadEntries(target)
+    assert.deepStrictEqual(entries.map((e) => e.app).sort(), ["double", "double", "double", "double"])
+    assert.isTrue(entries.every((e) => e.deleted !== true))
+  })
+
+  it("dfk explain --json gives what Dfk.explain gives on the same checkpoints: a hit, a miss, a tombstone", async () => {
+    const dir = copyRuns("explain-same")
+    await dfk("invalidate", dir, "--app", "double", "--input", "{\"x\":2}")
+    const asked: Array<[string, Record<string, unknown>]> = [
+      ["{\"x\":1}", { x: 1 }],
+      ["{\"x\":7}", { x: 7 }],
+      ["{\"x\":2}", { x: 2 }],
+      ["{\"x\":3,\"sleepMs\":1}", { x: 3, sleepMs: 1 }]
+    ]
+    const cli = await dfkAll(
+      asked.map(([json]) => ["explain", dir, "--app", "double", "--input", json, "--ignore", "sleepMs", "--json"])
+    )
+    // Default resume (a mode, no CheckpointFiles): the kernel sees every checkpoint under dir.
+    const lib = await runKernel(
+      { runDir: dir, checkpointMode: "manual" },
+      Effect.forEach(asked, ([, input]) => Dfk.explain(double, input as { x: number })),
+      Layer.empty as unknown as Layer.Layer<CheckpointFiles>
+    )
+    assert.deepStrictEqual(cli.map((r) => r.code), [0, 1, 1, 0])
+    assert.deepStrictEqual(lib.map((x) => x._tag), ["Hit", "Miss", "Miss", "Hit"])
+    cli.forEach((r, i) =>
+      assert.deepStrictEqual(JSON.parse(r.stdout), JSON.parse(JSON.stringify(lib[i])), asked[i]![0])
+    )
+  })
+
   it("--help on every command; no or an unknown command is exit status 2", async () => {
-    const commands = ["runs", "show", "explain", "compact", "verify", "repair", "demo"]
+    const commands = ["runs", "show", "explain", "invalidate", "compact", "verify", "repair", "demo"]
     const results = await dfkAll([["--help"], ...commands.map((c) => [c, "--help"]), [], ["frobnicate"]])
     const [top, ...rest] = results
     assert.strictEqual(top!.code, 0)
