@@ -325,7 +325,7 @@ export const make = (
         // served from its notification), as for a claim given up.
         const tombstones = entries.filter((e) => e.deleted === true).map((e) => e.hash)
         if (isPg && run !== undefined && tombstones.length > 0) {
-          payloads.push(...hashPayloads(run.runDir, "r", tombstones))
+          for (const p of hashPayloads(run.runDir, "r", tombstones)) payloads.push(p)
         }
         const checkpointRow = sql`INSERT INTO ${t.checkpoints} (dir, run_dir, run) VALUES (${dir}, ${
           run?.runDir ?? null
