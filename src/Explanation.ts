@@ -6,6 +6,7 @@
  *
  * @module
  */
+import type * as Duration from "effect/Duration"
 import type { CheckpointEntry } from "./CheckpointStore.ts"
 import * as internal from "./internal/explain.ts"
 
@@ -21,9 +22,10 @@ import * as internal from "./internal/explain.ts"
  * - `HashMismatch`: the stored hash is not the key of the entry's app, version and input
  *   (edited or damaged), so it is never served.
  * - `Undecodable`: the stored result no longer decodes with the app's output schema.
- * - `Expired` and `FileChanged`: for entries older than an app's `expiresAfter`, and for file
- *   inputs (`File.Content`) whose bytes changed; defined here, reported once those features
- *   fill them in.
+ * - `Expired`: the entry is older than the app's `expiresAfter` (`ExplainOptions.expiresAfter`).
+ * - `FileChanged`: a file of the key (`File.Content`, `File.Stat`) is not as it was: in the
+ *   input (`path` is the file's; `stored` and `actual` its encoded forms then and now), or in
+ *   the stored result (`actual` says what happened: changed, gone).
  *
  * @since 0.2.0
  * @category models
@@ -161,6 +163,13 @@ export interface StoredEntry {
 export interface ExplainOptions {
   /** How many of the closest stored keys a miss lists; default 3. */
   readonly closest?: number | undefined
+  /**
+   * Entries older than this (by their `time`) are not served, as with `App.make`'s
+   * `expiresAfter`; default none (`Dfk.explain` uses the app's own).
+   */
+  readonly expiresAfter?: Duration.DurationInput | undefined
+  /** The time to measure ages against, in milliseconds since the epoch; default now. */
+  readonly now?: number | undefined
 }
 
 /**

@@ -16,6 +16,7 @@ import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as TestClock from "effect/TestClock"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { captureLogs, checkpointEntries, platform, tmpDir, withKernel } from "./util.ts"
@@ -570,6 +571,30 @@ describe("Dfk.explain", () => {
       const x = yield* Dfk.explain(asNumber, 1).pipe(Effect.provide(kernel))
       assert.strictEqual(x._tag, "Miss")
       assert.deepStrictEqual(x._tag === "Miss" && x.closest[0]!.differences.map((d) => d._tag), ["Undecodable"])
+    }))
+})
+
+describe("Dfk.explain and expiresAfter", () => {
+  it.scoped("an entry older than the app's expiresAfter (by Effect's clock) is a miss whose difference is Expired", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const kernel = Dfk.layer({ runDir: root, checkpointMode: "task_exit" }).pipe(Layer.provide(platform))
+      const daily = App.make(
+        { name: "daily", input: Schema.Number, output: Schema.Number, cache: true, expiresAfter: "1 day" },
+        (n) => Effect.succeed(n + 1)
+      )
+      yield* TestClock.setTime(Date.now())
+      yield* Effect.provide(daily(1), kernel)
+      const fresh = yield* Effect.provide(Dfk.explain(daily, 1), kernel)
+      assert.strictEqual(fresh._tag, "Hit")
+      yield* TestClock.adjust("2 days")
+      const old = yield* Effect.provide(Dfk.explain(daily, 1), kernel)
+      assert.strictEqual(old._tag, "Miss")
+      if (old._tag !== "Miss") return
+      assert.strictEqual(old.closest[0]!.hash, old.key)
+      const d = old.closest[0]!.differences
+      assert.deepStrictEqual(d.map((x) => x._tag), ["Expired"])
+      assert.strictEqual(d[0]!._tag === "Expired" && d[0]!.expiresAfter, "1d")
     }))
 })
 

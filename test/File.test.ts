@@ -291,3 +291,54 @@ describe("files in the key", () => {
       assert.strictEqual(counted.opens(file), 3)
     }))
 })
+
+describe("Dfk.explain and files", () => {
+  it.scoped("an edited input file: a miss whose closest entry differs by FileChanged, naming the file", () =>
+    Effect.gen(function*() {
+      const dir = yield* tmpDir
+      const runDir = path.join(dir, "runs")
+      const a = path.join(dir, "a.txt")
+      fs.writeFileSync(a, "one\n")
+      const size = App.make(
+        { name: "size", input: Schema.Struct({ file: File.Content }), output: Schema.Number, cache: true },
+        ({ file }) => Effect.sync(() => fs.readFileSync(file).length)
+      )
+      yield* Effect.provide(size({ file: a }), kernel(runDir))
+      const before = yield* Effect.provide(Dfk.explain(size, { file: a }), kernel(runDir))
+      assert.strictEqual(before._tag, "Hit")
+      fs.writeFileSync(a, "one, edited\n")
+      const after = yield* Effect.provide(Dfk.explain(size, { file: a }), kernel(runDir))
+      assert.strictEqual(after._tag, "Miss")
+      if (after._tag !== "Miss") return
+      const differences = after.closest[0]!.differences
+      assert.lengthOf(differences, 1)
+      const d = differences[0]!
+      assert.strictEqual(d._tag, "FileChanged")
+      if (d._tag !== "FileChanged") return
+      assert.strictEqual(d.path, a)
+      assert.deepStrictEqual(d.stored, { path: a, sha256: sha256("one\n") })
+      assert.deepStrictEqual(d.actual, { path: a, sha256: sha256("one, edited\n") })
+    }))
+
+  it.scoped("a deleted output file: the stored entry of the key is a miss with FileChanged saying it is gone", () =>
+    Effect.gen(function*() {
+      const dir = yield* tmpDir
+      const runDir = path.join(dir, "runs")
+      const out = path.join(dir, "out.txt")
+      const produce = App.make(
+        { name: "produce", input: Schema.String, output: File.Content, cache: true },
+        (text) => Effect.sync(() => (fs.writeFileSync(out, text), out))
+      )
+      yield* Effect.provide(produce("hello"), kernel(runDir))
+      assert.strictEqual((yield* Effect.provide(Dfk.explain(produce, "hello"), kernel(runDir)))._tag, "Hit")
+      fs.rmSync(out)
+      const x = yield* Effect.provide(Dfk.explain(produce, "hello"), kernel(runDir))
+      assert.strictEqual(x._tag, "Miss")
+      if (x._tag !== "Miss") return
+      const d = x.closest[0]!.differences[0]!
+      assert.strictEqual(d._tag, "FileChanged")
+      if (d._tag !== "FileChanged") return
+      assert.strictEqual(d.path, out)
+      assert.include(String(d.actual), "is gone")
+    }))
+})

@@ -3,12 +3,17 @@
  * it, the explanation of that key against the in-run memo and the stored entries the kernel
  * can see, and the tombstone that invalidates it (in this run's checkpoint, written at once).
  */
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
+import * as Option from "effect/Option"
+import * as ParseResult from "effect/ParseResult"
 import type { CheckpointError } from "../errors.ts"
 import type { AppCacheError, BadCheckpoint } from "../errors.ts"
-import type { Asked, ExplainOptions, Explanation } from "../Explanation.ts"
+import type { Asked, Difference, ExplainOptions, Explanation } from "../Explanation.ts"
 import type { AppSpec } from "./appSpec.ts"
 import type { Calls } from "./calls.ts"
 import { encodeFailed, noJsonForm, notAnObject, SHORT_KEY } from "./calls.ts"
@@ -16,6 +21,8 @@ import { sha256Hex, tryCanonicalJson, withoutKeys } from "./canonical.ts"
 import type { Checkpointer } from "./checkpointer.ts"
 import { explainEntries } from "./explain.ts"
 import type { Explainer } from "./explain.ts"
+import { fileProblemsOf } from "./files.ts"
+import type { Freshness } from "./freshness.ts"
 import { parseMessage } from "./messages.ts"
 import { timeNow } from "./results.ts"
 
@@ -58,7 +65,9 @@ export class Control {
     private readonly checkpointer: Checkpointer,
     private readonly explainer: Explainer,
     /** Whether the kernel memoizes (`memoize`): if not, nothing is ever served. */
-    private readonly memoize: boolean
+    private readonly memoize: boolean,
+    /** The kernel's expiry and the services of its apps' schemas (files). */
+    private readonly fresh: Freshness
   ) {}
 
   /** The explanation of a call's key, against the in-run memo and the stored entries now. */
@@ -68,12 +77,16 @@ export class Control {
     options?: ExplainOptions
   ): Effect.Effect<Explanation, AppCacheError | BadCheckpoint, any> {
     return Effect.gen(this, function*() {
-      const asked = yield* keyOfCall(app, input)
+      const asked = yield* this.fresh.provide(keyOfCall(app, input))
       const stored = yield* this.explainer.read
+      // The app's own expiry, against Effect's clock (as when entries are served).
+      const now = yield* Clock.currentTimeMillis
       const explained = explainEntries(
         { app: asked.app, version: asked.version, input: asked.input, key: asked.key },
         this.memoize ? stored : [],
-        options
+        app.expiresAfterMs === undefined || options?.expiresAfter !== undefined
+          ? options
+          : { ...options, expiresAfter: Duration.millis(app.expiresAfterMs), now }
       )
       if (explained._tag === "Miss") {
         // Computed in this run (not stored yet, or never to be: no checkpoint mode).
@@ -95,9 +108,22 @@ export class Control {
       let i = stored.length - 1
       while (stored[i]!.entry.hash !== asked.key) i--
       const winner = stored[i]!.entry
-      const decoded = yield* Effect.exit(Effect.suspend(() => app.decodeOutput(winner.result)))
+      const decoded = yield* Effect.exit(this.fresh.provide(Effect.suspend(() => app.decodeOutput(winner.result))))
       if (Exit.isSuccess(decoded)) return explained
       const reason = parseMessage(decoded.cause)
+      // A file of the result (File.Content, File.Stat) that changed or is gone.
+      const failure = Cause.failureOption(decoded.cause)
+      const files = Option.isSome(failure) && ParseResult.isParseError(failure.value)
+        ? fileProblemsOf(failure.value.issue)
+        : []
+      const differences: Array<Difference> = files.length === 0
+        ? [{ _tag: "Undecodable", reason }]
+        : files.map((f) => ({
+          _tag: "FileChanged",
+          path: typeof f.actual === "string" ? f.actual : String((f.actual as { path?: unknown }).path),
+          stored: f.actual,
+          actual: f.message
+        }))
       return {
         _tag: "Miss",
         key: asked.key,
@@ -112,7 +138,7 @@ export class Control {
           version: winner.version,
           input: winner.input,
           result: winner.result,
-          differences: [{ _tag: "Undecodable", reason }]
+          differences
         }]
       }
     })
@@ -127,7 +153,7 @@ export class Control {
    */
   invalidate(app: AppSpec, input: unknown): Effect.Effect<string, AppCacheError | CheckpointError, any> {
     return Effect.gen(this, function*() {
-      const asked = yield* keyOfCall(app, input)
+      const asked = yield* this.fresh.provide(keyOfCall(app, input))
       this.calls.forget(asked.memoKey, asked.key)
       this.calls.enqueue({
         hash: asked.key,

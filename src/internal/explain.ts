@@ -4,6 +4,7 @@
  * entries of the app and what differs). The pure part, which `dfk explain` uses too, and the
  * kernel's `Explainer` (for `Dfk.explain` and `explainMisses`).
  */
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type { CheckpointEntry, CheckpointStoreService } from "../CheckpointStore.ts"
 import type { BadCheckpoint } from "../errors.ts"
@@ -30,11 +31,38 @@ const textOf = (v: unknown): string => {
   return typeof json === "string" ? json : String(v)
 }
 
+/** Whether a value is the encoded form of `File.Content` or `File.Stat`. */
+const isFileForm = (v: unknown): v is { readonly path: string } => {
+  if (!isPlainObject(v) || typeof v.path !== "string") return false
+  const keys = Object.keys(v).sort().join(",")
+  return keys === "path,sha256" || keys === "mtimeMs,path,size"
+}
+
+/** The expiry of `options`: its limit in milliseconds and now, or `undefined` when none. */
+const expiryOf = (options: ExplainOptions | undefined) => {
+  if (options?.expiresAfter === undefined) return undefined
+  const limit = Duration.decode(options.expiresAfter)
+  return { ms: Duration.toMillis(limit), text: Duration.format(limit), now: options.now ?? Date.now() }
+}
+type Expiry = ReturnType<typeof expiryOf>
+
+/** Whether an entry written at `time` is older than the expiry (an unreadable time is). */
+const isExpired = (expiry: Expiry, time: string): boolean => {
+  if (expiry === undefined) return false
+  const written = Date.parse(time)
+  return Number.isNaN(written) || expiry.now - written > expiry.ms
+}
+
 /**
  * The differences between a stored input and an asked one, down through nested objects
  * (arrays and other values are compared whole, as canonical JSON). Paths start at `input`.
  */
 export const diffInputs = (stored: unknown, asked: unknown, path = "input"): Array<Difference> => {
+  // A file of the key (File.Content's `{ path, sha256 }`, File.Stat's `{ path, size, mtimeMs }`)
+  // whose bytes or stat changed: said as a file that changed.
+  if (isFileForm(stored) && isFileForm(asked) && stored.path === asked.path) {
+    return textOf(stored) === textOf(asked) ? [] : [{ _tag: "FileChanged", path: stored.path, stored, actual: asked }]
+  }
   if (isPlainObject(stored) && isPlainObject(asked)) {
     const keys = [...new Set([...Object.keys(stored), ...Object.keys(asked)])].sort()
     const out: Array<Difference> = []
@@ -79,7 +107,7 @@ const keyStates = (app: string, entries: Iterable<StoredEntry>): Map<string, Key
 }
 
 /** A stored key as a candidate, with every difference from the asked call. */
-const candidateOf = (asked: Asked, state: KeyState): Candidate => {
+const candidateOf = (asked: Asked, state: KeyState, expiry: Expiry): Candidate => {
   const shown = state.live ?? state.last
   const e = shown.entry
   const differences: Array<Difference> = []
@@ -87,7 +115,7 @@ const candidateOf = (asked: Asked, state: KeyState): Candidate => {
   for (const d of diffInputs(e.input, asked.input)) differences.push(d)
   if (state.last.entry.deleted === true) {
     differences.push({ _tag: "Tombstoned", checkpoint: state.last.checkpoint, time: state.last.entry.time })
-  }
+  } else if (isExpired(expiry, e.time)) differences.push({ _tag: "Expired", time: e.time, expiresAfter: expiry!.text })
   return {
     hash: e.hash,
     checkpoint: shown.checkpoint,
@@ -114,8 +142,12 @@ export const explainEntries = (
 ): Explanation => {
   const states = keyStates(asked.app, entries)
   const own = states.get(asked.key)
+  const expiry = expiryOf(options)
   const base = { key: asked.key, app: asked.app, version: asked.version, input: asked.input }
-  if (own !== undefined && own.last.entry.deleted !== true && entryKeyProblem(own.last.entry) === undefined) {
+  if (
+    own !== undefined && own.last.entry.deleted !== true && entryKeyProblem(own.last.entry) === undefined &&
+    !isExpired(expiry, own.last.entry.time)
+  ) {
     return {
       _tag: "Hit",
       ...base,
@@ -128,7 +160,7 @@ export const explainEntries = (
   const limit = options?.closest ?? 3
   let live = 0
   for (const state of states.values()) if (state.last.entry.deleted !== true) live++
-  const all = [...states.values()].map((state) => candidateOf(asked, state))
+  const all = [...states.values()].map((state) => candidateOf(asked, state, expiry))
   all.sort((a, b) =>
     Number(b.hash === asked.key) - Number(a.hash === asked.key) ||
     a.differences.length - b.differences.length ||

@@ -86,24 +86,34 @@ export class FileHashes extends Context.Tag("effect-dfk/FileHashes")<FileHashes,
 /** The services a kernel provides to its apps' schemas: its `FileSystem` and its `HashCache`. */
 export type FileServices = FileSystem.FileSystem | FileHashes
 
-/** The issues the file schemas fail with: their messages name the file and what happened to it. */
-const fileIssues = new WeakSet<ParseResult.ParseIssue>()
+/** The issues the file schemas fail with (their messages name the file and what happened to it), with the value each was about. */
+const fileIssues = new WeakMap<ParseResult.ParseIssue, unknown>()
 
 const issue = (ast: SchemaAST.AST, actual: unknown, message: string): ParseResult.ParseIssue => {
   const made = new ParseResult.Type(ast, actual, message)
-  fileIssues.add(made)
+  fileIssues.set(made, actual)
   return made
+}
+
+/** A file schema's failure: its message, and the value it was about (a path, or an encoded `{ path, … }`). */
+export interface FileProblem {
+  readonly message: string
+  readonly actual: unknown
 }
 
 /**
  * The messages of the file schemas' issues in a parse issue (a file that changed, is gone or
  * cannot be read), in order; empty when none of its failures is about a file.
  */
-export const fileProblems = (root: ParseResult.ParseIssue): ReadonlyArray<string> => {
-  const found: Array<string> = []
+export const fileProblems = (root: ParseResult.ParseIssue): ReadonlyArray<string> =>
+  fileProblemsOf(root).map((p) => p.message)
+
+/** The file schemas' failures in a parse issue, in order, with the values they were about. */
+export const fileProblemsOf = (root: ParseResult.ParseIssue): ReadonlyArray<FileProblem> => {
+  const found: Array<FileProblem> = []
   const visit = (node: ParseResult.ParseIssue): void => {
     if (fileIssues.has(node)) {
-      found.push((node as ParseResult.Type).message!)
+      found.push({ message: (node as ParseResult.Type).message!, actual: fileIssues.get(node) })
       return
     }
     switch (node._tag) {

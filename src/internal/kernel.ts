@@ -122,7 +122,7 @@ export const make = (
       ? Effect.succeed([...shared.scope.dirs, checkpointDir])
       : Effect.provide(checkpointsOf(store, cfg.runDir), platform)
     const explainer = new Explainer(store, seen)
-    const control = new Control(calls, checkpointer, explainer, cfg.memoize)
+    const control = new Control(calls, checkpointer, explainer, cfg.memoize, fresh)
     if (cfg.explainMisses) {
       calls.explainMiss = (call) =>
         explainer.logMiss({
