@@ -33,6 +33,7 @@ import type {
 } from "../CheckpointStore.ts"
 import { BadCheckpoint, CheckpointError } from "../errors.ts"
 import { reasonOf } from "./messages.ts"
+import { OneShot } from "./oneShot.ts"
 import { normalRunDir, runOfCheckpointDir, runPath } from "./runNames.ts"
 import { utf8ByteLength } from "./utf8.ts"
 
@@ -158,7 +159,7 @@ const realTime = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, 
   Effect.withClock(effect, liveClock)
 
 /** One waiter for a key under claim: resumed with the entry, or `undefined` when the claim ended without one. */
-type Waiter = Deferred.Deferred<CheckpointEntry | undefined, CheckpointError>
+type Waiter = OneShot<CheckpointEntry | undefined, CheckpointError>
 
 /** The SQL store over `sql`. */
 export const make = (
@@ -750,7 +751,7 @@ export const make = (
       readonly ns: string
       readonly hash: string
       readonly run: string
-      readonly answer: Deferred.Deferred<"won" | "held" | CheckpointEntry, CheckpointError>
+      readonly answer: OneShot<"won" | "held" | CheckpointEntry, CheckpointError>
     }
     // The claims asked for at one moment go in one batch (as lookups do): gathered until the
     // fibers that run now have had their turn, then claimed together.
@@ -770,8 +771,7 @@ export const make = (
         Effect.exit(claimMany(group[0]!.ns, group[0]!.run, group.map((a) => a.hash))).pipe(
           Effect.map((exit) => {
             for (const ask of group) {
-              Deferred.unsafeDone(
-                ask.answer,
+              ask.answer.done(
                 Exit.isSuccess(exit)
                   ? Exit.succeed(exit.value.get(ask.hash) ?? "held")
                   : Exit.failCause(Cause.map(exit.cause, fail(ask.ns)))
@@ -784,14 +784,14 @@ export const make = (
     const claims: StoreClaims = {
       claim: (runDir, hash, run) =>
         Effect.suspend(() => {
-          const ask: ClaimAsk = { ns: normalRunDir(runDir), hash, run, answer: Deferred.unsafeMake(FiberId.none) }
+          const ask: ClaimAsk = { ns: normalRunDir(runDir), hash, run, answer: new OneShot() }
           let start: Effect.Effect<unknown> = Effect.void
           if (claimBatch === undefined) {
             claimBatch = []
             start = Effect.forkDaemon(Effect.zipRight(Effect.yieldNow(), flushClaims))
           }
           claimBatch.push(ask)
-          return Effect.zipRight(start, Deferred.await(ask.answer))
+          return Effect.zipRight(start, ask.answer.await)
         }),
       await: (runDir, hash) =>
         waitFor(normalRunDir(runDir), hash),
@@ -847,7 +847,7 @@ export const make = (
       if (value === undefined) notes.delete(noteKey(ns, hash))
       byHash.delete(hash)
       if (byHash.size === 0) waiters.delete(ns)
-      for (const w of list) Deferred.unsafeDone(w, Exit.succeed(value))
+      for (const w of list) w.done(Exit.succeed(value))
       return list.length
     }
 
@@ -1048,7 +1048,7 @@ export const make = (
           notes.delete(noteKey(ns, hash))
           return Effect.succeed(undefined)
         }
-        const waiter: Waiter = Deferred.unsafeMake<CheckpointEntry | undefined, CheckpointError>(FiberId.none)
+        const waiter: Waiter = new OneShot()
         let byHash = waiters.get(ns)
         if (byHash === undefined) waiters.set(ns, byHash = new Map())
         const list = byHash.get(hash)
@@ -1061,7 +1061,7 @@ export const make = (
         }
         return Effect.zipRight(
           start,
-          Deferred.await(waiter).pipe(
+          waiter.await.pipe(
             Effect.onInterrupt(() =>
               Effect.sync(() => {
                 const byHash = waiters.get(ns)
