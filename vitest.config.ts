@@ -1,7 +1,11 @@
 import { fileURLToPath } from "node:url"
 import { defineConfig } from "vitest/config"
 
-const runtime = typeof (globalThis as { Deno?: unknown }).Deno === "object" ? "deno" : "node"
+const runtime = typeof (globalThis as { Deno?: unknown }).Deno === "object"
+  ? "deno"
+  : typeof (globalThis as { Bun?: unknown }).Bun === "object"
+  ? "bun"
+  : "node"
 
 export default defineConfig({
   resolve: {
@@ -11,7 +15,8 @@ export default defineConfig({
     ]
   },
   test: {
-    // CI asks for a JSON report too (one per runtime: the suite runs under Node and Deno),
+    // CI asks for a JSON report too (one per runtime: the suite runs under Node and Deno, a
+    // subset under Node 24 and Bun),
     // to print the "N passed, N failed" line.
     reporters: process.env.VITEST_JSON_REPORT
       ? ["default", ["json", { outputFile: `${process.env.VITEST_JSON_REPORT}.${runtime}.json` }]]

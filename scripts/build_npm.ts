@@ -354,7 +354,7 @@ export const build = (outDirOption = "npm"): BuildResult => {
     },
     ...(bin ? { bin } : {}),
     sideEffects: false,
-    engines: { node: ">=20" },
+    engines: rootPackage.engines,
     ...(Object.keys(dependencies).length > 0 ? { dependencies: sortKeys(dependencies) } : {}),
     peerDependencies: sortKeys({ ...peerDependencies, ...optionalPeers }),
     peerDependenciesMeta: Object.fromEntries(

@@ -4,7 +4,10 @@
  * `private-type-ref` to a type of another package (Effect's `Effect`, `Context.Tag`,
  * `Schema.TaggedError` …). Deno stops reporting those for `npm:`/`jsr:` imports
  * (denoland/deno#34339); ours resolve through `node_modules` as files, so it still does. A
- * reference to a type declared in this repository is never left out.
+ * reference to a type declared in this repository is never left out, except one to a class's
+ * base, a `const` that exists only to give the superclass expression an explicit type of
+ * another package (`const DfkBase: Context.TagClass<…> = Context.Tag(…)<…>()`, which JSR's
+ * fast check needs for `deno publish` without `--allow-slow-types`): it stands for that type.
  *
  * Usage: `tsx scripts/doc_lint.ts` (exits 1 on any report that counts).
  *
@@ -19,7 +22,18 @@ import ts from "typescript"
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")
 const deno = path.join(root, "node_modules", ".bin", "deno")
 
-/** The names of the types, interfaces, classes and functions declared in `mod.ts` and under `src/`. */
+/**
+ * Whether `node` is a class base for fast check: `const XBase: A.B<…> = …`, its type a
+ * qualified name (a type of another package, reached through its namespace import).
+ */
+const isTypedBase = (node: ts.VariableDeclaration, superclasses: ReadonlySet<string>): boolean =>
+  ts.isIdentifier(node.name) && superclasses.has(node.name.text) && node.type !== undefined &&
+  ts.isTypeReferenceNode(node.type) && ts.isQualifiedName(node.type.typeName)
+
+/**
+ * The names of the types, interfaces, classes and functions declared in `mod.ts` and under
+ * `src/`, without the typed class bases (`isTypedBase`).
+ */
 const declaredHere = (): Set<string> => {
   const names = new Set<string>()
   const files = [path.join(root, "mod.ts")]
@@ -33,12 +47,21 @@ const declaredHere = (): Set<string> => {
   walk(path.join(root, "src"))
   for (const file of files) {
     const source = ts.createSourceFile(file, fs.readFileSync(file, "utf8"), ts.ScriptTarget.Latest, true)
+    const superclasses = new Set<string>()
+    for (const statement of source.statements) {
+      if (!ts.isClassDeclaration(statement)) continue
+      for (const clause of statement.heritageClauses ?? []) {
+        for (const type of clause.types) if (ts.isIdentifier(type.expression)) superclasses.add(type.expression.text)
+      }
+    }
     const visit = (node: ts.Node) => {
       if (
         (ts.isInterfaceDeclaration(node) || ts.isTypeAliasDeclaration(node) || ts.isClassDeclaration(node) ||
           ts.isFunctionDeclaration(node) || ts.isEnumDeclaration(node)) && node.name !== undefined
       ) names.add(node.name.text)
-      if (ts.isVariableDeclaration(node) && ts.isIdentifier(node.name)) names.add(node.name.text)
+      if (ts.isVariableDeclaration(node) && ts.isIdentifier(node.name) && !isTypedBase(node, superclasses)) {
+        names.add(node.name.text)
+      }
       ts.forEachChild(node, visit)
     }
     visit(source)

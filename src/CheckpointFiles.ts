@@ -10,6 +10,10 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { allCheckpoints } from "./internal/store.ts"
 
+// The base class, its type spelled out so that JSR's fast check needs no inference (deno publish).
+const CheckpointFilesBase: Context.TagClass<CheckpointFiles, "effect-dfk/CheckpointFiles", ReadonlyArray<string>> =
+  Context.Tag("effect-dfk/CheckpointFiles")<CheckpointFiles, ReadonlyArray<string>>()
+
 /**
  * The checkpoint directories to load, in order (for a repeated key, the last entry read
  * wins). Provide it to resume; without it, a kernel with a checkpoint mode loads every
@@ -37,10 +41,7 @@ import { allCheckpoints } from "./internal/store.ts"
  * @since 0.1.0
  * @category services
  */
-export class CheckpointFiles extends Context.Tag("effect-dfk/CheckpointFiles")<
-  CheckpointFiles,
-  ReadonlyArray<string>
->() {
+export class CheckpointFiles extends CheckpointFilesBase {
   /**
    * An explicit list of checkpoint directories (Parsl's `checkpoint_files=[...]`), loaded
    * whether or not a checkpoint mode is set.

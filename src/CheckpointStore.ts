@@ -264,6 +264,10 @@ export interface CheckpointStoreService {
   readonly claims?: StoreClaims
 }
 
+// The base class, its type spelled out so that JSR's fast check needs no inference (deno publish).
+const CheckpointStoreBase: Context.TagClass<CheckpointStore, "effect-dfk/CheckpointStore", CheckpointStoreService> =
+  Context.Tag("effect-dfk/CheckpointStore")<CheckpointStore, CheckpointStoreService>()
+
 /**
  * The checkpoint store service. When none is provided, the kernel uses the JSON Lines
  * files of `CheckpointStore.layerFileSystem`.
@@ -291,10 +295,7 @@ export interface CheckpointStoreService {
  * @since 0.1.0
  * @category services
  */
-export class CheckpointStore extends Context.Tag("effect-dfk/CheckpointStore")<
-  CheckpointStore,
-  CheckpointStoreService
->() {
+export class CheckpointStore extends CheckpointStoreBase {
   /**
    * The default store: `<dir>/tasks.jsonl`, UTF-8 JSON Lines, appended, through the
    * platform's `FileSystem`. A torn last line is skipped with a warning. Each file it writes

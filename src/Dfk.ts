@@ -156,6 +156,9 @@ export interface DfkService {
   readonly progress: (interval: Duration.Duration) => Stream.Stream<DfkDetailedStats>
 }
 
+// The base class, its type spelled out so that JSR's fast check needs no inference (deno publish).
+const DfkBase: Context.TagClass<Dfk, "effect-dfk/Dfk", DfkService> = Context.Tag("effect-dfk/Dfk")<Dfk, DfkService>()
+
 /**
  * The DataFlowKernel service.
  *
@@ -185,7 +188,7 @@ export interface DfkService {
  * @since 0.1.0
  * @category services
  */
-export class Dfk extends Context.Tag("effect-dfk/Dfk")<Dfk, DfkService>() {
+export class Dfk extends DfkBase {
   /**
    * A kernel for the layer's scope. It loads the checkpoints named by `CheckpointFiles`
    * (or, with a checkpoint mode and no `CheckpointFiles`, every checkpoint under

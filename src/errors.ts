@@ -6,6 +6,15 @@
  */
 import * as Schema from "effect/Schema"
 
+// The base class, its type spelled out so that JSR's fast check needs no inference (deno publish).
+const ConfigurationErrorBase: Schema.TaggedErrorClass<ConfigurationError, "ConfigurationError", {
+  readonly _tag: Schema.tag<"ConfigurationError">
+  /** The configuration field at fault, e.g. `"checkpointPeriod"`. */
+  readonly field: typeof Schema.String
+  /** What is wrong with it, in a sentence. */
+  readonly reason: typeof Schema.String
+}> = Schema.TaggedError<ConfigurationError>()("ConfigurationError", { field: Schema.String, reason: Schema.String })
+
 /**
  * A `DfkConfig` that cannot be used: `periodic` without a period, a malformed
  * `"HH:MM:SS"` period, a negative `retries`, a `maxConcurrency` below one.
@@ -34,15 +43,7 @@ import * as Schema from "effect/Schema"
  * @since 0.1.0
  * @category errors
  */
-export class ConfigurationError extends Schema.TaggedError<ConfigurationError>()(
-  "ConfigurationError",
-  {
-    /** The configuration field at fault, e.g. `"checkpointPeriod"`. */
-    field: Schema.String,
-    /** What is wrong with it, in a sentence. */
-    reason: Schema.String
-  }
-) {
+export class ConfigurationError extends ConfigurationErrorBase {
   /**
    * The error's message, on one line, naming what failed and why.
    * @since 0.1.0
@@ -51,6 +52,21 @@ export class ConfigurationError extends Schema.TaggedError<ConfigurationError>()
     return `Invalid ${this.field}: ${this.reason}`
   }
 }
+
+// The base class, its type spelled out so that JSR's fast check needs no inference (deno publish).
+const BadCheckpointBase: Schema.TaggedErrorClass<BadCheckpoint, "BadCheckpoint", {
+  readonly _tag: Schema.tag<"BadCheckpoint">
+  /** The file (or directory) at fault. */
+  readonly path: typeof Schema.String
+  /** The 1-based line number at fault; `0` for the whole file. */
+  readonly line: typeof Schema.Number
+  /** What is wrong, in a sentence. */
+  readonly reason: typeof Schema.String
+}> = Schema.TaggedError<BadCheckpoint>()("BadCheckpoint", {
+  path: Schema.String,
+  line: Schema.Number,
+  reason: Schema.String
+})
 
 /**
  * A checkpoint that cannot be loaded: a listed directory without a `tasks.jsonl`, or a
@@ -95,14 +111,7 @@ export class ConfigurationError extends Schema.TaggedError<ConfigurationError>()
  * @since 0.1.0
  * @category errors
  */
-export class BadCheckpoint extends Schema.TaggedError<BadCheckpoint>()("BadCheckpoint", {
-  /** The file (or directory) at fault. */
-  path: Schema.String,
-  /** The 1-based line number at fault; `0` for the whole file. */
-  line: Schema.Number,
-  /** What is wrong, in a sentence. */
-  reason: Schema.String
-}) {
+export class BadCheckpoint extends BadCheckpointBase {
   /**
    * The error's message, on one line, naming what failed and why.
    * @since 0.1.0
@@ -117,6 +126,28 @@ export class BadCheckpoint extends Schema.TaggedError<BadCheckpoint>()("BadCheck
     return `${text}. To go on: dfk verify ${dir} lists every bad line; dfk repair ${dir} moves them to tasks.jsonl.bad`
   }
 }
+
+// The base class, its type spelled out so that JSR's fast check needs no inference (deno publish).
+const CheckpointErrorBase: Schema.TaggedErrorClass<CheckpointError, "CheckpointError", {
+  readonly _tag: Schema.tag<"CheckpointError">
+  /** The file or directory that could not be written. */
+  readonly path: typeof Schema.String
+  /** What went wrong, in a sentence. */
+  readonly reason: typeof Schema.String
+  /** The underlying error, when there is one. */
+  readonly cause: Schema.optional<typeof Schema.Defect>
+  /**
+   * How many of the append's entries, the first ones, are stored all the same (a write cut
+   * short by a full disk keeps the complete lines before the cut). Absent: none; a store that
+   * cannot tell leaves it out, and those entries are written again by a later pass.
+   */
+  readonly written: Schema.optional<typeof Schema.Number>
+}> = Schema.TaggedError<CheckpointError>()("CheckpointError", {
+  path: Schema.String,
+  reason: Schema.String,
+  cause: Schema.optional(Schema.Defect),
+  written: Schema.optional(Schema.Number)
+})
 
 /**
  * A checkpoint pass that could not write its entries (read-only directory, full disk, a
@@ -172,20 +203,7 @@ export class BadCheckpoint extends Schema.TaggedError<BadCheckpoint>()("BadCheck
  * @since 0.1.0
  * @category errors
  */
-export class CheckpointError extends Schema.TaggedError<CheckpointError>()("CheckpointError", {
-  /** The file or directory that could not be written. */
-  path: Schema.String,
-  /** What went wrong, in a sentence. */
-  reason: Schema.String,
-  /** The underlying error, when there is one. */
-  cause: Schema.optional(Schema.Defect),
-  /**
-   * How many of the append's entries, the first ones, are stored all the same (a write cut
-   * short by a full disk keeps the complete lines before the cut). Absent: none; a store that
-   * cannot tell leaves it out, and those entries are written again by a later pass.
-   */
-  written: Schema.optional(Schema.Number)
-}) {
+export class CheckpointError extends CheckpointErrorBase {
   /**
    * The error's message, on one line, naming what failed and why.
    * @since 0.1.0
@@ -194,6 +212,15 @@ export class CheckpointError extends Schema.TaggedError<CheckpointError>()("Chec
     return `Checkpoint failed for ${this.path}: ${this.reason}`
   }
 }
+
+// The base class, its type spelled out so that JSR's fast check needs no inference (deno publish).
+const AppCacheErrorBase: Schema.TaggedErrorClass<AppCacheError, "AppCacheError", {
+  readonly _tag: Schema.tag<"AppCacheError">
+  /** The app's name. */
+  readonly app: typeof Schema.String
+  /** What is wrong with the input, in a sentence. */
+  readonly reason: typeof Schema.String
+}> = Schema.TaggedError<AppCacheError>()("AppCacheError", { app: Schema.String, reason: Schema.String })
 
 /**
  * An app call whose input cannot be turned into a memo key: it fails to encode with the
@@ -236,12 +263,7 @@ export class CheckpointError extends Schema.TaggedError<CheckpointError>()("Chec
  * @since 0.1.0
  * @category errors
  */
-export class AppCacheError extends Schema.TaggedError<AppCacheError>()("AppCacheError", {
-  /** The app's name. */
-  app: Schema.String,
-  /** What is wrong with the input, in a sentence. */
-  reason: Schema.String
-}) {
+export class AppCacheError extends AppCacheErrorBase {
   /**
    * The error's message, on one line, naming what failed and why.
    * @since 0.1.0

@@ -1,7 +1,8 @@
 /**
  * A small workflow for the cross-runtime test: runs 6 cached apps with task_exit
  * checkpoints under the run dir given as argv[2], resuming from every earlier checkpoint,
- * and prints one JSON line: the runtime, how many bodies ran, the results and hashes.
+ * and prints one JSON line: the runtime (`node20`, `node24`, `deno`, `bun`), how many bodies
+ * ran, the results and hashes.
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { App, Dfk, Memo } from "effect-dfk"
@@ -9,6 +10,13 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 
 const runDir = process.argv[2] ?? "runinfo"
+
+/** `deno`, `bun`, or `node<major>` (`node20`, `node24`). */
+const runtimeName = (): string => {
+  if (typeof (globalThis as { Deno?: unknown }).Deno === "object") return "deno"
+  if (typeof (globalThis as { Bun?: unknown }).Bun === "object") return "bun"
+  return `node${process.versions.node.split(".")[0]}`
+}
 let bodies = 0
 
 const stats = App.make(
@@ -34,7 +42,7 @@ const program = Effect.gen(function*() {
   const hashes = yield* Effect.forEach(inputs, (input) => Memo.key({ name: "stats", version: "1", input }))
   const s = yield* Dfk.detailedStats
   return {
-    runtime: typeof (globalThis as { Deno?: unknown }).Deno === "object" ? "deno" : "node",
+    runtime: runtimeName(),
     bodies,
     fromCheckpoint: s.fromCheckpoint,
     runDir: yield* Dfk.runDir,

@@ -970,3 +970,68 @@ describe("dfk", () => {
       assert.deepStrictEqual(printed, [["log", "dfk USAGE"], ["error", styled]])
     }))
 })
+
+describe("dfk's built-in options (@effect/cli)", () => {
+  it("--version prints package.json's version, alone", async () => {
+    const version = JSON.parse(fs.readFileSync(path.join(repo, "package.json"), "utf8")).version
+    const r = await dfk("--version")
+    assert.strictEqual(r.code, 0, r.stderr)
+    // @effect/cli prints the version and a blank line.
+    assert.strictEqual(r.stdout.trimEnd(), version)
+    assert.strictEqual(r.stderr, "")
+  })
+
+  it("--completions prints a script for bash, zsh, fish and sh; bash's completes the commands and their options", async () => {
+    const [bash, zsh, fish, sh, bad] = await dfkAll([
+      ["--completions", "bash"],
+      ["--completions", "zsh"],
+      ["--completions", "fish"],
+      ["--completions", "sh"],
+      ["--completions", "powershell"]
+    ])
+    for (const r of [bash, zsh, fish, sh]) assert.strictEqual(r!.code, 0, r!.stderr)
+    assert.include(bash!.stdout, "complete -F _dfk_bash_completions")
+    assert.isTrue(zsh!.stdout.startsWith("#compdef dfk"), zsh!.stdout.slice(0, 80))
+    assert.include(fish!.stdout, "complete -c dfk")
+    assert.include(sh!.stdout, "_dfk_bash_completions")
+    assert.strictEqual(bad!.code, 2)
+    // Load the bash script and ask it what `dfk <TAB>` and `dfk show --<TAB>` offer.
+    const script = path.join(tmp, "dfk-completion.bash")
+    fs.writeFileSync(script, bash!.stdout)
+    const probe = [
+      `source ${JSON.stringify(script)}`,
+      `COMP_WORDS=(dfk ""); COMP_CWORD=1; _dfk_bash_completions dfk "" dfk; echo "\${COMPREPLY[*]}"`,
+      `COMP_WORDS=(dfk show --); COMP_CWORD=2; _dfk_bash_completions dfk -- show; echo "\${COMPREPLY[*]}"`
+    ].join("\n")
+    const completed = await spawn("bash", ["-c", probe])
+    assert.strictEqual(completed.code, 0, completed.stderr)
+    const [commands, showOptions] = completed.stdout.trim().split("\n").map((l) => l.split(" "))
+    assert.includeMembers(commands!, ["runs", "show", "explain", "compact", "verify", "repair", "demo", "--store"])
+    assert.includeMembers(showOptions!, ["--app", "--json", "--help"])
+    assert.notInclude(showOptions!, "runs")
+  })
+
+  it("--log-level sets the minimum level of the log lines on stderr, before or after the command", async () => {
+    // A torn last line is skipped with a warning (on stderr; stdout keeps the table).
+    const runDir = path.join(tmp, "torn-log-level")
+    fs.mkdirSync(path.join(runDir, "000", "checkpoint"), { recursive: true })
+    fs.writeFileSync(path.join(runDir, "000", "checkpoint", "tasks.jsonl"), "{\"v\":1,\"hash\":\"")
+    const [plain, warning, error, errorAfter, none, bad] = await dfkAll([
+      ["runs", runDir],
+      ["--log-level", "warning", "runs", runDir],
+      ["--log-level", "error", "runs", runDir],
+      ["runs", runDir, "--log-level=error"],
+      ["--log-level", "none", "runs", runDir],
+      ["--log-level", "loud", "runs", runDir]
+    ])
+    for (const r of [plain, warning, error, errorAfter, none]) {
+      assert.strictEqual(r!.code, 0, r!.stderr)
+      assert.match(r!.stdout, /^RUN\s+STARTED/)
+    }
+    assert.match(plain!.stderr, /^warn: Skipped a torn last line \(line 1\) in /)
+    assert.strictEqual(warning!.stderr, plain!.stderr)
+    for (const r of [error, errorAfter, none]) assert.strictEqual(r!.stderr, "")
+    assert.strictEqual(bad!.code, 2)
+    assert.strictEqual(bad!.stdout, "")
+  })
+})

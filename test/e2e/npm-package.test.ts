@@ -245,6 +245,7 @@ describe("the npm package", () => {
   let packageDir = ""
   let project = ""
   let tarballFiles: Array<string> = []
+  let tarball = ""
   let builtPackage: Record<string, any> = {}
 
   beforeAll(async () => {
@@ -259,7 +260,7 @@ describe("the npm package", () => {
     const packed = await runOk("npm", ["pack", packageDir, "--pack-destination", work, "--json"], work)
     const [info] = JSON.parse(packed.stdout) as Array<{ filename: string; files: Array<{ path: string }> }>
     tarballFiles = info!.files.map((file) => file.path).sort()
-    const tarball = path.join(work, info!.filename)
+    tarball = path.join(work, info!.filename)
 
     // Install it into a consumer project, offline, from a lock file cut from the repo's.
     const { lock, packageJson } = consumerLock(tarball, project, {
@@ -293,7 +294,15 @@ describe("the npm package", () => {
     assert.strictEqual(builtPackage.license, "MIT")
     assert.strictEqual(builtPackage.sideEffects, false)
     assert.deepStrictEqual(builtPackage.exports["."], { types: "./mod.d.ts", import: "./mod.js" })
-    assert.deepStrictEqual(builtPackage.engines, { node: ">=20" })
+    // The root's engines (the runtimes CI tests on) and its repository fields (placeholders
+    // that the owner fills in) go into the package.
+    const root = JSON.parse(fs.readFileSync(path.join(repo, "package.json"), "utf8"))
+    assert.deepStrictEqual(builtPackage.engines, root.engines)
+    assert.strictEqual(builtPackage.engines.node, ">=20")
+    for (const key of ["repository", "homepage", "bugs"]) {
+      assert.isDefined(root[key], key)
+      assert.deepStrictEqual(builtPackage[key], root[key], key)
+    }
     assert.deepStrictEqual(builtPackage.exports["./sql"], { types: "./sql.d.ts", import: "./sql.js" })
     // The SQL packages are optional peers, with the repository's ranges; none is a dependency.
     const rootDev = JSON.parse(fs.readFileSync(path.join(repo, "package.json"), "utf8")).devDependencies
@@ -356,6 +365,34 @@ describe("the npm package", () => {
       assert.isUndefined(builtPackage.dependencies)
     }
   })
+
+  it("publint reports nothing and attw no problem for its ESM entry points", async () => {
+    // --strict: a warning counts as an error; suggestions are printed but do not fail.
+    const publint = await run(path.join(repo, "node_modules", ".bin", "publint"), ["run", tarball, "--strict"], work)
+    assert.strictEqual(publint.code, 0, publint.stdout + publint.stderr)
+    assert.include(publint.stdout, "All good!", publint.stdout)
+    // The package is ESM only: CommonJS resolutions (node10, node16 from CJS) are not checked.
+    const attw = await run(
+      path.join(repo, "node_modules", ".bin", "attw"),
+      [tarball, "--profile", "esm-only", "--format", "json"],
+      work
+    )
+    assert.strictEqual(attw.code, 0, attw.stdout + attw.stderr)
+    const { analysis } = JSON.parse(attw.stdout)
+    const entrypoints = Object.keys(analysis.entrypoints).sort()
+    assert.deepStrictEqual(entrypoints, [".", "./package.json", "./sql"])
+    const esm = ["node16-esm", "bundler"]
+    const problems = (analysis.problems as Array<{ kind: string; entrypoint?: string; resolutionKind?: string }>)
+      .filter((problem) => problem.resolutionKind === undefined || esm.includes(problem.resolutionKind))
+    assert.deepStrictEqual(problems, [])
+    for (const entrypoint of [".", "./sql"]) {
+      for (const kind of esm) {
+        const resolution = analysis.entrypoints[entrypoint].resolutions[kind].resolution
+        assert.isTrue(resolution.isTypeScript, `${entrypoint} (${kind}) resolves to declarations`)
+        assert.match(resolution.fileName, /\.d\.ts$/)
+      }
+    }
+  }, 120_000)
 
   it("runs from a plain Node ESM script and resumes from its checkpoint", async () => {
     const runDir = path.join(work, "runinfo")
