@@ -47,7 +47,9 @@ const treeDir = (tree: string): string => {
   const dir = path.join(DATA_DIR, `rev-${rev}`)
   rmSync(dir, { recursive: true, force: true })
   mkdirSync(dir, { recursive: true })
-  execFileSync("sh", ["-c", `git archive ${rev} mod.ts src | tar -x -C ${JSON.stringify(dir)}`], { cwd: ROOT })
+  // (sql.ts, the effect-dfk/sql entry the bench compiles too, when the revision has it.)
+  const sql = execFileSync("git", ["ls-tree", "--name-only", rev, "sql.ts"], { cwd: ROOT, encoding: "utf8" }).trim()
+  execFileSync("sh", ["-c", `git archive ${rev} mod.ts src ${sql} | tar -x -C ${JSON.stringify(dir)}`], { cwd: ROOT })
   return dir
 }
 
