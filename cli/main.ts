@@ -24,7 +24,8 @@
  * Stored text (app names, inputs, results, paths) is printed with its control characters
  * escaped; help and usage errors carry ANSI colours only on a terminal without `NO_COLOR`.
  *
- * In the repository: `npm run dfk -- <command> ...` (or `npx tsx cli/main.ts ...`).
+ * In the repository: `npm run dfk -- <command> ...` (compiled once to cached JavaScript by
+ * `scripts/run.mjs`, then plain `node`), or `npx tsx cli/main.ts ...`.
  *
  * @module
  */
