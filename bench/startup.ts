@@ -52,7 +52,7 @@ const TSX = path.join(ROOT, "node_modules", ".bin", "tsx")
 const RUNNER = path.join(ROOT, "scripts", "run.mjs")
 
 const env = (() => {
-  const e = { ...process.env, NO_COLOR: "1" }
+  const e: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: "1" }
   for (const key of Object.keys(e)) if (key.startsWith("DEMO_") || key.startsWith("DFK_")) delete e[key]
   return e
 })()
