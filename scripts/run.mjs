@@ -4,12 +4,13 @@
  * through here (issue 15 item 3, start-up).
  *
  * Under tsx every start transpiles what it loads of the ~60 files of `mod.ts`, `src/` and
- * `cli/` again (about 0.9 s of a resumed demo run's 1.5 s: `bench/startup.ts`). Here the first
- * run transpiles them with TypeScript's `transpileModule` (no type check, as `bench/compile.ts` and the npm build do; relative `.ts`
- * imports rewritten to `.js`) into `.tmp/js/<key>/`, where `<key>` is a hash of every file
- * compiled (paths and bytes), of `package.json` and of the compiler's version; later runs find
- * that directory and import it at once, and a changed source makes a new key, so it
- * recompiles. The compiler is loaded only to compile.
+ * `cli/` again (about 0.9 s of a resumed demo run's 1.5 s: `bench/startup.ts`). Here the
+ * first run transpiles them with TypeScript's `transpileModule` (no type check, as
+ * `bench/compile.ts` and the npm build do; relative `.ts` imports rewritten to `.js`) into
+ * `.tmp/js/<key>/`, where `<key>` is a hash of every file compiled (paths and bytes), of
+ * `package.json` and of the compiler's version; later runs find that directory and import it
+ * at once, and a changed source makes a new key, so it recompiles. The compiler is loaded
+ * only to compile.
  *
  * This file is plain JavaScript (Node 20 runs no TypeScript on its own); `run.d.mts` types it
  * for the tests.
