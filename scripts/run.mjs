@@ -181,6 +181,9 @@ const prune = (base, current) => {
   for (const { dir } of trees.slice(KEEP - 1)) fs.rmSync(dir, { recursive: true, force: true })
 }
 
+/** A bad command line of this script (printed as its message alone). */
+class UsageError extends Error {}
+
 /**
  * Runs `entry` (a `.ts` path under `root`, e.g. `examples/demo.ts`) from the compiled tree
  * with `args` as its arguments.
@@ -190,9 +193,11 @@ const prune = (base, current) => {
  * @param {string} root
  */
 export const run = async (entry, args, root = rootDir) => {
-  const rel = path.relative(root, path.resolve(entry)).split(path.sep).join("/")
+  // Relative to the working directory (as `node` takes a script), else to the repository root.
+  const absolute = fs.existsSync(path.resolve(entry)) ? path.resolve(entry) : path.resolve(root, entry)
+  const rel = path.relative(root, absolute).split(path.sep).join("/")
   if (!sourceFiles(root).includes(rel)) {
-    throw new Error(`${entry} is not one of the compiled entry points (${SOURCE_FILES.join(", ")}, src/, cli/)`)
+    throw new UsageError(`${entry} is not one of the compiled entry points (${SOURCE_FILES.join(", ")}, src/, cli/)`)
   }
   const { dir } = await ensureCompiled(root)
   const file = path.join(dir, rel.replace(/\.ts$/, ".js"))
@@ -211,7 +216,8 @@ if (isMain) {
   try {
     await run(entry, args)
   } catch (error) {
-    console.error(error instanceof Error ? error.message : String(error))
-    process.exit(1)
+    // Our own usage errors as one line; anything else (the entry failed to load) with its stack.
+    console.error(error instanceof UsageError ? error.message : error instanceof Error ? error.stack : String(error))
+    process.exit(error instanceof UsageError ? 2 : 1)
   }
 }
