@@ -235,7 +235,7 @@ interface DemoRun {
   readonly bodies: string
 }
 
-/** `dfk demo --workers n` (under tsx, as the README runs it) on a fresh SQLite store: spawn to exit. */
+/** `dfk demo --workers n` (under tsx, as `npm run dfk` ran it before `scripts/run.mjs`) on a fresh SQLite store: spawn to exit. */
 const demoOnce = async (ctx: SqlBenchContext, n: number, runDir: string): Promise<DemoRun> => {
   const args = [
     "--import",

@@ -21,9 +21,11 @@ import { pgDatabase, sqliteAvailable, sqliteSuite } from "./sqlHarness.ts"
 const root = fileURLToPath(new URL("../..", import.meta.url))
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno === "object"
 const demo = path.join(root, "examples", "demo.ts")
-// Under Node the demo runs through tsx, as `npm run demo` does; Deno runs TypeScript itself
-// (and its workers are started by the same runtime).
-const runner = isDeno ? process.execPath : path.join(root, "node_modules", ".bin", "tsx")
+// Under Node the demo runs as `npm run demo` (and `npm run dfk`) run it: compiled once to cached
+// JavaScript by scripts/run.mjs, on plain node; Deno runs TypeScript itself (and its workers are
+// started by the same runtime).
+const runner = isDeno ? process.execPath : "node"
+const runnerArgs: ReadonlyArray<string> = isDeno ? [] : [path.join(root, "scripts", "run.mjs")]
 const TASKS = 12
 const ARGS = ["--size", "small", "--progress", "steps"]
 
@@ -39,7 +41,7 @@ const run = (script: ReadonlyArray<string>, args: ReadonlyArray<string>): Promis
     for (const key of Object.keys(env)) if (key.startsWith("DEMO_") || key.startsWith("DFK_")) delete env[key]
     execFile(
       runner,
-      [...script, ...args],
+      [...runnerArgs, ...script, ...args],
       { cwd: root, env, encoding: "utf8", maxBuffer: 16 << 20 },
       (error, stdout, stderr) => {
         resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : -1, stdout, stderr })

@@ -1,5 +1,6 @@
 /**
- * The demo (`npm run demo`, examples/demo.ts) run as a child process, as a user runs it:
+ * The demo (`npm run demo`: examples/demo.ts compiled once to cached JavaScript by
+ * scripts/run.mjs and run on plain `node`) run as a child process, as a user runs it:
  * a second run serves every result from the checkpoint, and a run stopped with Ctrl-C
  * resumes and computes only what was not done.
  */
@@ -12,7 +13,7 @@ import { fileURLToPath } from "node:url"
 import { afterAll } from "vitest"
 
 const root = fileURLToPath(new URL("../..", import.meta.url))
-const tsx = path.join(root, "node_modules", ".bin", "tsx")
+const runner = path.join(root, "scripts", "run.mjs")
 const demo = path.join(root, "examples", "demo.ts")
 const TASKS = 12
 const ARGS = ["--size", "small"]
@@ -71,7 +72,7 @@ const parseSummary = (stdout: string): Summary => {
 const start = (runDir: string): ChildProcess => {
   const env = { ...process.env }
   for (const key of Object.keys(env)) if (key.startsWith("DEMO_")) delete env[key]
-  return spawn(tsx, [demo, ...ARGS, "--run-dir", runDir], {
+  return spawn("node", [runner, demo, ...ARGS, "--run-dir", runDir], {
     cwd: root,
     env,
     detached: true,
