@@ -235,11 +235,10 @@ interface DemoRun {
   readonly bodies: string
 }
 
-/** `dfk demo --workers n` (under tsx, as `npm run dfk` ran it before `scripts/run.mjs`) on a fresh SQLite store: spawn to exit. */
+/** `dfk demo --workers n` (as `npm run dfk` runs it: the cached plain JavaScript of `scripts/run.mjs`) on a fresh SQLite store: spawn to exit. */
 const demoOnce = async (ctx: SqlBenchContext, n: number, runDir: string): Promise<DemoRun> => {
   const args = [
-    "--import",
-    "tsx",
+    path.join(ROOT, "scripts", "run.mjs"),
     path.join(ROOT, "cli", "main.ts"),
     "demo",
     "--workers",
