@@ -1173,6 +1173,20 @@ const createTables = (sql: SqlClient.SqlClient, prefix: string, isPg: boolean): 
  */
 const claimFunction = (prefix: string): string => {
   const q = (name: string) => `"${prefix}${name}"`
+  // The newest entry of each key of `hashes` that has one (a key whose newest row is a
+  // tombstone has none), returned as state 1: the head of a FOR loop and its RETURN NEXT.
+  const answered = (hashes: string) =>
+    `    SELECT * FROM (
+      SELECT DISTINCT ON (e.hash) e.hash, e.run, e.seq, e.app, e.version, e.input, e.result, e.time, e.deleted
+      FROM ${q("entries")} e WHERE e.run_dir = p_ns AND e.hash = ANY(${hashes})
+      ORDER BY e.hash, e.run DESC NULLS LAST, e.seq DESC
+    ) newest WHERE coalesce(newest.deleted, 0) = 0
+  LOOP
+    r_hash := v_rec.hash; r_state := 1; r_owner := NULL; r_gone := 0;
+    r_run := v_rec.run; r_seq := v_rec.seq; r_app := v_rec.app; r_version := v_rec.version;
+    r_input := v_rec.input; r_result := v_rec.result; r_time := v_rec.time;
+    RETURN NEXT;
+`
   return `CREATE FUNCTION ${
     q("claim_v3")
   }(p_ns text, p_hashes text[], p_run text, p_key text, p_lease bigint, p_channel text, p_note text)
@@ -1188,17 +1202,7 @@ DECLARE
 BEGIN
   -- The keys an entry answers already: no claim.
   FOR v_rec IN
-    SELECT * FROM (
-      SELECT DISTINCT ON (e.hash) e.hash, e.run, e.seq, e.app, e.version, e.input, e.result, e.time, e.deleted
-      FROM ${q("entries")} e WHERE e.run_dir = p_ns AND e.hash = ANY(p_hashes)
-      ORDER BY e.hash, e.run DESC NULLS LAST, e.seq DESC
-    ) newest WHERE coalesce(newest.deleted, 0) = 0
-  LOOP
-    r_hash := v_rec.hash; r_state := 1; r_owner := NULL; r_gone := 0;
-    r_run := v_rec.run; r_seq := v_rec.seq; r_app := v_rec.app; r_version := v_rec.version;
-    r_input := v_rec.input; r_result := v_rec.result; r_time := v_rec.time;
-    RETURN NEXT;
-    v_found := v_found || v_rec.hash;
+${answered("p_hashes")}    v_found := v_found || v_rec.hash;
   END LOOP;
   WITH ins AS (
     INSERT INTO ${q("claims")} (run_dir, hash, owner, owner_key, expires)
@@ -1218,17 +1222,7 @@ BEGIN
   END LOOP;
   IF cardinality(v_won) = 0 THEN RETURN; END IF;
   FOR v_rec IN
-    SELECT * FROM (
-      SELECT DISTINCT ON (e.hash) e.hash, e.run, e.seq, e.app, e.version, e.input, e.result, e.time, e.deleted
-      FROM ${q("entries")} e WHERE e.run_dir = p_ns AND e.hash = ANY(v_won)
-      ORDER BY e.hash, e.run DESC NULLS LAST, e.seq DESC
-    ) newest WHERE coalesce(newest.deleted, 0) = 0
-  LOOP
-    r_hash := v_rec.hash; r_state := 1; r_owner := NULL; r_gone := 0;
-    r_run := v_rec.run; r_seq := v_rec.seq; r_app := v_rec.app; r_version := v_rec.version;
-    r_input := v_rec.input; r_result := v_rec.result; r_time := v_rec.time;
-    RETURN NEXT;
-    v_back := v_back || v_rec.hash;
+${answered("v_won")}    v_back := v_back || v_rec.hash;
   END LOOP;
   IF cardinality(v_back) > 0 THEN
     DELETE FROM ${q("claims")} c WHERE c.run_dir = p_ns AND c.owner = p_run AND c.hash = ANY(v_back);
