@@ -7,7 +7,6 @@
 import * as Effect from "effect/Effect"
 import type { CheckpointEntry, CheckpointStoreService, LookupScope, StoreClaims } from "../CheckpointStore.ts"
 import type { CheckpointError } from "../errors.ts"
-import { entryKeyProblem } from "./canonical.ts"
 import type { ResolvedConfig } from "./config.ts"
 import { invalidLoaded, LoadedResult } from "./loaded.ts"
 import { oneLine, reasonOf } from "./messages.ts"
@@ -106,16 +105,15 @@ export class Shared {
   }
 
   /**
-   * Claims `hash` for this run (see `StoreClaims.claim`). An entry that answers nothing
-   * (malformed, or failing the integrity rule: its hash is not the key of its own app,
-   * version and input) is no answer: the body runs, unclaimed. (Served, it would be refused
-   * and the key claimed again, answered by the same entry, for ever.)
+   * Claims `hash` for this run (see `StoreClaims.claim`). A malformed entry is no answer: the
+   * body runs, unclaimed. (An entry the call turns away when served, failing the integrity
+   * rule, expired or refreshed, is not served again when a claim finds it: `Call.refused`.)
    */
   claim(hash: string): Effect.Effect<Claimed, CheckpointError> {
     return Effect.map(this.claims!.claim(this.runDir, hash, this.run), (claimed): Claimed => {
       if (claimed === "won" || claimed === "held") return claimed
       const loaded = loadedOf(claimed)
-      return loaded instanceof LoadedResult && entryKeyProblem(loaded) === undefined ? loaded : "won"
+      return loaded instanceof LoadedResult ? loaded : "won"
     })
   }
 
