@@ -9,11 +9,11 @@
  *
  * @module
  */
-import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { readdirSync, rmSync } from "node:fs"
 import * as path from "node:path"
 import { pathToFileURL } from "node:url"
-import ts from "typescript"
 import type * as LibraryModule from "../mod.ts"
+import { transpileFile } from "../scripts/run.mjs"
 import type * as SqlModule from "../sql.ts"
 import type * as Canonical from "../src/internal/canonical.ts"
 import { DATA_DIR, ROOT } from "./util.ts"
@@ -49,19 +49,7 @@ export interface Compiled {
   readonly startupChild: string
 }
 
-const transpile = (from: string, to: string) => {
-  const js = ts.transpileModule(readFileSync(from, "utf8"), {
-    fileName: from,
-    compilerOptions: {
-      module: ts.ModuleKind.ESNext,
-      target: ts.ScriptTarget.ES2022,
-      rewriteRelativeImportExtensions: true,
-      verbatimModuleSyntax: true
-    }
-  }).outputText
-  mkdirSync(path.dirname(to), { recursive: true })
-  writeFileSync(to, js)
-}
+const transpile = transpileFile
 
 /**
  * Transpiles `srcRoot`'s `mod.ts` and `src/**` (and this repository's child scripts) into

@@ -36,7 +36,7 @@ import { ensureLoadFile, inputOfSize, LOAD_APP, loadCheckpointDir, loadLine } fr
 import { benchFileHash } from "./filehash.ts"
 import { benchSql } from "./sql-bench.ts"
 import { DATA_DIR, describeMachine, fmt, loadPerCore, ROOT, table, timeBatch, timeOnce } from "./util.ts"
-import type { Budget } from "./util.ts"
+import type { Budget, Row } from "./util.ts"
 
 // ---------------------------------------------------------------------------------------
 // Options
@@ -95,20 +95,6 @@ const sizes = quick
 
 // ---------------------------------------------------------------------------------------
 // Results
-
-/** One benchmark figure with its same-process baseline. */
-interface Row {
-  readonly id: string
-  readonly name: string
-  readonly value: number
-  readonly unit: string
-  /** `cpu`: process CPU time (immune to other processes); `wall`: elapsed time. */
-  readonly clock?: "cpu" | "wall" | undefined
-  readonly baseline?: { readonly name: string; readonly value: number } | undefined
-  /** How many times better than the baseline (`> 1` beats it): faster, or less memory. */
-  readonly ratio?: number | undefined
-  readonly extra?: Record<string, unknown> | undefined
-}
 
 /** A target of issue 5. */
 interface Target {

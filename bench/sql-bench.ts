@@ -35,18 +35,10 @@ import { startPostgres } from "../test/e2e/postgresServer.ts"
 import type { PostgresServer } from "../test/e2e/postgresServer.ts"
 import type { Compiled } from "./compile.ts"
 import { fmt, ROOT } from "./util.ts"
+import type { Row } from "./util.ts"
 
-/** A row of the suite's results (the shape of `bench/run.ts`'s). */
-export interface SqlBenchRow {
-  readonly id: string
-  readonly name: string
-  readonly value: number
-  readonly unit: string
-  readonly clock?: "cpu" | "wall" | undefined
-  readonly baseline?: { readonly name: string; readonly value: number } | undefined
-  readonly ratio?: number | undefined
-  readonly extra?: Record<string, unknown> | undefined
-}
+/** A row of the suite's results (`bench/util.ts`'s `Row`, as `bench/run.ts` keeps them). */
+export type SqlBenchRow = Row
 
 /** What `bench/run.ts` hands B9 and B10. */
 export interface SqlBenchContext {

@@ -70,6 +70,20 @@ export const describeMachine = (srcRoot: string = ROOT): Machine => {
   }
 }
 
+/** One benchmark figure with its same-process baseline (a row of `bench/results.json`). */
+export interface Row {
+  readonly id: string
+  readonly name: string
+  readonly value: number
+  readonly unit: string
+  /** `cpu`: process CPU time (immune to other processes); `wall`: elapsed time. */
+  readonly clock?: "cpu" | "wall" | undefined
+  readonly baseline?: { readonly name: string; readonly value: number } | undefined
+  /** How many times better than the baseline (`> 1` beats it): faster, or less memory. */
+  readonly ratio?: number | undefined
+  readonly extra?: Record<string, unknown> | undefined
+}
+
 /** Time budgets of one run of the suite. */
 export interface Budget {
   /** Whether this is the `--quick` smoke run. */

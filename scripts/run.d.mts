@@ -8,6 +8,9 @@
 /** The repository root. */
 export declare const rootDir: string;
 
+/** Transpiles one TypeScript file to plain JavaScript at `to` (relative `.ts` imports rewritten to `.js`). */
+export declare const transpileFile: (from: string, to: string) => void;
+
 /** The files compiled, relative to `root` with `/` separators, sorted. */
 export declare const sourceFiles: (root?: string) => Array<string>;
 
