@@ -167,6 +167,50 @@ const sqlCases = (name: string, database: Database, isPg: boolean) =>
         assert.strictEqual((yield* remoteCount).count, remoteBefore + 1)
       }))
 
+    it.scopedLive("a run whose keys mostly miss claims them without a lookup first; an entry a claim finds is served (outcome checkpoint)", () =>
+      Effect.gen(function*() {
+        const client = yield* database
+        const runDir = `claim-first-${Math.random()}`
+        const a = yield* countingStore(client())
+        bodies = 0
+        // An earlier run wrote 100..119.
+        const written = Array.from({ length: 20 }, (_, i) => 100 + i)
+        yield* Effect.forEach(written, square, { concurrency: 4 }).pipe(
+          Effect.provide(kernel(a.layer, { checkpointMode: "task_exit" }, runDir))
+        )
+        assert.strictEqual(bodies, 20)
+        bodies = 0
+        const b = yield* countingStore(client())
+        const checkpointBefore = (yield* Metric.value(
+          Metrics.appCalls.pipe(Metric.tagged("outcome", "checkpoint"), Metric.tagged("app", "sql_square"))
+        )).count
+        const [stats, keysAfterMisses] = yield* Effect.gen(function*() {
+          // 40 new keys, one at a time: the first are looked up, then they are claimed at once.
+          for (let n = 0; n < 40; n++) yield* square(n)
+          const keysAfterMisses = b.seen.keys
+          // Then the keys the earlier run wrote: claimed at once too, and the claims answer them.
+          const values = yield* Effect.forEach(written, square, { concurrency: 4 })
+          assert.deepStrictEqual(values, written.map((n) => n * n))
+          return [yield* Dfk.detailedStats, keysAfterMisses] as const
+        }).pipe(Effect.provide(kernel(b.layer, { checkpointMode: "task_exit" }, runDir)))
+        assert.strictEqual(bodies, 40)
+        assert.isBelow(keysAfterMisses, 20, "after a run of misses, keys are claimed without a lookup")
+        assert.isAtLeast(b.seen.claims, 40 + 20 - keysAfterMisses)
+        assert.strictEqual(stats.fromCheckpoint, 20)
+        const checkpointAfter = (yield* Metric.value(
+          Metrics.appCalls.pipe(Metric.tagged("outcome", "checkpoint"), Metric.tagged("app", "sql_square"))
+        )).count
+        assert.strictEqual(checkpointAfter - checkpointBefore, 20)
+        // Nothing is left claimed, and every key has one entry.
+        const c = yield* countingStore(client())
+        const again = yield* Effect.zip(
+          Effect.forEach([...written, ...Array.from({ length: 40 }, (_, n) => n)], square, { concurrency: 8 }),
+          Dfk.detailedStats
+        ).pipe(Effect.provide(kernel(c.layer, { checkpointMode: "task_exit" }, runDir)))
+        assert.strictEqual(bodies, 40)
+        assert.strictEqual(again[1].fromCheckpoint, 60)
+      }))
+
     it.scopedLive("a claim given back without an entry (the body failed) is taken by the waiter, which runs the body", () =>
       Effect.gen(function*() {
         const client = yield* database

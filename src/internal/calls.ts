@@ -194,6 +194,15 @@ export class Calls {
   ): Effect.Effect<unknown, unknown, unknown> {
     const shared = this.shared
     if (shared !== undefined) {
+      // Claimed at once: under default resume, while the run's keys mostly have no entry
+      // (`Shared.claimFirst`), a call that takes a slot without waiting claims its key
+      // straight away, and the claim, which looks the key up first, answers with the key's
+      // entry when there is one (one statement where a lookup and then a claim were two). A
+      // call that would wait for a slot looks the key up first, so that a stored entry is
+      // served without one. (A miss to explain is looked up first too.)
+      if (shared.claimFirst && this.explainMiss === undefined && this.runner.slotFree()) {
+        return this.claimed(call, restore, false, "checkpoint")
+      }
       return Effect.matchCauseEffect(restore(shared.find(call.hash)), {
         onFailure: (cause) => this.abandoned(call, cause),
         onSuccess: (entry) =>
@@ -264,11 +273,14 @@ export class Calls {
   // Shared store, default resume: once the call holds an execution slot, it claims the key.
   // Won: the body runs (in that slot). Held by another process: the slot is given back while
   // the call waits for the holder's entry (served: outcome remote), or for the claim to end
-  // without one (the call claims again, ahead of calls not yet started).
+  // without one (the call claims again, ahead of calls not yet started). An entry the claim
+  // finds is served with outcome `found`: `checkpoint` when the call was not looked up first
+  // (the claim was its lookup), else `remote` (written since the lookup).
   private claimed(
     call: Call,
     restore: <A, E, R>(effect: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>,
-    priority: boolean
+    priority: boolean,
+    found: "checkpoint" | "remote" = "remote"
   ): Effect.Effect<unknown, unknown, unknown> {
     const shared = this.shared!
     const { app, hash } = call
@@ -284,6 +296,11 @@ export class Calls {
         )
       ),
       (claimed): Effect.Effect<LoadedResult | "held" | BodyRan, never, unknown> => {
+        // A claim made without a lookup first counts as one.
+        if (found === "checkpoint" && !priority) shared.answered(claimed instanceof LoadedResult)
+        // Another process claims the same keys: from now on slots go to waiting calls in
+        // no fixed order, so that the processes do not claim in step with each other.
+        if (claimed === "held") this.runner.spreadSlots()
         // An entry this call refused already (the store answers with it again) is not served.
         if (claimed instanceof LoadedResult && call.refused) claimed = "unclaimed"
         if (claimed !== "won" && claimed !== "unclaimed") return Effect.succeed(claimed)
@@ -299,7 +316,7 @@ export class Calls {
       onFailure: (cause) => this.abandoned(call, cause),
       onSuccess: (next): Effect.Effect<unknown, unknown, unknown> => {
         if (next instanceof BodyRan) return this.ran(call, next.exit, next.claimed, false)
-        if (next instanceof LoadedResult) return this.serve(call, next, restore, "remote")
+        if (next instanceof LoadedResult) return this.serve(call, next, restore, found)
         // Held by another process: wait for its entry without a slot.
         return Effect.matchCauseEffect(restore(shared.await(hash)), {
           onFailure: (cause) =>

@@ -91,6 +91,19 @@ export class Runner {
   }
 
   /**
+   * From now on a free slot goes to one of the first waiting top-level calls at random
+   * (`Slots.spread`): another process claims the same keys.
+   */
+  spreadSlots(): void {
+    if (this.slots !== undefined) this.slots.spread = true
+  }
+
+  /** Whether a call would hold a slot without waiting: no slots, or one free now. */
+  slotFree(): boolean {
+    return this.slots === undefined || this.slots.available
+  }
+
+  /**
    * Runs `inSlot` holding a slot, when there are slots (else as it is). A call made from
    * inside a running body (a nested app), or one with `priority` (a call that waited for
    * another process's claim and tries again), is served before top-level calls. Once the

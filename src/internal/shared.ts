@@ -35,6 +35,14 @@ class Ask {
 export class Shared {
   private batch: Map<string, Array<Ask>> | undefined
   /**
+   * How often the keys asked about lately had an entry: a moving average over keys, from 1.
+   * Under default resume, a run whose keys mostly have none claims them without a lookup
+   * first (`claimFirst`): the claim looks the key up itself, and one statement does what a
+   * lookup and a claim did in two. A run that finds entries (a rerun) looks them up first,
+   * so that a stored entry is served without a slot, a claim or a write.
+   */
+  private found = 1
+  /**
    * Whether served entries are carried forward into this run's checkpoint: from listed
    * checkpoints yes (as with files, so that the last checkpoint alone holds everything);
    * under default resume no, since every run looks in the whole runDir.
@@ -52,6 +60,16 @@ export class Shared {
     readonly runDir: string
   ) {
     this.carries = scope._tag === "Dirs"
+  }
+
+  /** Whether a call that can take a slot at once should claim its key without a lookup first. */
+  get claimFirst(): boolean {
+    return this.claims !== undefined && this.found < 0.5
+  }
+
+  /** Counts a key asked about (by a lookup, or by a claim made without one) as found or not. */
+  answered(found: boolean): void {
+    this.found += ((found ? 1 : 0) - this.found) / 16
   }
 
   /**
@@ -98,7 +116,9 @@ export class Shared {
       Effect.catchAllCause((cause) => Effect.succeed(hashes.map((): Answer => ({ error: reasonOf(cause) })))),
       Effect.map((answers) => {
         hashes.forEach((hash, i) => {
-          for (const ask of batch.get(hash)!) ask.answer(answers[i])
+          const answer = answers[i]
+          this.answered(answer instanceof LoadedResult)
+          for (const ask of batch.get(hash)!) ask.answer(answer)
         })
       })
     )

@@ -46,7 +46,19 @@ class Lane {
     if (w !== undefined) this.remove(w)
     return w
   }
+  /** Takes one of the first `n` waiters (or of all, when fewer), each as likely. */
+  takeAmong(n: number): Waiter | undefined {
+    let count = 0
+    for (let w = this.head; w !== undefined && count < n; w = w.next) count++
+    let w = this.head
+    for (let i = Math.floor(Math.random() * count); i > 0; i--) w = w!.next
+    if (w !== undefined) this.remove(w)
+    return w
+  }
 }
+
+/** How many of the first top-level waiters a spread release picks among (see `Slots.spread`). */
+const SPREAD = 64
 
 /** The handlers of `matchCauseEffect` that give a slot back, whatever the outcome. */
 interface Releasing<A, E> {
@@ -61,14 +73,27 @@ export class Slots {
   private readonly rest = new Lane()
   /** Waiters on both lanes. */
   waiting = 0
+  /**
+   * Whether a slot goes to one of the first top-level waiters picked at random rather than
+   * to the first: set once other processes are seen claiming the same keys (a shared store),
+   * so that processes that run one workflow do not all claim its keys in the same order,
+   * where most claims would meet another process's claim of the same key. Nested calls
+   * (the first lane) are served first, in order, either way.
+   */
+  spread = false
 
   constructor(readonly size: number) {
     this.free = size
   }
 
+  /** Whether a slot is free now (a call would take it without waiting). */
+  get available(): boolean {
+    return this.free > 0
+  }
+
   /** Gives a slot back: to the first waiter (which resumes), or to the free count. */
   release(): void {
-    const w = this.first.shift() ?? this.rest.shift()
+    const w = this.first.shift() ?? (this.spread ? this.rest.takeAmong(SPREAD) : this.rest.shift())
     if (w === undefined) {
       this.free++
       return
