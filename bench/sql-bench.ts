@@ -354,7 +354,7 @@ export const benchProcesses = async (ctx: SqlBenchContext, stores: Stores) => {
 
 const SmallInput = Schema.Struct({ x: Schema.Number, label: Schema.String })
 
-/** Columns and indexes of the store's `dfk_entries` (src/internal/sqlStore.ts), for the raw baseline's table. */
+/** Columns and indexes of the store's `dfk_entries` (src/internal/sqlStore/schema.ts), for the raw baseline's table. */
 const createRawTable = (engine: Engine, table: string) =>
   Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient

@@ -1,0 +1,292 @@
+/**
+ * The SQL store's claims: batches of claims (one statement per chunk; PostgreSQL, one call
+ * of the claim function), take-overs of claims whose holder is gone, claims given up, and the
+ * renewal of the leases of the claims this process holds.
+ */
+import type { SqlError } from "@effect/sql/SqlError"
+import * as Cause from "effect/Cause"
+import * as Duration from "effect/Duration"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Schedule from "effect/Schedule"
+import type * as Scope from "effect/Scope"
+import type { CheckpointEntry, StoreClaims } from "../../CheckpointStore.ts"
+import type { CheckpointError } from "../../errors.ts"
+import { OneShot } from "../oneShot.ts"
+import { normalRunDir } from "../runNames.ts"
+import { realTime, type SqlStoreContext } from "./context.ts"
+import type { Lookups } from "./lookups.ts"
+import { noteKey, NOTIFY_CHUNK, type Payloads } from "./notes.ts"
+import { CHUNK, chunks, type Claim, type ClaimFnRow, entryOfRow } from "./rows.ts"
+
+/** What the claims of a SQL store need of its other parts. */
+export interface ClaimsDeps {
+  readonly payloads: Payloads
+  readonly lookups: Lookups
+  /** Starts LISTEN (once). */
+  readonly startListening: Effect.Effect<void>
+  /** Waits for a claim held elsewhere to end (`undefined`: it ended without an entry). */
+  readonly waitFor: (ns: string, hash: string) => Effect.Effect<CheckpointEntry | undefined, CheckpointError>
+}
+
+/** The claims of the store of `ctx`. */
+export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims => {
+  const { channel, fail, held, isPg, leaseMs, liveness, notes, now, ownerKey, prefix, sql, t } = ctx
+  const FULL_MS = ctx.fullMs
+  const { head, hashPayloads, notify } = deps.payloads
+  const { claimsOf, lookupNow } = deps.lookups
+  const { startListening, waitFor } = deps
+
+  /** The claims `run` holds under `runDir` (a set made when there is none). */
+  const holding = (run: string, runDir: string) => {
+    let byDir = held.get(run)
+    if (byDir === undefined) held.set(run, byDir = new Map())
+    let set = byDir.get(runDir)
+    if (set === undefined) byDir.set(runDir, set = new Set())
+    return set
+  }
+
+  /** What one claim statement said. */
+  interface Inserted {
+    /** The claims won, their keys without an entry. */
+    readonly won: Set<string>
+    /** The keys an entry answers (PostgreSQL: found before the claim, or after it won: given back). */
+    readonly answered: Map<string, CheckpointEntry>
+    /** The claims of the keys lost (a key in neither was given up meanwhile). */
+    readonly current: Map<string, Claim>
+  }
+
+  /**
+   * Inserts claims of `run` on `hashes` (`ON CONFLICT DO NOTHING`: the rows inserted are the
+   * claims won). PostgreSQL: one call of the store's function (`<prefix>claim_v3`, see
+   * `claimFunction` in `schema.ts`) per chunk, which looks the keys up first and claims only those without
+   * an entry, reads the others' claims and, for the keys won, their entries (statements of
+   * their own, after the insert), gives back those answered and notifies the others won.
+   * SQLite: the insert, then a read of the claims lost; the caller looks the keys won up.
+   */
+  const insertClaims = (ns: string, run: string, hashes: ReadonlyArray<string>): Effect.Effect<Inserted, SqlError> =>
+    Effect.gen(function*() {
+      const out: Inserted = { won: new Set(), answered: new Map(), current: new Map() }
+      for (const chunk of chunks(hashes, CHUNK)) {
+        if (isPg) {
+          // (Notified when the chunk's hashes fit one notification; claims known elsewhere
+          // only save the others a statement.)
+          const note = chunk.length <= NOTIFY_CHUNK ? head(ns, "c") : null
+          const rows = yield* sql<ClaimFnRow>`SELECT * FROM ${sql(prefix + "claim_v3")}(${ns}, ${[
+            ...chunk
+          ]}::text[], ${run}, ${ownerKey}, ${leaseMs}::bigint, ${channel}, ${note})`
+          for (const r of rows) {
+            const state = Number(r.r_state)
+            if (state === 0) out.current.set(r.r_hash, { owner: r.r_owner!, gone: Number(r.r_gone) === 1 })
+            else if (state === 2) out.won.add(r.r_hash)
+            else {
+              out.answered.set(
+                r.r_hash,
+                entryOfRow({
+                  dir: "",
+                  run: r.r_run,
+                  seq: r.r_seq ?? 0,
+                  hash: r.r_hash,
+                  app: r.r_app!,
+                  version: r.r_version,
+                  input: r.r_input!,
+                  result: r.r_result!,
+                  time: r.r_time!
+                })
+              )
+            }
+          }
+          continue
+        }
+        const values = sql.csv(chunk.map((h) => sql`(${ns}, ${h}, ${run}, ${ownerKey}, ${now} + ${leaseMs})`))
+        const rows = yield* sql<
+          { readonly hash: string }
+        >`INSERT INTO ${t.claims} (run_dir, hash, owner, owner_key, expires) VALUES ${values} ON CONFLICT (run_dir, hash) DO NOTHING RETURNING hash`
+        for (const r of rows) out.won.add(r.hash)
+      }
+      if (!isPg) {
+        const lost = hashes.filter((h) => !out.won.has(h))
+        if (lost.length > 0) { for (const [h, c] of yield* claimsOf(ns, lost)) out.current.set(h, c) }
+      }
+      return out
+    })
+
+  /**
+   * Claims `hashes` under `ns` for `run`, in as few statements as the batch allows. A key
+   * another process was lately heard to have written is answered by that entry, one heard to
+   * be claimed is held; the others are claimed at once (`insertClaims`; PostgreSQL looks
+   * them up first and claims only those without an entry). A key won is looked up once more
+   * after the claim is in (an entry written before the claim was won answers it, and the
+   * claim is given back): a statement of its own, since the insert may have waited for that
+   * writer's commit, which its own snapshot does not see. A claim lost whose holder is gone
+   * is taken over.
+   */
+  const claimMany = (
+    ns: string,
+    run: string,
+    hashes: ReadonlyArray<string>
+  ): Effect.Effect<Map<string, "won" | "held" | CheckpointEntry>, SqlError> =>
+    Effect.gen(function*() {
+      const out = new Map<string, "won" | "held" | CheckpointEntry>()
+      let todo: Array<string> = []
+      const at = Date.now()
+      for (const hash of new Set(hashes)) {
+        const key = noteKey(ns, hash)
+        const note = notes.get(key)
+        if (note?.entry !== undefined) out.set(hash, note.entry)
+        else if (note?.kind === "c" && at - note.at < FULL_MS) {
+          // Heard once: the next claim of this key asks the database.
+          notes.delete(key)
+          out.set(hash, "held")
+        } else {
+          // What was heard of it is older than what the database is about to say.
+          notes.delete(key)
+          todo.push(hash)
+        }
+      }
+      yield* startListening
+      if (todo.length > 0 && liveness !== undefined) yield* liveness
+      const mine = holding(run, ns)
+      for (let attempt = 0; todo.length > 0 && attempt < 4; attempt++) {
+        const { answered, current, won } = yield* insertClaims(ns, run, todo)
+        // Won by this statement and looked up already (PostgreSQL), or to look up now.
+        const unchecked = new Set(isPg ? [] : won)
+        const again: Array<string> = []
+        for (const hash of todo) {
+          const entry = answered.get(hash)
+          if (entry !== undefined) {
+            out.set(hash, entry)
+            continue
+          }
+          if (won.has(hash)) continue
+          const claim = current.get(hash)
+          // Given up between the insert and the read: claimed again.
+          if (claim === undefined) again.push(hash)
+          else if (!claim.gone) out.set(hash, "held")
+          else {
+            // Its holder is gone: taken over, unless another process took it first.
+            const taken = yield* sql<
+              { readonly hash: string }
+            >`UPDATE ${t.claims} SET owner = ${run}, owner_key = ${ownerKey}, expires = ${now} + ${leaseMs} WHERE run_dir = ${ns} AND hash = ${hash} AND owner = ${claim.owner} RETURNING hash`
+            if (taken.length > 0) {
+              won.add(hash)
+              unchecked.add(hash)
+            } else out.set(hash, "held")
+          }
+        }
+        const found = unchecked.size === 0
+          ? new Map<string, CheckpointEntry>()
+          : yield* lookupNow({ _tag: "RunDir", runDir: ns }, [...unchecked])
+        if (found.size > 0) yield* giveUp(ns, run, [...found.keys()])
+        for (const hash of won) {
+          const entry = found.get(hash)
+          if (entry !== undefined) out.set(hash, entry)
+          else {
+            mine.add(hash)
+            out.set(hash, "won")
+          }
+        }
+        todo = again
+      }
+      // Given up and claimed again by others, over and over: the wait sorts it out.
+      for (const hash of todo) out.set(hash, "held")
+      return out
+    })
+
+  /** Deletes claims of `run`, with no entry written, and notifies those it had. */
+  const giveUp = (ns: string, run: string, hashes: ReadonlyArray<string>): Effect.Effect<void, SqlError> =>
+    Effect.gen(function*() {
+      const set = held.get(run)?.get(ns)
+      for (const h of hashes) set?.delete(h)
+      const released: Array<string> = []
+      for (const chunk of chunks(hashes, CHUNK)) {
+        const rows = yield* sql<
+          { readonly hash: string }
+        >`DELETE FROM ${t.claims} WHERE run_dir = ${ns} AND owner = ${run} AND ${sql.in("hash", chunk)} RETURNING hash`
+        for (const r of rows) released.push(r.hash)
+      }
+      yield* notify(hashPayloads(ns, "r", released))
+    })
+
+  /** A claim asked for and not answered yet. */
+  interface ClaimAsk {
+    readonly ns: string
+    readonly hash: string
+    readonly run: string
+    readonly answer: OneShot<"won" | "held" | CheckpointEntry, CheckpointError>
+  }
+  // The claims asked for at one moment go in one batch (as lookups do): gathered until the
+  // fibers that run now have had their turn, then claimed together.
+  let claimBatch: Array<ClaimAsk> | undefined
+
+  const flushClaims = Effect.suspend(() => {
+    const batch = claimBatch ?? []
+    claimBatch = undefined
+    const groups = new Map<string, Array<ClaimAsk>>()
+    for (const ask of batch) {
+      const key = JSON.stringify([ask.ns, ask.run])
+      const group = groups.get(key)
+      if (group === undefined) groups.set(key, [ask])
+      else group.push(ask)
+    }
+    return Effect.forEach(
+      groups.values(),
+      (group) =>
+        Effect.exit(claimMany(group[0]!.ns, group[0]!.run, group.map((a) => a.hash))).pipe(
+          Effect.map((exit) => {
+            for (const ask of group) {
+              ask.answer.done(
+                Exit.isSuccess(exit)
+                  ? Exit.succeed(exit.value.get(ask.hash) ?? "held")
+                  : Exit.failCause(Cause.map(exit.cause, fail(ask.ns)))
+              )
+            }
+          })
+        ),
+      { concurrency: "unbounded", discard: true }
+    )
+  })
+
+  const claims: StoreClaims = {
+    claim: (runDir, hash, run) =>
+      Effect.suspend(() => {
+        const ask: ClaimAsk = { ns: normalRunDir(runDir), hash, run, answer: new OneShot() }
+        let start: Effect.Effect<unknown> = Effect.void
+        if (claimBatch === undefined) {
+          claimBatch = []
+          start = Effect.forkDaemon(Effect.zipRight(Effect.yieldNow(), flushClaims))
+        }
+        claimBatch.push(ask)
+        return Effect.zipRight(start, ask.answer.await)
+      }),
+    await: (runDir, hash) => waitFor(normalRunDir(runDir), hash),
+    release: (runDir, hashes, run) => giveUp(normalRunDir(runDir), run, hashes).pipe(Effect.mapError(fail(runDir)))
+  }
+  return claims
+}
+
+/** Renews the leases of the claims the store of `ctx` holds, in the background while its scope lives. */
+export const renewLeases = (ctx: SqlStoreContext): Effect.Effect<void, never, Scope.Scope> => {
+  const { held, leaseMs, now, sql, t } = ctx
+  return Effect.asVoid(
+    // Leases are renewed a third of a lease apart, for every run with claims held here.
+    Effect.gen(function*() {
+      for (const [run, byDir] of held) {
+        for (const [ns, set] of byDir) if (set.size === 0) byDir.delete(ns)
+        if (byDir.size === 0) {
+          held.delete(run)
+          continue
+        }
+        yield* sql`UPDATE ${t.claims} SET expires = ${now} + ${leaseMs} WHERE owner = ${run}`
+      }
+    }).pipe(
+      Effect.catchAllCause((cause) =>
+        Effect.logWarning("SqlStore: renewing claims failed; they may be taken over", cause)
+      ),
+      Effect.schedule(Schedule.spaced(Duration.millis(Math.max(10, Math.floor(leaseMs / 3))))),
+      realTime,
+      Effect.interruptible,
+      Effect.forkScoped
+    )
+  )
+}
