@@ -385,6 +385,12 @@ export class Calls {
     }
     const served = (exit: Exit.Exit<unknown, unknown> | undefined): Effect.Effect<unknown, unknown, unknown> => {
       if (exit === undefined) return this.refuse(call, restore)
+      // A shared store under default resume answers every run from the whole runDir: its
+      // entries are not copied into this run's checkpoint (one entry per key in all).
+      if (this.shared?.carries === false) {
+        this.counters.record(app, call.span, outcome)
+        return this.publish(call, exit)
+      }
       // Carried forward: written to this run's checkpoint like a fresh result, with the
       // call's canonical input. A result that cannot be serialized again (nested too deeply
       // for the serializer) makes the call a miss.
@@ -398,12 +404,6 @@ export class Calls {
           ),
           Effect.suspend(() => this.refuse(call, restore))
         )
-      }
-      // A shared store under default resume answers every run from the whole runDir: its
-      // entries are not copied into this run's checkpoint (one entry per key in all).
-      if (this.shared?.carries === false) {
-        this.counters.record(app, call.span, outcome)
-        return this.publish(call, exit)
       }
       if (this.isClosed() && this.cfg.checkpointMode !== undefined) {
         this.counters.record(app, call.span, outcome)
