@@ -73,6 +73,8 @@ export const compileLibrary = async (srcRoot: string = ROOT): Promise<Compiled> 
   }
   walk("src")
   transpile(path.join(ROOT, "bench", "child-util.ts"), path.join(outDir, "bench", "child-util.js"))
+  // The SQL client of a store string, which the SQL worker and the startup child open their store over.
+  transpile(path.join(ROOT, "cli", "sqlClient.ts"), path.join(outDir, "cli", "sqlClient.js"))
   const loadChild = path.join(outDir, "bench", "load-child.js")
   transpile(path.join(ROOT, "bench", "load-child.ts"), loadChild)
   const fanoutChild = path.join(outDir, "bench", "fanout-child.js")

@@ -15,13 +15,12 @@
  * @module
  */
 import * as NodeContext from "@effect/platform-node/NodeContext"
-import type * as SqlClient from "@effect/sql/SqlClient"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as LogLevel from "effect/LogLevel"
-import * as Redacted from "effect/Redacted"
 import * as Schema from "effect/Schema"
+import { sqlClientLayer } from "../cli/sqlClient.ts"
 import { App, Dfk } from "../mod.ts"
 import { SqlStore } from "../sql.ts"
 import { mb, peakRss } from "./child-util.ts"
@@ -39,17 +38,7 @@ const app = App.make(
   () => Effect.succeed(-1)
 )
 
-const client: Layer.Layer<SqlClient.SqlClient, unknown> = Layer.unwrapEffect(
-  store.startsWith("sqlite:")
-    ? Effect.map(
-      Effect.promise(() => import("@effect/sql-sqlite-node/SqliteClient")),
-      (m): Layer.Layer<SqlClient.SqlClient, unknown> => m.layer({ filename: store.slice("sqlite:".length) })
-    )
-    : Effect.map(
-      Effect.promise(() => import("@effect/sql-pg/PgClient")),
-      (m): Layer.Layer<SqlClient.SqlClient, unknown> => m.layer({ url: Redacted.make(store) })
-    )
-)
+const client = sqlClientLayer(store, { what: "B10_STORE" })
 
 const program = Effect.scoped(Effect.gen(function*() {
   const t0 = performance.now()

@@ -6,7 +6,8 @@
  * app, version and input) are dropped, and counted, as are keys whose last entry is a
  * tombstone (with the tombstone). `--prune` then deletes the run dirs it merged, once the
  * merged checkpoint is written and synced; it refuses a run dir written to in the last
- * minute (a run may still be writing it) unless `--force`.
+ * minute (a run may still be writing it) unless `--force`. With a SQL store (`dfk --store`),
+ * `--prune` is refused (exit status 2) before anything is read: its runs are the store's own.
  *
  * @module
  */
@@ -86,13 +87,19 @@ export const compact = (
     const fs = yield* FileSystem.FileSystem
     const path = yield* Path.Path
     const store = yield* CheckpointStore
+    const cliStore = yield* CliStore
+    // Refused before anything is read or written: --prune deletes run dirs on disk, and a SQL
+    // store's runs are rows it keeps itself, which dfk has no command to delete.
+    if (prune.prune === true && cliStore.sql) {
+      return yield* usageError(
+        `Cannot prune runs of the store ${cliStore.name}: --prune deletes run dirs of the JSON Lines files, ` +
+          "and a SQL store keeps its runs itself; run compact without --prune"
+      )
+    }
     const { dirs, entries } = yield* loadRunDir(runDir)
     const sources = dirs.map((dir) => ({ dir, entries: entries.filter((l) => l.dir === dir).length }))
     const nothing = { sources, before: 0, after: 0, dropped: 0, tombstoned: 0, pruned: [], out: null, bytes: 0 }
     if (dirs.length === 0) return nothing
-    if (prune.prune === true && (yield* CliStore).sql) {
-      return yield* usageError("--prune works on the JSON Lines files only (a SQL store keeps its runs itself)")
-    }
     // The run dirs to prune, checked before anything is written: none written to in the last minute.
     const runs = prune.prune === true ? yield* prunable(dirs, out, prune.force === true) : []
     // Last entry wins; the merged file lists keys in the order of their winning entries. A
@@ -125,8 +132,8 @@ export const compact = (
       bytes
     })
 
-    if ((yield* CliStore).sql) {
-      const { name } = yield* CliStore
+    if (cliStore.sql) {
+      const { name } = cliStore
       let target: string
       if (Option.isSome(out)) {
         target = path.normalize(out.value).replace(/(.)\/+$/, "$1")

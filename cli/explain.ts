@@ -7,7 +7,6 @@
  *
  * @module
  */
-import * as Args from "@effect/cli/Args"
 import * as Command from "@effect/cli/Command"
 import * as Options from "@effect/cli/Options"
 import * as Effect from "effect/Effect"
@@ -26,6 +25,7 @@ import {
   runIdOf,
   usageError
 } from "./common.ts"
+import * as KeyOptions from "./keyOptions.ts"
 
 /**
  * One line describing a difference, with stored text previewed and escaped for a terminal
@@ -95,51 +95,6 @@ export const explain = (options: {
   })
 
 /**
- * The JSON of `--input`; bad JSON is exit status 2.
- *
- * @since 0.2.0
- */
-export const parseInput = (text: string): Effect.Effect<unknown, CliError> =>
-  Effect.try({
-    try: () => JSON.parse(text) as unknown,
-    catch: (e) =>
-      new CliError({
-        message: `Invalid --input JSON: ${e instanceof Error ? e.message : String(e)}`,
-        code: ExitStatus.usage
-      })
-  })
-
-/**
- * The keys of `--ignore` (repeated, or separated by commas).
- *
- * @since 0.2.0
- */
-export const ignoredKeys = (given: Option.Option<ReadonlyArray<string>>): Array<string> =>
-  Option.getOrElse(given, () => []).flatMap((k) => k.split(",")).map((k) => k.trim()).filter((k) => k !== "")
-
-/**
- * `--ignore`: an input key the app leaves out of its key, repeated or separated by commas.
- *
- * @since 0.2.0
- */
-export const ignoreOption = Options.text("ignore").pipe(
-  Options.withDescription(
-    "An input key the app leaves out of the key (its ignoreForCache); repeat it or separate keys with commas"
-  ),
-  Options.repeated,
-  Options.optional
-)
-
-/**
- * The run dir argument of `explain` and `invalidate`: a run dir, or a single checkpoint dir.
- *
- * @since 0.2.0
- */
-export const runDirArg = Args.text({ name: "runDir" }).pipe(
-  Args.withDescription("The run directory holding 000, 001, … (or a single checkpoint dir)")
-)
-
-/**
  * The `explain` subcommand. Exit status 0 on a hit, 1 on a miss.
  *
  * @since 0.1.0
@@ -147,16 +102,11 @@ export const runDirArg = Args.text({ name: "runDir" }).pipe(
 export const explainCommand = Command.make(
   "explain",
   {
-    runDir: runDirArg,
-    app: Options.text("app").pipe(Options.withDescription("The app's name")),
-    input: Options.text("input").pipe(
-      Options.withDescription("The call's input, ENCODED with the app's input schema, as JSON, e.g. '{\"x\":1}'")
-    ),
-    version: Options.text("app-version").pipe(
-      Options.withDescription("The app's version (default none, null in the key); `--version V` is accepted too"),
-      Options.optional
-    ),
-    ignore: ignoreOption,
+    runDir: KeyOptions.runDirArg,
+    app: KeyOptions.appOption("The app's name"),
+    input: KeyOptions.inputOption("The call's input", ", e.g. '{\"x\":1}'"),
+    version: KeyOptions.appVersionOption("The app's version (default none, null in the key)"),
+    ignore: KeyOptions.ignoreOption,
     limit: Options.integer("closest").pipe(
       Options.withDescription("How many of the closest stored entries to show on a miss"),
       Options.withDefault(3)
@@ -167,8 +117,8 @@ export const explainCommand = Command.make(
   },
   (args) =>
     Effect.gen(function*() {
-      const input = yield* parseInput(args.input)
-      const ignore = ignoredKeys(args.ignore)
+      const input = yield* KeyOptions.parseInput(args.input)
+      const ignore = KeyOptions.ignoredKeys(args.ignore)
       const version = Option.getOrNull(args.version)
       const { apps, explanation: x } = yield* explain({
         runDir: args.runDir,

@@ -29,7 +29,7 @@ import {
   usageError,
   writeFailed
 } from "./common.ts"
-import { ignoredKeys, ignoreOption, parseInput, runDirArg } from "./explain.ts"
+import * as KeyOptions from "./keyOptions.ts"
 
 const UNITS: Record<string, Duration.DurationInput> = {
   ms: "1 millis",
@@ -157,17 +157,11 @@ export const invalidate = (
 export const invalidateCommand = Command.make(
   "invalidate",
   {
-    runDir: runDirArg,
-    app: Options.text("app").pipe(Options.withDescription("The app whose entries to invalidate")),
-    version: Options.text("app-version").pipe(
-      Options.withDescription("Only entries of this app version (default any); `--version V` is accepted too"),
-      Options.optional
-    ),
-    input: Options.text("input").pipe(
-      Options.withDescription("Only the entries of this input, ENCODED with the app's input schema, as JSON"),
-      Options.optional
-    ),
-    ignore: ignoreOption,
+    runDir: KeyOptions.runDirArg,
+    app: KeyOptions.appOption("The app whose entries to invalidate"),
+    version: KeyOptions.appVersionOption("Only entries of this app version (default any)"),
+    input: Options.optional(KeyOptions.inputOption("Only the entries of this input")),
+    ignore: KeyOptions.ignoreOption,
     olderThan: Options.text("older-than").pipe(
       Options.withDescription("Only entries computed longer ago than this: 30m, 12h, 7d, 2w, or \"2 days\""),
       Options.optional
@@ -176,7 +170,7 @@ export const invalidateCommand = Command.make(
   },
   (args) =>
     Effect.gen(function*() {
-      const input = Option.isSome(args.input) ? yield* parseInput(args.input.value) : undefined
+      const input = Option.isSome(args.input) ? yield* KeyOptions.parseInput(args.input.value) : undefined
       const olderThan = Option.isSome(args.olderThan)
         ? yield* parseDuration(args.olderThan.value, "--older-than")
         : undefined
@@ -185,7 +179,7 @@ export const invalidateCommand = Command.make(
         app: args.app,
         version: Option.getOrUndefined(args.version),
         input,
-        ignore: ignoredKeys(args.ignore),
+        ignore: KeyOptions.ignoredKeys(args.ignore),
         before
       }, args.dryRun)
       const n = result.matched.length

@@ -15,11 +15,14 @@ import type * as Path from "@effect/platform/Path"
 import type { SqlClient } from "@effect/sql/SqlClient"
 import * as Cause from "effect/Cause"
 import * as Effect from "effect/Effect"
+import * as Either from "effect/Either"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import { CheckpointStore } from "../mod.ts"
 import { addSecret, CliError, CliStore, ExitStatus, reasonOf } from "./common.ts"
+import type { SqlClientError } from "./sqlClient.ts"
+import { importOptional, loadSqlClient, parseSqlStore, safeUrlName } from "./sqlClient.ts"
 
 /**
  * What `--store` asked for.
@@ -30,22 +33,6 @@ export type StoreSpec =
   | { readonly _tag: "Files" }
   | { readonly _tag: "Sqlite"; readonly filename: string; readonly name: string }
   | { readonly _tag: "Postgres"; readonly url: Redacted.Redacted<string>; readonly name: string }
-
-/**
- * The name of a PostgreSQL URL that may be printed: `postgres://host:port/db`, without the
- * user, the password or the parameters.
- *
- * @since 0.2.0
- */
-export const safeUrlName = (url: string): string => {
-  try {
-    const u = new URL(url)
-    const scheme = u.protocol.replace(/:$/, "")
-    return `${scheme}://${u.hostname}${u.port === "" ? "" : `:${u.port}`}${u.pathname === "/" ? "" : u.pathname}`
-  } catch {
-    return `${url.split(":")[0]}://…`
-  }
-}
 
 /**
  * The secrets of a URL, to be masked wherever `dfk` prints: the URL itself, its password (as
@@ -63,66 +50,26 @@ const secretsOf = (url: string): Array<string> => {
   return out
 }
 
-const POSTGRES = /^postgres(ql)?:\/\//i
-
 /**
- * Reads a `--store` value: `sqlite:PATH`, `postgres://…` or `postgresql://…`. The PostgreSQL
- * URL's secrets are registered for masking (`addSecret`) at once.
+ * Reads a `--store` value (`parseSqlStore`): `sqlite:PATH`, `postgres://…` or
+ * `postgresql://…`. Whatever is not an SQLite store (a PostgreSQL URL, or a bad value, which
+ * may hold a password too) has its secrets registered for masking (`addSecret`) at once.
  *
  * @since 0.2.0
  */
 export const parseStore = (text: string): StoreSpec | { readonly error: string } => {
-  if (POSTGRES.test(text)) {
-    for (const secret of secretsOf(text)) addSecret(secret)
-    try {
-      new URL(text)
-    } catch {
-      return { error: `--store: ${safeUrlName(text)} is not a valid URL` }
-    }
-    return { _tag: "Postgres", url: Redacted.make(text), name: safeUrlName(text) }
-  }
-  if (text.startsWith("sqlite:")) {
-    const filename = text.slice("sqlite:".length).replace(/^\/\/(?=\/)/, "")
-    if (filename === "") return { error: "--store sqlite: needs a file, e.g. --store sqlite:runinfo/dfk.db" }
-    return { _tag: "Sqlite", filename, name: `sqlite:${filename}` }
-  }
-  // Whatever it is, it may hold a password: never echo it.
-  addSecret(text)
-  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):/.exec(text)?.[1]
-  return {
-    error: `--store must be sqlite:PATH, postgres://… or postgresql://…` +
-      (scheme === undefined ? "" : ` (got a ${scheme}: store)`)
-  }
+  if (!text.startsWith("sqlite:")) { for (const secret of secretsOf(text)) addSecret(secret) }
+  const spec = parseSqlStore(text)
+  if (Either.isLeft(spec)) return { error: spec.left.message }
+  return spec.right._tag === "Sqlite"
+    ? { ...spec.right, name: `sqlite:${spec.right.filename}` }
+    : { ...spec.right, name: safeUrlName(text) }
 }
 
 const isDeno = typeof (globalThis as { Deno?: unknown }).Deno === "object"
 
-/** The package a failed `import()` could not find, if that is why it failed. */
-const missingPackage = (e: unknown): string | undefined => {
-  const text = reasonOf(e)
-  const m = /Cannot find (?:package|module) ['"]([^'"]+)['"]/.exec(text) ??
-    /(?:Could not|Cannot) (?:find|resolve) (?:npm )?package ['"]?([@\w./-]+)['"]?/.exec(text)
-  if (m === null) return undefined
-  const name = m[1]!.replace(/^npm:/, "")
-  const parts = name.split("/")
-  return name.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0]
-}
-
-/** Imports a module of an optional package, failing with the package to install when it is missing. */
-const importFor = <A>(kind: string, client: string, load: () => Promise<A>): Effect.Effect<A, CliError> =>
-  Effect.tryPromise({
-    try: load,
-    catch: (e) => {
-      const missing = missingPackage(e)
-      const install = missing === undefined || missing === client ? client : `${missing} ${client}`
-      return new CliError({
-        message: missing !== undefined
-          ? `--store ${kind} needs ${missing}: npm install ${install}`
-          : `--store ${kind} cannot load ${client}: ${reasonOf(e)}`,
-        code: ExitStatus.failed
-      })
-    }
-  })
+/** A `SqlClientError` as the `CliError` of `dfk` (exit status 1). */
+const cliError = (e: SqlClientError): CliError => new CliError({ message: e.message, code: ExitStatus.failed })
 
 /** Why the store cannot be opened, as a `CliError` (exit status 1) naming it safely. */
 const cannotOpen = (name: string, hint = "") => (e: unknown): CliError => {
@@ -138,7 +85,11 @@ const sqlStore = (
   hint = ""
 ): Effect.Effect<Layer.Layer<CheckpointStore, CliError>, CliError> =>
   Effect.map(
-    importFor(name.startsWith("sqlite:") ? "sqlite:" : "postgres://", "@effect/sql", () => import("../sql.ts")),
+    Effect.mapError(
+      importOptional("--store", name.startsWith("sqlite:") ? "sqlite:" : "postgres://", "@effect/sql", () =>
+        import("../sql.ts")),
+      cliError
+    ),
     ({ SqlStore }) =>
       SqlStore.layer().pipe(
         Layer.provide(client),
@@ -173,11 +124,7 @@ export const storeLayer = (
     case "Sqlite":
       return Layer.merge(
         Layer.unwrapEffect(Effect.gen(function*() {
-          const { SqliteClient } = yield* importFor(
-            "sqlite:",
-            "@effect/sql-sqlite-node",
-            () => import("@effect/sql-sqlite-node/SqliteClient").then((m) => ({ SqliteClient: m }))
-          )
+          const client = yield* Effect.mapError(loadSqlClient(spec), cliError)
           const fs = yield* FileSystem.FileSystem
           const info = yield* Effect.option(fs.stat(spec.filename))
           if (options.create !== true && (Option.isNone(info) || info.value.type !== "File")) {
@@ -190,26 +137,18 @@ export const storeLayer = (
           const hint = isDeno
             ? " (better-sqlite3, behind @effect/sql-sqlite-node, is a Node addon that Deno cannot load: run this under Node, or use a postgres:// store)"
             : ""
-          return yield* sqlStore(
-            spec.name,
-            SqliteClient.layer({ filename: spec.filename }),
-            hint
-          )
+          return yield* sqlStore(spec.name, client, hint)
         })),
         Layer.succeed(CliStore, { sql: true, name: spec.name, spec: Option.some(Redacted.make(spec.name)) })
       )
     case "Postgres":
       return Layer.merge(
         Layer.unwrapEffect(Effect.gen(function*() {
-          const { PgClient } = yield* importFor(
-            "postgres://",
-            "@effect/sql-pg",
-            () => import("@effect/sql-pg/PgClient").then((m) => ({ PgClient: m }))
+          const client = yield* Effect.mapError(
+            loadSqlClient(spec, { applicationName: "dfk", maxConnections: 4 }),
+            cliError
           )
-          return yield* sqlStore(
-            spec.name,
-            PgClient.layer({ url: spec.url, applicationName: "dfk", maxConnections: 4 })
-          )
+          return yield* sqlStore(spec.name, client)
         })),
         Layer.succeed(CliStore, { sql: true, name: spec.name, spec: Option.some(spec.url) })
       )

@@ -470,6 +470,19 @@ const storeSuite = (setup: () => Promise<StoreCase>) => {
     assert.include(JSON.parse(runs.stdout).map((r: any) => r.id), "003")
     assert.deepStrictEqual(fs.readdirSync(sqlCwd), [])
 
+    // --prune deletes run dirs of the files: refused with a SQL store (exit status 2), nothing written.
+    const pruned = await dfk(sqlCwd, ["--store", store.spec, "compact", "merge", "--prune"])
+    assert.strictEqual(pruned.code, 2, pruned.stdout + pruned.stderr)
+    assert.include(
+      pruned.stderr,
+      `Cannot prune runs of the store ${store.name}: --prune deletes run dirs of the JSON Lines files`
+    )
+    const after = await dfk(sqlCwd, ["--store", store.spec, "runs", "merge", "--json"])
+    assert.deepStrictEqual(
+      JSON.parse(after.stdout).map((r: any) => r.id),
+      JSON.parse(runs.stdout).map((r: any) => r.id)
+    )
+
     // A kernel resuming from the compacted checkpoint runs no body.
     let bodies = 0
     const counted = App.make(
