@@ -114,8 +114,8 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
   /**
    * Claims `hashes` under `ns` for `run`, in as few statements as the batch allows. A key
    * another process was lately heard to have written is answered by that entry, one heard to
-   * be claimed is held; the others are claimed at once (`insertClaims`; PostgreSQL looks
-   * them up first and claims only those without an entry). A key won is looked up once more
+   * be claimed is held; the others are looked up and those without an entry claimed
+   * (PostgreSQL: both in one call of its claim function, `insertClaims`). A key won is looked up once more
    * after the claim is in (an entry written before the claim was won answers it, and the
    * claim is given back): a statement of its own, since the insert may have waited for that
    * writer's commit, which its own snapshot does not see. A claim lost whose holder is gone
@@ -146,6 +146,16 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
       }
       yield* startListening
       if (todo.length > 0 && liveness !== undefined) yield* liveness
+      // SQLite: the keys are looked up first (a read, where a claim is a write that every
+      // other process waits for), and only those without an entry are claimed. (PostgreSQL's
+      // claim function looks them up itself.)
+      if (!isPg && todo.length > 0) {
+        const found = yield* lookupNow({ _tag: "RunDir", runDir: ns }, todo)
+        if (found.size > 0) {
+          for (const [hash, entry] of found) out.set(hash, entry)
+          todo = todo.filter((h) => !found.has(h))
+        }
+      }
       const mine = holding(run, ns)
       for (let attempt = 0; todo.length > 0 && attempt < 4; attempt++) {
         const { answered, current, won } = yield* insertClaims(ns, run, todo)
