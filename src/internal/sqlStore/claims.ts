@@ -16,7 +16,7 @@ import { OneShot } from "../oneShot.ts"
 import { normalRunDir } from "../runNames.ts"
 import { realTime, type SqlStoreContext } from "./context.ts"
 import type { Lookups } from "./lookups.ts"
-import { noteKey, NOTIFY_CHUNK, type Payloads } from "./notes.ts"
+import { noteKey, type Payloads } from "./notes.ts"
 import { CHUNK, chunks, type Claim, type ClaimFnRow, entryOfRow } from "./rows.ts"
 
 /** What the claims of a SQL store need of its other parts. */
@@ -32,8 +32,7 @@ export interface ClaimsDeps {
 /** The claims of the store of `ctx`. */
 export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims => {
   const { channel, fail, held, isPg, leaseMs, liveness, notes, now, ownerKey, prefix, sql, t } = ctx
-  const FULL_MS = ctx.fullMs
-  const { head, hashPayloads, notify } = deps.payloads
+  const { hashPayloads, notify } = deps.payloads
   const { claimsOf, lookupNow } = deps.lookups
   const { startListening, waitFor } = deps
 
@@ -69,12 +68,13 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
       const out: Inserted = { won: new Set(), answered: new Map(), current: new Map() }
       for (const chunk of chunks(hashes, CHUNK)) {
         if (isPg) {
-          // (Notified when the chunk's hashes fit one notification; claims known elsewhere
-          // only save the others a statement.)
-          const note = chunk.length <= NOTIFY_CHUNK ? head(ns, "c") : null
+          // Claims are not announced (the function's `p_note` is null): a notification of
+          // every claim to every process cost them more (B9: a wake-up of each listener, and
+          // of its backend, per claim) than the claim statements it saved them, once slots
+          // go to waiting calls in no fixed order (a claim then seldom meets another's).
           const rows = yield* sql<ClaimFnRow>`SELECT * FROM ${sql(prefix + "claim_v3")}(${ns}, ${[
             ...chunk
-          ]}::text[], ${run}, ${ownerKey}, ${leaseMs}::bigint, ${channel}, ${note})`
+          ]}::text[], ${run}, ${ownerKey}, ${leaseMs}::bigint, ${channel}, ${null})`
           for (const r of rows) {
             const state = Number(r.r_state)
             if (state === 0) out.current.set(r.r_hash, { owner: r.r_owner!, gone: Number(r.r_gone) === 1 })
@@ -113,10 +113,9 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
 
   /**
    * Claims `hashes` under `ns` for `run`, in as few statements as the batch allows. A key
-   * another process was lately heard to have written is answered by that entry, one heard to
-   * be claimed is held; the others are looked up and those without an entry claimed
-   * (PostgreSQL: both in one call of its claim function, `insertClaims`). A key won is looked up once more
-   * after the claim is in (an entry written before the claim was won answers it, and the
+   * another process was lately heard to have written is answered by that entry; the others
+   * are looked up and those without an entry claimed (PostgreSQL: both in one call of its
+   * claim function, `insertClaims`). A key won is looked up once more after the claim is in (an entry written before the claim was won answers it, and the
    * claim is given back): a statement of its own, since the insert may have waited for that
    * writer's commit, which its own snapshot does not see. A claim lost whose holder is gone
    * is taken over.
@@ -129,16 +128,11 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
     Effect.gen(function*() {
       const out = new Map<string, "won" | "held" | CheckpointEntry>()
       let todo: Array<string> = []
-      const at = Date.now()
       for (const hash of new Set(hashes)) {
         const key = noteKey(ns, hash)
         const note = notes.get(key)
         if (note?.entry !== undefined) out.set(hash, note.entry)
-        else if (note?.kind === "c" && at - note.at < FULL_MS) {
-          // Heard once: the next claim of this key asks the database.
-          notes.delete(key)
-          out.set(hash, "held")
-        } else {
+        else {
           // What was heard of it is older than what the database is about to say.
           notes.delete(key)
           todo.push(hash)

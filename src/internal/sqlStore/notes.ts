@@ -9,14 +9,14 @@ import { utf8ByteLength } from "../utf8.ts"
 import type { SqlStoreContext } from "./context.ts"
 import { chunks } from "./rows.ts"
 
-// PostgreSQL: every process that claims, writes an entry under a claim, or gives a claim
-// up tells the others on the channel `<prefix>events` (NOTIFY, delivered when its
-// transaction commits). A notification is `<owner key>\n<runDir as JSON>\n<kind>\n<body>`:
-// `c` claimed (hashes, comma separated), `r` given up without an entry (hashes), `w`
-// written (a JSON array of the entries, or of the hash alone for an entry too long to
-// send). What they said is kept for a while (`notes`, by runDir NUL hash), so that a key
-// known to be claimed elsewhere needs no statement to be found held, and one written
-// elsewhere is served from its notification.
+// PostgreSQL: every process that writes an entry under a claim, or gives a claim up, tells
+// the others on the channel `<prefix>events` (NOTIFY, delivered when its transaction
+// commits). A notification is `<owner key>\n<runDir as JSON>\n<kind>\n<body>`: `r` given
+// up without an entry (hashes, comma separated), `w` written (a JSON array of the entries,
+// or of the hash alone for an entry too long to send). What they said is kept for a while
+// (`notes`, by runDir NUL hash), so that a key written elsewhere is served from its
+// notification. (Claims themselves are not announced: see `insertClaims`. A `c` note, which
+// earlier versions sent, is ignored.)
 
 // Hashes per notification: 100 of 64 characters, well under PostgreSQL's 8,000-byte payload.
 export const NOTIFY_CHUNK = 100
@@ -26,9 +26,9 @@ const PAYLOAD_BYTES = 7900
 // entry kept is one short enough to be sent, under 8 kB).
 const NOTES_MAX = 4096
 
-/** What a notification said of a key: claimed (`c`), given up (`r`) or written (`w`, with its entry). */
+/** What a notification said of a key: given up (`r`) or written (`w`, with its entry). */
 export interface Note {
-  readonly kind: "c" | "r" | "w"
+  readonly kind: "r" | "w"
   readonly at: number
   readonly entry: CheckpointEntry | undefined
 }
@@ -55,9 +55,9 @@ export const setNote = (notes: Map<string, Note>, key: string, note: Note): void
 /** The notifications one store sends. */
 export interface Payloads {
   /** The head of a notification of `kind` under `ns` (this process's key, the runDir, the kind). */
-  readonly head: (ns: string, kind: "c" | "r" | "w") => string
-  /** The notifications that `hashes` under `ns` were given up (`r`) or claimed (`c`). */
-  readonly hashPayloads: (ns: string, kind: "c" | "r", hashes: ReadonlyArray<string>) => Array<string>
+  readonly head: (ns: string, kind: "r" | "w") => string
+  /** The notifications that `hashes` under `ns` were given up (`r`). */
+  readonly hashPayloads: (ns: string, kind: "r", hashes: ReadonlyArray<string>) => Array<string>
   /** The notifications that `entries` were written under `ns`: as many entries to one as fit. */
   readonly writtenPayloads: (ns: string, entries: ReadonlyArray<EncodedEntry>) => Array<string>
   /** Sends notifications (PostgreSQL; in a transaction, delivered at its commit). */
@@ -67,10 +67,10 @@ export interface Payloads {
 /** The notifications of the store of `ctx`. */
 export const makePayloads = (ctx: SqlStoreContext): Payloads => {
   const { channel, isPg, ownerKey, sql } = ctx
-  const head = (ns: string, kind: "c" | "r" | "w") => `${ownerKey}\n${JSON.stringify(ns)}\n${kind}\n`
+  const head = (ns: string, kind: "r" | "w") => `${ownerKey}\n${JSON.stringify(ns)}\n${kind}\n`
 
-  /** The notifications that `hashes` under `ns` were given up (`r`) or claimed (`c`). */
-  const hashPayloads = (ns: string, kind: "c" | "r", hashes: ReadonlyArray<string>): Array<string> =>
+  /** The notifications that `hashes` under `ns` were given up (`r`). */
+  const hashPayloads = (ns: string, kind: "r", hashes: ReadonlyArray<string>): Array<string> =>
     chunks(hashes, NOTIFY_CHUNK).map((chunk) => head(ns, kind) + chunk.join(","))
 
   /** The notifications that `entries` were written under `ns`: as many entries to one as fit. */

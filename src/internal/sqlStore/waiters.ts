@@ -157,10 +157,10 @@ export const makeWaiters = (ctx: SqlStoreContext, deps: WaitersDeps): Waiters =>
     if (payload.slice(0, a) === ownerKey && !waiters.has(ns)) return
     const body = payload.slice(c + 1)
     const at = Date.now()
-    if (kind === "c" || kind === "r") {
+    if (kind === "r") {
       for (const hash of body.split(",")) {
         setNote(notes, noteKey(ns, hash), { kind, at, entry: undefined })
-        if (kind === "r") resolve(ns, hash, undefined)
+        resolve(ns, hash, undefined)
       }
       return
     }
