@@ -58,7 +58,7 @@ class Lane {
 }
 
 /** How many of the first top-level waiters a spread release picks among (see `Slots.spread`). */
-const SPREAD = 64
+const SPREAD = 256
 
 /** The handlers of `matchCauseEffect` that give a slot back, whatever the outcome. */
 interface Releasing<A, E> {
