@@ -32,7 +32,7 @@ export interface ClaimsDeps {
 /** The claims of the store of `ctx`. */
 export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims => {
   const { channel, fail, held, isPg, leaseMs, liveness, notes, now, ownerKey, prefix, sql, t } = ctx
-  const { hashPayloads, notify } = deps.payloads
+  const { givenUpPayloads, notify } = deps.payloads
   const { claimsOf, lookupNow } = deps.lookups
   const { startListening, waitFor } = deps
 
@@ -209,7 +209,7 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
         >`DELETE FROM ${t.claims} WHERE run_dir = ${ns} AND owner = ${run} AND ${sql.in("hash", chunk)} RETURNING hash`
         for (const r of rows) released.push(r.hash)
       }
-      yield* notify(hashPayloads(ns, "r", released))
+      yield* notify(givenUpPayloads(ns, released))
     })
 
   /** A claim asked for and not answered yet. */

@@ -21,7 +21,7 @@ export type Entries = Required<Pick<CheckpointStoreService, "append" | "appendEn
 /** The checkpoints and entries of the store of `ctx`, which notifies with `payloads`. */
 export const makeEntries = (ctx: SqlStoreContext, payloads: Payloads): Entries => {
   const { channel, fail, held, isPg, sql, t } = ctx
-  const { hashPayloads, notify, writtenPayloads } = payloads
+  const { givenUpPayloads, notify, writtenPayloads } = payloads
 
   // Dirs whose checkpoint row is written (a write to them needs no insert of it).
   const knownDirs = new Set<string>()
@@ -61,7 +61,7 @@ export const makeEntries = (ctx: SqlStoreContext, payloads: Payloads): Entries =
       // served from its notification), as for a claim given up.
       const tombstones = entries.filter((e) => e.deleted === true).map((e) => e.hash)
       if (isPg && run !== undefined && tombstones.length > 0) {
-        for (const p of hashPayloads(run.runDir, "r", tombstones)) payloads.push(p)
+        for (const p of givenUpPayloads(run.runDir, tombstones)) payloads.push(p)
       }
       const checkpointRow = sql`INSERT INTO ${t.checkpoints} (dir, run_dir, run) VALUES (${dir}, ${
         run?.runDir ?? null

@@ -19,7 +19,7 @@ import { chunks } from "./rows.ts"
 // earlier versions sent, is ignored.)
 
 // Hashes per notification: 100 of 64 characters, well under PostgreSQL's 8,000-byte payload.
-export const NOTIFY_CHUNK = 100
+const NOTIFY_CHUNK = 100
 // The size of a notification (PostgreSQL takes payloads shorter than 8,000 bytes).
 const PAYLOAD_BYTES = 7900
 // What notifications said lately, for this many keys at most (the oldest are dropped; an
@@ -56,8 +56,8 @@ export const setNote = (notes: Map<string, Note>, key: string, note: Note): void
 export interface Payloads {
   /** The head of a notification of `kind` under `ns` (this process's key, the runDir, the kind). */
   readonly head: (ns: string, kind: "r" | "w") => string
-  /** The notifications that `hashes` under `ns` were given up (`r`). */
-  readonly hashPayloads: (ns: string, kind: "r", hashes: ReadonlyArray<string>) => Array<string>
+  /** The notifications that `hashes` under `ns` were given up without an entry (`r`). */
+  readonly givenUpPayloads: (ns: string, hashes: ReadonlyArray<string>) => Array<string>
   /** The notifications that `entries` were written under `ns`: as many entries to one as fit. */
   readonly writtenPayloads: (ns: string, entries: ReadonlyArray<EncodedEntry>) => Array<string>
   /** Sends notifications (PostgreSQL; in a transaction, delivered at its commit). */
@@ -70,8 +70,8 @@ export const makePayloads = (ctx: SqlStoreContext): Payloads => {
   const head = (ns: string, kind: "r" | "w") => `${ownerKey}\n${JSON.stringify(ns)}\n${kind}\n`
 
   /** The notifications that `hashes` under `ns` were given up (`r`). */
-  const hashPayloads = (ns: string, kind: "r", hashes: ReadonlyArray<string>): Array<string> =>
-    chunks(hashes, NOTIFY_CHUNK).map((chunk) => head(ns, kind) + chunk.join(","))
+  const givenUpPayloads = (ns: string, hashes: ReadonlyArray<string>): Array<string> =>
+    chunks(hashes, NOTIFY_CHUNK).map((chunk) => head(ns, "r") + chunk.join(","))
 
   /** The notifications that `entries` were written under `ns`: as many entries to one as fit. */
   const writtenPayloads = (ns: string, entries: ReadonlyArray<EncodedEntry>): Array<string> => {
@@ -106,5 +106,5 @@ export const makePayloads = (ctx: SqlStoreContext): Payloads => {
     !isPg || payloads.length === 0
       ? Effect.void
       : Effect.forEach(payloads, (p) => sql`SELECT pg_notify(${channel}, ${p})`, { discard: true })
-  return { head, hashPayloads, writtenPayloads, notify }
+  return { head, givenUpPayloads, writtenPayloads, notify }
 }
