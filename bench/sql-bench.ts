@@ -8,6 +8,8 @@
  *   (`dfk demo --workers N`) for N = 1 vs 2.
  * - B10 (a): `task_exit` throughput at concurrency 256 against the same entries inserted by the
  *   same client in the batches the kernel wrote (group commit), same run, same database.
+ * - B10 (c): an entry write while the run holds 20,000 claims against one while it holds none
+ *   (a claims table without statistics yet: a first big run).
  * - B10 (b): start-up time and RSS of a fresh process whose first call is answered by a store of
  *   1 vs 1,000,001 entries.
  *
@@ -92,7 +94,7 @@ const clientOf = (spec: string, maxConnections?: number): Layer.Layer<SqlClient.
       ...(maxConnections === undefined ? {} : { maxConnections })
     })
 
-class Stores {
+export class Stores {
   private seq = 0
   private constructor(readonly pg: PostgresServer, readonly dir: string) {}
 
@@ -596,6 +598,84 @@ export const benchThroughput = async (ctx: SqlBenchContext, stores: Stores) => {
 }
 
 // ---------------------------------------------------------------------------------------
+// B10 (c): an entry write while the run holds many claims
+
+/**
+ * Milliseconds per `appendEncoded` of 70 entries (the kernel's batch at c=256 is about that)
+ * while the run holds `held` other claims, on a fresh store whose claims table was filled just
+ * now (no statistics of it yet: a first big run, whose claims pile up in the modes that end
+ * them at the next pass, or with many bodies in flight).
+ */
+const heldWriteMs = async (ctx: SqlBenchContext, store: FreshStore, held: number): Promise<number> => {
+  const { SqlStore } = ctx.compiled.sqlLib
+  const writes = 20
+  const hex = (i: number, tag: string) => tag + String(i).padStart(63, "0")
+  return Effect.runPromise(
+    Effect.scoped(Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      const s = yield* SqlStore.make()
+      const run = yield* s.runs!.allocate("held")
+      for (let i = 0; i < held; i += 1000) {
+        const rows = Array.from({ length: Math.min(1000, held - i) }, (_, k) => ({
+          run_dir: "held",
+          hash: hex(i + k, "c"),
+          owner: run,
+          owner_key: null,
+          expires: Number.MAX_SAFE_INTEGER
+        }))
+        yield* sql`INSERT INTO dfk_claims ${sql.insert(rows)}`
+      }
+      const t0 = performance.now()
+      for (let w = 0; w < writes; w++) {
+        yield* s.appendEncoded!(
+          `${run}/checkpoint`,
+          Array.from({ length: 70 }, (_, k) => ({
+            hash: hex(w * 70 + k, "e"),
+            app: "b10_held",
+            version: null,
+            input: `{"i":${w * 70 + k}}`,
+            result: "0",
+            time: new Date(0).toISOString()
+          }))
+        )
+      }
+      return (performance.now() - t0) / writes
+    })).pipe(Effect.provide(store.client())) as Effect.Effect<number>
+  )
+}
+
+/** B10 (c), each engine: writes while 20,000 claims are held against writes while none are. */
+export const benchHeldClaims = async (ctx: SqlBenchContext, stores: Stores) => {
+  const held = ctx.quick ? 5_000 : 20_000
+  const reps = ctx.quick ? 1 : 3
+  for (const engine of ENGINES) {
+    ctx.log(`B10 ${engine}: entry writes while ${fmt(held)} claims are held vs none ...`)
+    const none: Array<number> = []
+    const many: Array<number> = []
+    for (let rep = 0; rep < reps; rep++) {
+      for (const [n, into] of [[0, none], [held, many]] as const) {
+        const store = await stores.fresh(engine)
+        try {
+          into.push(await heldWriteMs(ctx, store, n))
+        } finally {
+          await store.drop()
+        }
+      }
+    }
+    ctx.row({
+      id: "B10",
+      name: `${engine}: a write of 70 entries while the run holds ${fmt(held)} claims (fresh table)`,
+      value: median(many),
+      unit: "ms",
+      clock: "wall",
+      baseline: { name: "same, no claims held", value: median(none) },
+      ratio: median(none.map((a, i) => a / many[i]!)),
+      extra: { held, none, many }
+    })
+  }
+}
+
+// ---------------------------------------------------------------------------------------
 // B10 (b): start-up and memory with an empty and a full store
 
 const PROBE_APP = "b10_probe"
@@ -747,6 +827,7 @@ export const benchSql = async (ctx: SqlBenchContext, ids: { readonly b9: boolean
     if (ids.b9) await benchProcesses(ctx, stores)
     if (ids.b10) {
       await benchThroughput(ctx, stores)
+      await benchHeldClaims(ctx, stores)
       await benchStartup(ctx, stores)
     }
   } finally {

@@ -31,7 +31,7 @@ export interface ClaimsDeps {
 
 /** The claims of the store of `ctx`. */
 export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims => {
-  const { channel, fail, held, isPg, leaseMs, liveness, notes, now, ownerKey, prefix, sql, t } = ctx
+  const { channel, fail, held, isPg, leaseMs, liveness, notes, now, ownerKey, ownerOf, prefix, sql, t } = ctx
   const { givenUpPayloads, notify } = deps.payloads
   const { claimsOf, lookupNow } = deps.lookups
   const { startListening, waitFor } = deps
@@ -206,7 +206,9 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
       for (const chunk of chunks(hashes, CHUNK)) {
         const rows = yield* sql<
           { readonly hash: string }
-        >`DELETE FROM ${t.claims} WHERE run_dir = ${ns} AND owner = ${run} AND ${sql.in("hash", chunk)} RETURNING hash`
+        >`DELETE FROM ${t.claims} WHERE run_dir = ${ns} AND ${ownerOf} = ${run} AND ${
+          sql.in("hash", chunk)
+        } RETURNING hash`
         for (const r of rows) released.push(r.hash)
       }
       yield* notify(givenUpPayloads(ns, released))
