@@ -12,7 +12,9 @@ import { App, CheckpointFiles, CheckpointStore, Dfk, Memo, Metrics } from "effec
 import type { CheckpointStoreService, DfkConfig, LookupScope } from "effect-dfk"
 import { SqlStore } from "effect-dfk/sql"
 import type { SqlStoreOptions } from "effect-dfk/sql"
+import * as Context from "effect/Context"
 import * as Deferred from "effect/Deferred"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -391,6 +393,70 @@ describe.skipIf(!sqliteAvailable)(sqliteSuite("SqlStore on SQLite: runs, lookups
 
 describe("SqlStore on PostgreSQL: runs, lookups, claims", () => {
   sqlCases("PostgreSQL", pgDb, true)
+
+  it.scopedLive("a write reads only the claims it ends, however many the run holds (a fresh table, no statistics yet)", () =>
+    Effect.gen(function*() {
+      const url = yield* Effect.orDie(pgDatabase)
+      const context = yield* Layer.build(Layer.orDie(PgClient.layer({ url: Redacted.make(url) })))
+      const sql = Context.get(context, SqlClient.SqlClient)
+      const store = yield* SqlStore.make().pipe(Effect.provide(context), Effect.orDie)
+      const runDir = `held-${Math.random()}`
+      const run = yield* store.runs!.allocate(runDir)
+      const hash = (i: number) => String(i).padStart(64, "0")
+      const held = 20_000
+      const written = 5 * 70
+      // The run holds 20,000 claims, the 350 written below among them.
+      for (let i = 0; i < held; i += 1000) {
+        yield* sql`INSERT INTO ${sql("dfk_claims")} ${
+          sql.insert(Array.from({ length: 1000 }, (_, k) => ({
+            run_dir: runDir,
+            hash: hash(i + k),
+            owner: run,
+            owner_key: null,
+            expires: Number.MAX_SAFE_INTEGER
+          })))
+        }`.pipe(Effect.orDie)
+      }
+      // The server's counters of the table (each backend sends its own within a second or so).
+      const counters = sql<{ readonly read: string; readonly deleted: string; readonly inserted: string }>`
+        SELECT (coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0))::text AS read, n_tup_del::text AS deleted,
+          n_tup_ins::text AS inserted FROM pg_stat_user_tables WHERE relname = 'dfk_claims'`.pipe(
+        Effect.map((rows) => ({
+          read: Number(rows[0]!.read),
+          deleted: Number(rows[0]!.deleted),
+          inserted: Number(rows[0]!.inserted)
+        })),
+        Effect.orDie
+      )
+      const settled = (done: (c: { read: number; deleted: number; inserted: number }) => boolean) =>
+        Effect.gen(function*() {
+          for (let i = 0; i < 300; i++) {
+            const c = yield* counters
+            if (done(c)) return c
+            yield* Effect.sleep(Duration.millis(100))
+          }
+          return yield* Effect.dieMessage("the server's statistics did not arrive in 30 s")
+        })
+      const before = yield* settled((c) => c.inserted >= held)
+      for (let w = 0; w < 5; w++) {
+        yield* store.appendEncoded!(
+          `${run}/checkpoint`,
+          Array.from({ length: 70 }, (_, k) => ({
+            hash: hash(w * 70 + k),
+            app: "square",
+            version: null,
+            input: String(w * 70 + k),
+            result: "0",
+            time: new Date(0).toISOString()
+          }))
+        ).pipe(Effect.orDie)
+      }
+      const after = yield* settled((c) => c.deleted >= before.deleted + written)
+      assert.strictEqual(after.deleted - before.deleted, written)
+      // Found by the primary key: about one row read per claim ended (through the owner's
+      // index, each write read all 20,000 the run held: 100,000).
+      assert.isAtMost(after.read - before.read, 4 * written)
+    }))
 
   it.scopedLive("the connection URL (and its password) is never logged", () =>
     Effect.gen(function*() {
