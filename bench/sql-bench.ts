@@ -8,10 +8,10 @@
  *   (`dfk demo --workers N`) for N = 1 vs 2.
  * - B10 (a): `task_exit` throughput at concurrency 256 against the same entries inserted by the
  *   same client in the batches the kernel wrote (group commit), same run, same database.
- * - B10 (c): an entry write while the run holds 20,000 claims against one while it holds none
- *   (a claims table without statistics yet: a first big run).
  * - B10 (b): start-up time and RSS of a fresh process whose first call is answered by a store of
  *   1 vs 1,000,001 entries.
+ * - B10 (c): an entry write while the run holds 20,000 claims against one while it holds none
+ *   (a claims table without statistics yet: a first big run).
  *
  * Every measurement gets a fresh database (PostgreSQL) or file (SQLite).
  *
@@ -94,7 +94,7 @@ const clientOf = (spec: string, maxConnections?: number): Layer.Layer<SqlClient.
       ...(maxConnections === undefined ? {} : { maxConnections })
     })
 
-export class Stores {
+class Stores {
   private seq = 0
   private constructor(readonly pg: PostgresServer, readonly dir: string) {}
 

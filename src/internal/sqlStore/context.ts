@@ -61,11 +61,11 @@ export interface SqlStoreContext {
   /** The database's clock, in milliseconds since the epoch (a literal of the statements). */
   readonly now: Statement.Fragment
   /**
-   * The claims' `owner` as a statement that names the keys compares it: an expression no
-   * index answers (`owner || ''`, SQLite `+owner`), so that the keys are found by the primary
-   * key. Planned without statistics of the table (a fresh one, filled by a first big run),
-   * the owner's index was chosen, and a write ending 70 claims read every claim its run held:
-   * 20,000 held, 6 ms a write on SQLite where 1 ms with none (bench B10 (c)).
+   * The claims' `owner` column for statements that also name the keys: an expression no
+   * index answers (`owner || ''`, SQLite `+owner`), so that the primary key finds the keys.
+   * Planned without statistics of the table (a fresh one, filled by a first big run), the
+   * owner's index was chosen, and a write ending 70 claims read every claim its run held
+   * (20,000 held: 6 ms a write on SQLite, 1 ms with none; bench B10 (c)).
    */
   readonly ownerOf: Statement.Fragment
   /** How long a claim lasts unless renewed. */

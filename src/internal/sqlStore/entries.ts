@@ -63,6 +63,8 @@ export const makeEntries = (ctx: SqlStoreContext, payloads: Payloads): Entries =
       if (isPg && run !== undefined && tombstones.length > 0) {
         for (const p of givenUpPayloads(run.runDir, tombstones)) payloads.push(p)
       }
+      // The keys written: the run's claims on them end with the write.
+      const keys = [...new Set(entries.map((e) => e.hash))]
       const checkpointRow = sql`INSERT INTO ${t.checkpoints} (dir, run_dir, run) VALUES (${dir}, ${
         run?.runDir ?? null
       }, ${run?.n ?? null}) ON CONFLICT (dir) DO NOTHING`
@@ -81,9 +83,7 @@ export const makeEntries = (ctx: SqlStoreContext, payloads: Payloads): Entries =
               // statistics do not describe yet (a first big run, whose claims pile up in the
               // modes that end them at the next pass), the planner joined each claim the run
               // held with each entry written (20,000 held, 70 written: 170 ms a write, bench B10 (c)).
-              sql`d AS (DELETE FROM ${t.claims} WHERE run_dir = ${run.runDir} AND ${ownerOf} = ${run.run} AND hash = ANY(${[
-                ...new Set(entries.map((e) => e.hash))
-              ]}::text[]))`
+              sql`d AS (DELETE FROM ${t.claims} WHERE run_dir = ${run.runDir} AND ${ownerOf} = ${run.run} AND hash = ANY(${keys}::text[]))`
             ])
         ]
         const select = payloads.length === 0
@@ -98,7 +98,7 @@ export const makeEntries = (ctx: SqlStoreContext, payloads: Payloads): Entries =
           }
           // Entries written end their run's claims on those keys (in the same transaction).
           if (run !== undefined && entries.length > 0) {
-            for (const chunk of chunks([...new Set(entries.map((e) => e.hash))], CHUNK)) {
+            for (const chunk of chunks(keys, CHUNK)) {
               yield* sql`DELETE FROM ${t.claims} WHERE run_dir = ${run.runDir} AND ${ownerOf} = ${run.run} AND ${
                 sql.in("hash", chunk)
               }`
