@@ -203,6 +203,13 @@ const sqlCases = (name: string, database: Database, isPg: boolean) =>
           Metrics.appCalls.pipe(Metric.tagged("outcome", "checkpoint"), Metric.tagged("app", "sql_square"))
         )).count
         assert.strictEqual(checkpointAfter - checkpointBefore, 20)
+        // The claims that found an entry were given back, in the statement that claimed them:
+        // no claim row is left under the runDir once the kernel has closed.
+        const left = yield* Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          return yield* sql<{ readonly n: number | string }>`SELECT COUNT(*) AS n FROM dfk_claims WHERE run_dir = ${runDir}`
+        }).pipe(Effect.provide(client()), Effect.orDie)
+        assert.strictEqual(Number(left[0]!.n), 0)
         // Nothing is left claimed, and every key has one entry.
         const c = yield* countingStore(client())
         const again = yield* Effect.zip(

@@ -18,6 +18,7 @@ import { realTime, type SqlStoreContext } from "./context.ts"
 import type { Lookups } from "./lookups.ts"
 import { noteKey, type Payloads } from "./notes.ts"
 import { CHUNK, chunks, type Claim, type ClaimFnRow, entryOfRow } from "./rows.ts"
+import { CLAIM_FUNCTION } from "./schema.ts"
 
 /** What the claims of a SQL store need of its other parts. */
 export interface ClaimsDeps {
@@ -49,7 +50,7 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
   interface Inserted {
     /** The claims won, their keys without an entry. */
     readonly won: Set<string>
-    /** The keys an entry answers (PostgreSQL: found before the claim, or after it won: given back). */
+    /** The keys an entry answers (PostgreSQL: found after the insert; a claim won on one is given back). */
     readonly answered: Map<string, CheckpointEntry>
     /** The claims of the keys lost (a key in neither was given up meanwhile). */
     readonly current: Map<string, Claim>
@@ -57,10 +58,10 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
 
   /**
    * Inserts claims of `run` on `hashes` (`ON CONFLICT DO NOTHING`: the rows inserted are the
-   * claims won). PostgreSQL: one call of the store's function (`<prefix>claim_v3`, see
-   * `claimFunction` in `schema.ts`) per chunk, which looks the keys up first and claims only those without
-   * an entry, reads the others' claims and, for the keys won, their entries (statements of
-   * their own, after the insert), gives back those answered and notifies the others won.
+   * claims won). PostgreSQL: one call of the store's function (`<prefix>claim_v4`, see
+   * `claimFunction` in `schema.ts`) per chunk, which inserts the claims, then looks the keys
+   * up (a statement of its own, after the insert), gives back the claims of those an entry
+   * answers, and reads the claims of the keys lost.
    * SQLite: the insert, then a read of the claims lost; the caller looks the keys won up.
    */
   const insertClaims = (ns: string, run: string, hashes: ReadonlyArray<string>): Effect.Effect<Inserted, SqlError> =>
@@ -72,7 +73,7 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
           // every claim to every process cost them more (B9: a wake-up of each listener, and
           // of its backend, per claim) than the claim statements it saved them, once slots
           // go to waiting calls in no fixed order (a claim then seldom meets another's).
-          const rows = yield* sql<ClaimFnRow>`SELECT * FROM ${sql(prefix + "claim_v3")}(${ns}, ${[
+          const rows = yield* sql<ClaimFnRow>`SELECT * FROM ${sql(prefix + CLAIM_FUNCTION)}(${ns}, ${[
             ...chunk
           ]}::text[], ${run}, ${ownerKey}, ${leaseMs}::bigint, ${channel}, ${null})`
           for (const r of rows) {
@@ -222,12 +223,18 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
     readonly answer: OneShot<"won" | "held" | CheckpointEntry, CheckpointError>
   }
   // The claims asked for at one moment go in one batch (as lookups do): gathered until the
-  // fibers that run now have had their turn, then claimed together.
-  let claimBatch: Array<ClaimAsk> | undefined
+  // fibers that run now have had their turn, then claimed together. One batch at a time:
+  // the claims asked for while a batch is being claimed go in the next, which starts when it
+  // ends (group commit, as for the passes that write entries). Batches claimed as they came,
+  // each on a connection of its own, were many and small once the calls that start when
+  // others end fell out of step (B10: 60 keys a batch at concurrency 256).
+  let claimBatch: Array<ClaimAsk> = []
+  // Whether a fiber claims the batches (it ends once no claim waits for one).
+  let claiming = false
 
   const flushClaims = Effect.suspend(() => {
-    const batch = claimBatch ?? []
-    claimBatch = undefined
+    const batch = claimBatch
+    claimBatch = []
     const groups = new Map<string, Array<ClaimAsk>>()
     for (const ask of batch) {
       const key = JSON.stringify([ask.ns, ask.run])
@@ -253,14 +260,26 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
     )
   })
 
+  const claimBatches: Effect.Effect<void> = Effect.suspend(() => {
+    if (claimBatch.length === 0) {
+      claiming = false
+      return Effect.void
+    }
+    return Effect.zipRight(flushClaims, claimBatches)
+  })
+
   const claims: StoreClaims = {
     claim: (runDir, hash, run) =>
       Effect.suspend(() => {
         const ask: ClaimAsk = { ns: normalRunDir(runDir), hash, run, answer: new OneShot() }
         let start: Effect.Effect<unknown> = Effect.void
-        if (claimBatch === undefined) {
-          claimBatch = []
-          start = Effect.forkDaemon(Effect.zipRight(Effect.yieldNow(), flushClaims))
+        if (!claiming) {
+          claiming = true
+          start = Effect.forkDaemon(
+            Effect.zipRight(Effect.yieldNow(), claimBatches).pipe(
+              Effect.onInterrupt(() => Effect.sync(() => (claiming = false)))
+            )
+          )
         }
         claimBatch.push(ask)
         return Effect.zipRight(start, ask.answer.await)

@@ -56,7 +56,7 @@ export interface Claim {
 }
 /** A row of the claims table as read (`gone`: see `claimsOf`). */
 export type ClaimRow = { readonly hash: string; readonly owner: string; readonly gone: number | string }
-/** A row of `<prefix>claim_v3` (PostgreSQL): state 0 a claim lost, 1 an entry answers the key, 2 won. */
+/** A row of `<prefix>claim_v4` (PostgreSQL): state 0 a claim lost, 1 an entry answers the key, 2 won. */
 export type ClaimFnRow = {
   readonly r_hash: string
   readonly r_state: number | string

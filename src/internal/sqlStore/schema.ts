@@ -8,6 +8,9 @@ import * as Effect from "effect/Effect"
 import * as Schedule from "effect/Schedule"
 import type { SqlStoreContext } from "./context.ts"
 
+/** The name of PostgreSQL's claim function (without the prefix): see `claimFunction`. */
+export const CLAIM_FUNCTION = "claim_v4"
+
 /** The schema version these statements speak (2: entries have a `deleted` column, for tombstones). */
 const SCHEMA_VERSION = 2
 
@@ -47,7 +50,7 @@ export const createTables = (ctx: Pick<SqlStoreContext, "sql" | "prefix" | "isPg
     yield* sql`CREATE INDEX IF NOT EXISTS ${id("claims_owner")} ON ${id("claims")} (owner)`
     if (isPg) {
       const fn = yield* sql`SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = ${
-        prefix + "claim_v3"
+        prefix + CLAIM_FUNCTION
       } AND n.nspname = current_schema()`
       if (fn.length === 0) yield* sql.unsafe(claimFunction(prefix))
     }
@@ -70,36 +73,27 @@ export const createTables = (ctx: Pick<SqlStoreContext, "sql" | "prefix" | "isPg
 }
 
 /**
- * PostgreSQL: the function that claims a batch in one round trip (`claimMany`). It looks the
- * keys up first (those an entry answers are not claimed), claims the others, and looks up the
- * keys won again. Its statements each see the database as it is when they run (a volatile
- * function under READ COMMITTED), so that second lookup, which follows the insert, sees an
- * entry whose writer's commit the insert waited for (the writer ends its claim in the
- * transaction that writes the entry). It returns, per key: state 0 and the claim of a key
- * lost (`r_gone`: out of lease, or its holder's liveness lock free); state 1 and the newest
- * entry of a key that has one (a claim won on it is given back); state 2 for the other keys
- * won, which it notifies (`p_note` followed by the hashes, when `p_note` is not null). A key
- * in none was given up meanwhile. A tombstone answers nothing (its key is claimed as if it had no entry). Versioned by its
- * name: a change makes `claim_v4`.
+ * PostgreSQL: the function that claims a batch in one round trip (`claimMany`). It inserts
+ * the claims first, then looks every key up, and gives back the claims won on keys an entry
+ * answers. Its statements each see the database as it is when they run (a volatile function
+ * under READ COMMITTED), so the lookup, which follows the insert, sees every entry committed
+ * before the claim was won: a writer ends its claim in the transaction that writes the entry,
+ * so an insert that met a writer's claim waited for its commit, and one that met none came
+ * after it. (The claims of keys that have an entry are inserted and deleted in one
+ * transaction: no other process sees them; one that claims such a key meanwhile waits for
+ * this commit, then wins and finds the entry.) It returns, per key: state 1 and the newest
+ * entry of a key that has one; state 0 and the claim of another key lost (`r_gone`: out of
+ * lease, or its holder's liveness lock free), read only when some key was lost; state 2 for
+ * the other keys won, which it notifies (`p_note` followed by the hashes, when `p_note` is
+ * not null). A key in none was given up meanwhile. A tombstone answers nothing (its key is
+ * claimed as if it had no entry). Versioned by its name: a change makes `claim_v5`. (v3
+ * looked the keys up before the insert as well: one lookup more, for keys that a run which
+ * claims without looking up first seldom has.)
  */
 const claimFunction = (prefix: string): string => {
   const q = (name: string) => `"${prefix}${name}"`
-  // The newest entry of each key of `hashes` that has one (a key whose newest row is a
-  // tombstone has none), returned as state 1: the head of a FOR loop and its RETURN NEXT.
-  const answered = (hashes: string) =>
-    `    SELECT * FROM (
-      SELECT DISTINCT ON (e.hash) e.hash, e.run, e.seq, e.app, e.version, e.input, e.result, e.time, e.deleted
-      FROM ${q("entries")} e WHERE e.run_dir = p_ns AND e.hash = ANY(${hashes})
-      ORDER BY e.hash, e.run DESC NULLS LAST, e.seq DESC
-    ) newest WHERE coalesce(newest.deleted, 0) = 0
-  LOOP
-    r_hash := v_rec.hash; r_state := 1; r_owner := NULL; r_gone := 0;
-    r_run := v_rec.run; r_seq := v_rec.seq; r_app := v_rec.app; r_version := v_rec.version;
-    r_input := v_rec.input; r_result := v_rec.result; r_time := v_rec.time;
-    RETURN NEXT;
-`
   return `CREATE FUNCTION ${
-    q("claim_v3")
+    q(CLAIM_FUNCTION)
   }(p_ns text, p_hashes text[], p_run text, p_key text, p_lease bigint, p_channel text, p_note text)
 RETURNS TABLE (r_hash text, r_state int, r_owner text, r_gone int, r_run int, r_seq bigint, r_app text, r_version text, r_input text, r_result text, r_time text)
 LANGUAGE plpgsql VOLATILE AS $dfk$
@@ -107,38 +101,52 @@ DECLARE
   v_now bigint := (extract(epoch from clock_timestamp()) * 1000)::bigint;
   v_won text[];
   v_found text[] := '{}';
-  v_back text[] := '{}';
+  v_back text[];
   v_rest text[];
   v_rec record;
 BEGIN
-  -- The keys an entry answers already: no claim.
-  FOR v_rec IN
-${answered("p_hashes")}    v_found := v_found || v_rec.hash;
-  END LOOP;
   WITH ins AS (
     INSERT INTO ${q("claims")} (run_dir, hash, owner, owner_key, expires)
-    SELECT p_ns, h, p_run, p_key, v_now + p_lease FROM unnest(p_hashes) AS h WHERE NOT (h = ANY(v_found))
+    SELECT p_ns, h, p_run, p_key, v_now + p_lease FROM unnest(p_hashes) AS h
     ON CONFLICT (run_dir, hash) DO NOTHING RETURNING hash
   ) SELECT coalesce(array_agg(ins.hash), '{}') INTO v_won FROM ins;
+  -- The keys an entry answers (the newest entry of each; a tombstone answers nothing).
   FOR v_rec IN
-    SELECT c.hash, c.owner,
-      CASE WHEN c.expires < v_now THEN 1 WHEN c.owner_key IS NULL OR c.owner_key = p_key THEN 0
-        WHEN pg_try_advisory_xact_lock(c.owner_key::bigint) THEN 1 ELSE 0 END AS gone
-    FROM ${q("claims")} c WHERE c.run_dir = p_ns AND c.hash = ANY(p_hashes) AND NOT (c.hash = ANY(v_won))
-      AND NOT (c.hash = ANY(v_found))
+    SELECT * FROM (
+      SELECT DISTINCT ON (e.hash) e.hash, e.run, e.seq, e.app, e.version, e.input, e.result, e.time, e.deleted
+      FROM ${q("entries")} e WHERE e.run_dir = p_ns AND e.hash = ANY(p_hashes)
+      ORDER BY e.hash, e.run DESC NULLS LAST, e.seq DESC
+    ) newest WHERE coalesce(newest.deleted, 0) = 0
   LOOP
-    r_hash := v_rec.hash; r_state := 0; r_owner := v_rec.owner; r_gone := v_rec.gone;
-    r_run := NULL; r_seq := NULL; r_app := NULL; r_version := NULL; r_input := NULL; r_result := NULL; r_time := NULL;
+    r_hash := v_rec.hash; r_state := 1; r_owner := NULL; r_gone := 0;
+    r_run := v_rec.run; r_seq := v_rec.seq; r_app := v_rec.app; r_version := v_rec.version;
+    r_input := v_rec.input; r_result := v_rec.result; r_time := v_rec.time;
     RETURN NEXT;
+    v_found := v_found || v_rec.hash;
   END LOOP;
-  IF cardinality(v_won) = 0 THEN RETURN; END IF;
-  FOR v_rec IN
-${answered("v_won")}    v_back := v_back || v_rec.hash;
-  END LOOP;
-  IF cardinality(v_back) > 0 THEN
-    DELETE FROM ${q("claims")} c WHERE c.run_dir = p_ns AND c.owner = p_run AND c.hash = ANY(v_back);
+  IF cardinality(v_found) > 0 THEN
+    v_back := ARRAY(SELECT w FROM unnest(v_won) AS w WHERE w = ANY(v_found));
+    IF cardinality(v_back) > 0 THEN
+      DELETE FROM ${q("claims")} c WHERE c.run_dir = p_ns AND c.owner = p_run AND c.hash = ANY(v_back);
+    END IF;
+    v_rest := ARRAY(SELECT w FROM unnest(v_won) AS w WHERE NOT (w = ANY(v_found)));
+  ELSE
+    v_rest := v_won;
   END IF;
-  v_rest := ARRAY(SELECT w FROM unnest(v_won) AS w WHERE NOT (w = ANY(v_back)));
+  -- The claims of the keys lost, when some were.
+  IF cardinality(v_won) < cardinality(p_hashes) THEN
+    FOR v_rec IN
+      SELECT c.hash, c.owner,
+        CASE WHEN c.expires < v_now THEN 1 WHEN c.owner_key IS NULL OR c.owner_key = p_key THEN 0
+          WHEN pg_try_advisory_xact_lock(c.owner_key::bigint) THEN 1 ELSE 0 END AS gone
+      FROM ${q("claims")} c WHERE c.run_dir = p_ns AND c.hash = ANY(p_hashes) AND NOT (c.hash = ANY(v_won))
+        AND NOT (c.hash = ANY(v_found))
+    LOOP
+      r_hash := v_rec.hash; r_state := 0; r_owner := v_rec.owner; r_gone := v_rec.gone;
+      r_run := NULL; r_seq := NULL; r_app := NULL; r_version := NULL; r_input := NULL; r_result := NULL; r_time := NULL;
+      RETURN NEXT;
+    END LOOP;
+  END IF;
   IF cardinality(v_rest) > 0 AND p_note IS NOT NULL THEN
     PERFORM pg_notify(p_channel, p_note || array_to_string(v_rest, ','));
   END IF;
