@@ -238,7 +238,15 @@ export class Checkpointer {
     )
   }
 
+  // The pass yields before it takes the queue: the calls that run now (those a claim or a
+  // lookup answered together, or that a pass woke) queue their entries first, and the pass
+  // takes them all (group commit). Taken at once, a pass held the first entry or two, and
+  // the others waited for the next (B10: a pass of 2 entries, then one of 254).
   private write(span: SpanLike): Effect.Effect<void, CheckpointError> {
+    return Effect.zipRight(Effect.yieldNow(), this.writeQueued(span))
+  }
+
+  private writeQueued(span: SpanLike): Effect.Effect<void, CheckpointError> {
     return Effect.suspend(() => {
       const queue = this.queue
       const batch = queue.take()

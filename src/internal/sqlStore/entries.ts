@@ -130,13 +130,9 @@ export const makeEntries = (ctx: SqlStoreContext, payloads: Payloads): Entries =
           Effect.tap(() => Effect.sync(() => (synchronous = wanted))),
           Effect.catchAll(() => Effect.void)
         )
-      // The write yields first: SQLite's client runs statements synchronously, so a pass
-      // that wrote at once would end before any other call had its entry queued, and each
-      // entry would be a pass (and a commit) of its own; after a yield, the calls that run
-      // now queue theirs, and the next pass takes them all (group commit).
-      return Effect.zipRight(setSync, Effect.zipRight(Effect.yieldNow(), writeEntries(dir, entries))).pipe(
-        Effect.mapError(fail(dir))
-      )
+      // (Group commit needs no yield here: the kernel's pass yields before it takes its
+      // entries, so that the calls that run now queue theirs first.)
+      return Effect.zipRight(setSync, writeEntries(dir, entries)).pipe(Effect.mapError(fail(dir)))
     })
 
   const append = (
