@@ -207,7 +207,9 @@ const sqlCases = (name: string, database: Database, isPg: boolean) =>
         // no claim row is left under the runDir once the kernel has closed.
         const left = yield* Effect.gen(function*() {
           const sql = yield* SqlClient.SqlClient
-          return yield* sql<{ readonly n: number | string }>`SELECT COUNT(*) AS n FROM dfk_claims WHERE run_dir = ${runDir}`
+          return yield* sql<
+            { readonly n: number | string }
+          >`SELECT COUNT(*) AS n FROM dfk_claims WHERE run_dir = ${runDir}`
         }).pipe(Effect.provide(client()), Effect.orDie)
         assert.strictEqual(Number(left[0]!.n), 0)
         // Nothing is left claimed, and every key has one entry.
