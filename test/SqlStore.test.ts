@@ -222,6 +222,34 @@ const sqlCases = (name: string, database: Database, isPg: boolean) =>
         assert.strictEqual(again[1].fromCheckpoint, 60)
       }))
 
+    it.scopedLive("two runs that claim the same keys at once, in opposite orders, each win some and the other sees them held", () =>
+      Effect.gen(function*() {
+        const client = yield* database
+        const runDir = `opposite-${Math.random()}`
+        const a = yield* countingStore(client())
+        const b = yield* countingStore(client())
+        // Rows inserted in the order asked, two batches in opposite orders each wait for a row
+        // the other holds: PostgreSQL ends one as a deadlock, and its claims fail (its bodies
+        // would run unclaimed). In one order (sorted) neither waits for the other but once.
+        for (let round = 0; round < 20; round++) {
+          const hashes = Array.from({ length: 64 }, (_, i) => `${String(round).padStart(4, "0")}-${i}`.padEnd(64, "0"))
+          const claimAll = (store: CheckpointStoreService, keys: ReadonlyArray<string>, run: string) =>
+            Effect.forEach(keys, (hash) => store.claims!.claim(runDir, hash, run), { concurrency: "unbounded" })
+          const [won, other] = yield* Effect.all([
+            claimAll(a.store, hashes, `${runDir}/000`),
+            claimAll(b.store, [...hashes].reverse(), `${runDir}/001`)
+          ], { concurrency: "unbounded" })
+          const byA = new Set(hashes.filter((_, i) => won[i] === "won"))
+          const byB = new Set([...hashes].reverse().filter((_, i) => other[i] === "won"))
+          // Every key is won by exactly one of them; the other sees it held.
+          for (const hash of hashes) assert.isTrue(byA.has(hash) !== byB.has(hash), `${hash}: won by exactly one`)
+          assert.isTrue(won.every((c) => c === "won" || c === "held"))
+          assert.isTrue(other.every((c) => c === "won" || c === "held"))
+          yield* a.store.claims!.release(runDir, [...byA], `${runDir}/000`)
+          yield* b.store.claims!.release(runDir, [...byB], `${runDir}/001`)
+        }
+      }))
+
     it.scopedLive("a claim given back without an entry (the body failed) is taken by the waiter, which runs the body", () =>
       Effect.gen(function*() {
         const client = yield* database

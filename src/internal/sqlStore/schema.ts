@@ -81,7 +81,10 @@ export const createTables = (ctx: Pick<SqlStoreContext, "sql" | "prefix" | "isPg
  * so an insert that met a writer's claim waited for its commit, and one that met none came
  * after it. (The claims of keys that have an entry are inserted and deleted in one
  * transaction: no other process sees them; one that claims such a key meanwhile waits for
- * this commit, then wins and finds the entry.) It returns, per key: state 1 and the newest
+ * this commit, then wins and finds the entry.) The claims are inserted in the order of their
+ * keys: two batches that share keys then wait for each other at most one way (inserted in
+ * the order asked, batches in opposite orders each waited for a row the other held, and
+ * PostgreSQL ended one of them as a deadlock). It returns, per key: state 1 and the newest
  * entry of a key that has one; state 0 and the claim of another key lost (`r_gone`: out of
  * lease, or its holder's liveness lock free), read only when some key was lost; state 2 for
  * the other keys won, which it notifies (`p_note` followed by the hashes, when `p_note` is
@@ -107,7 +110,7 @@ DECLARE
 BEGIN
   WITH ins AS (
     INSERT INTO ${q("claims")} (run_dir, hash, owner, owner_key, expires)
-    SELECT p_ns, h, p_run, p_key, v_now + p_lease FROM unnest(p_hashes) AS h
+    SELECT p_ns, h, p_run, p_key, v_now + p_lease FROM unnest(p_hashes) AS h ORDER BY h
     ON CONFLICT (run_dir, hash) DO NOTHING RETURNING hash
   ) SELECT coalesce(array_agg(ins.hash), '{}') INTO v_won FROM ins;
   -- The keys an entry answers (the newest entry of each; a tombstone answers nothing).
