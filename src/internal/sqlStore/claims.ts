@@ -1,7 +1,7 @@
 /**
  * The SQL store's claims: batches of claims, one at a time (one statement per chunk;
- * PostgreSQL, one call of the claim function), take-overs of claims whose holder is gone, claims given up, and the
- * renewal of the leases of the claims this process holds.
+ * PostgreSQL, one call of the claim function), take-overs of claims whose holder is gone,
+ * claims given up, and the renewal of the leases of the claims this process holds.
  */
 import type { SqlError } from "@effect/sql/SqlError"
 import * as Cause from "effect/Cause"
