@@ -5,8 +5,10 @@
 import { assert, describe, it } from "@effect/vitest"
 import { App, BadCheckpoint, CheckpointFiles, CheckpointStore, Dfk } from "effect-dfk"
 import type { CheckpointEntry, CheckpointStoreService, DfkConfig } from "effect-dfk"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
+import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as TestClock from "effect/TestClock"
@@ -185,5 +187,51 @@ describe("a store that misbehaves", () => {
         pending: 0
       })
       assert.isTrue(logs.lines.some((l) => l.level === "ERROR" && l.message.includes("Periodic checkpoint failed")))
+    }))
+})
+
+describe("task_exit passes (group commit)", () => {
+  it.scoped("calls whose bodies end together are written in one pass, and each caller is answered after it", () =>
+    Effect.gen(function*() {
+      const root = yield* tmpDir
+      const memory = CheckpointStore.makeMemory()
+      // The size of each pass the store is handed (it writes by `append` or `appendEncoded`).
+      const passes: Array<number> = []
+      const store: CheckpointStoreService = {
+        ...memory,
+        append: (dir, entries, options) =>
+          Effect.suspend(() => (passes.push(entries.length), memory.append(dir, entries, options))),
+        ...(memory.appendEncoded === undefined ? {} : {
+          appendEncoded: (dir, entries, options) =>
+            Effect.suspend(() => (passes.push(entries.length), memory.appendEncoded!(dir, entries, options)))
+        })
+      }
+      const gate = yield* Deferred.make<void>()
+      const gated = App.make(
+        { name: "gated", input: Schema.Number, output: Schema.Number, cache: true },
+        (x) => Effect.as(Deferred.await(gate), x * 3)
+      )
+      const [values, stats] = yield* Effect.gen(function*() {
+        const all = yield* Effect.fork(Effect.forEach(Array.from({ length: 64 }, (_, i) => i), gated, {
+          concurrency: "unbounded"
+        }))
+        // Every body waits at the gate, then all of them end at once.
+        for (let i = 0; i < 100 && (yield* Dfk.detailedStats).running < 64; i++) yield* Effect.yieldNow()
+        assert.strictEqual((yield* Dfk.detailedStats).running, 64)
+        yield* Deferred.succeed(gate, undefined)
+        const values = yield* Fiber.join(all)
+        return [values, yield* Dfk.stats] as const
+      }).pipe(
+        Effect.provide(
+          Layer.provide(
+            Dfk.layer({ runDir: root, checkpointMode: "task_exit" }),
+            Layer.mergeAll(CheckpointFiles.none, Layer.succeed(CheckpointStore, store), platform)
+          )
+        )
+      )
+      assert.deepStrictEqual(values, Array.from({ length: 64 }, (_, i) => i * 3))
+      // Each caller returned once its entry was written: all 64, in the first pass.
+      assert.strictEqual(stats.checkpointed, 64)
+      assert.strictEqual(passes[0], 64, `passes: ${passes.join(", ")}`)
     }))
 })
