@@ -242,22 +242,22 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
       if (group === undefined) groups.set(key, [ask])
       else group.push(ask)
     }
-    return Effect.forEach(
-      groups.values(),
-      (group) =>
-        Effect.exit(claimMany(group[0]!.ns, group[0]!.run, group.map((a) => a.hash))).pipe(
-          Effect.map((exit) => {
-            for (const ask of group) {
-              ask.answer.done(
-                Exit.isSuccess(exit)
-                  ? Exit.succeed(exit.value.get(ask.hash) ?? "held")
-                  : Exit.failCause(Cause.map(exit.cause, fail(ask.ns)))
-              )
-            }
-          })
-        ),
-      { concurrency: "unbounded", discard: true }
-    )
+    const claimGroup = (group: ReadonlyArray<ClaimAsk>) =>
+      Effect.exit(claimMany(group[0]!.ns, group[0]!.run, group.map((a) => a.hash))).pipe(
+        Effect.map((exit) => {
+          for (const ask of group) {
+            ask.answer.done(
+              Exit.isSuccess(exit)
+                ? Exit.succeed(exit.value.get(ask.hash) ?? "held")
+                : Exit.failCause(Cause.map(exit.cause, fail(ask.ns)))
+            )
+          }
+        })
+      )
+    // One run's claims (the common case) in this fiber; several runs' side by side.
+    return groups.size === 1
+      ? claimGroup(groups.values().next().value!)
+      : Effect.forEach(groups.values(), claimGroup, { concurrency: "unbounded", discard: true })
   })
 
   const claimBatches: Effect.Effect<void> = Effect.suspend(() => {
