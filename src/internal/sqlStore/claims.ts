@@ -271,7 +271,12 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
   const claims: StoreClaims = {
     claim: (runDir, hash, run) =>
       Effect.suspend(() => {
-        const ask: ClaimAsk = { ns: normalRunDir(runDir), hash, run, answer: new OneShot() }
+        const ns = normalRunDir(runDir)
+        // A key another process was heard to have written is answered by that entry at once
+        // (as `claimMany` would answer it), without joining a batch.
+        const heard = notes.get(noteKey(ns, hash))?.entry
+        if (heard !== undefined) return Effect.succeed(heard)
+        const ask: ClaimAsk = { ns, hash, run, answer: new OneShot() }
         let start: Effect.Effect<unknown> = Effect.void
         if (!claiming) {
           claiming = true
