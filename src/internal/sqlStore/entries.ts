@@ -75,7 +75,7 @@ export const makeEntries = (ctx: SqlStoreContext, payloads: Payloads): Entries =
         // not the query reads them; the notifications in its select list go at its commit.
         const parts = [
           ...(known ? [] : [sql`cp AS (${checkpointRow})`]),
-          sql`e AS (INSERT INTO ${t.entries} ${sql.insert(entryRows(dir, run, entries))} RETURNING hash)`,
+          sql`e AS (INSERT INTO ${t.entries} ${sql.insert(entryRows(dir, run, entries))})`,
           ...(run === undefined
             ? []
             : [

@@ -130,7 +130,8 @@ BEGIN
   IF cardinality(v_found) > 0 THEN
     v_back := ARRAY(SELECT w FROM unnest(v_won) AS w WHERE w = ANY(v_found));
     IF cardinality(v_back) > 0 THEN
-      DELETE FROM ${q("claims")} c WHERE c.run_dir = p_ns AND c.owner = p_run AND c.hash = ANY(v_back);
+      -- (The owner as an expression, as in the writes' deletes: the primary key finds the keys.)
+      DELETE FROM ${q("claims")} c WHERE c.run_dir = p_ns AND (c.owner || '') = p_run AND c.hash = ANY(v_back);
     END IF;
     v_rest := ARRAY(SELECT w FROM unnest(v_won) AS w WHERE NOT (w = ANY(v_found)));
   ELSE
