@@ -405,6 +405,19 @@ const sqlCases = (name: string, database: Database, isPg: boolean) =>
         ])
       }))
 
+    it.scopedLive("a failed statement's error names the driver's reason, not only the client's \"Failed to execute statement\"", () =>
+      Effect.gen(function*() {
+        const client = yield* database
+        const a = yield* countingStore(client())
+        yield* Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          yield* sql`DROP TABLE dfk_runs`
+        }).pipe(Effect.provide(client()))
+        const error = yield* Effect.flip(a.store.runs!.allocate(`gone-${Math.random()}`))
+        assert.strictEqual(error._tag, "CheckpointError")
+        assert.match(error.reason, /^The SQL store failed: Failed to execute statement \(.*dfk_runs/)
+      }))
+
     it.scopedLive("its tables are created once, however many stores start at once", () =>
       Effect.gen(function*() {
         const client = yield* database

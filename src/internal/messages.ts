@@ -49,3 +49,20 @@ export const reasonOf = (error: unknown): string =>
   error instanceof Error || (typeof error === "object" && error !== null && "message" in error)
     ? String((error as { message: unknown }).message)
     : String(error)
+
+/**
+ * The message of an error from a SQL client, with the driver's own reason when the client
+ * wraps one (`@effect/sql`'s `SqlError` says only "Failed to execute statement"; its cause
+ * says why, e.g. "deadlock detected" with PostgreSQL's error code).
+ */
+export const sqlReasonOf = (error: unknown): string => {
+  const outer = reasonOf(error)
+  const cause = typeof error === "object" && error !== null ? (error as { cause?: unknown }).cause : undefined
+  if (cause === undefined || cause === null) return outer
+  const inner = reasonOf(cause)
+  const code = typeof cause === "object" && typeof (cause as { code?: unknown }).code === "string"
+    ? (cause as { code: string }).code
+    : undefined
+  if (inner === "" || inner === outer) return outer
+  return `${outer} (${oneLine(inner)}${code === undefined ? "" : `, code ${code}`})`
+}

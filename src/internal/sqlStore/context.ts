@@ -12,7 +12,7 @@ import * as Effect from "effect/Effect"
 import * as Scope from "effect/Scope"
 import type { CheckpointEntry } from "../../CheckpointStore.ts"
 import { CheckpointError } from "../../errors.ts"
-import { reasonOf } from "../messages.ts"
+import { sqlReasonOf } from "../messages.ts"
 import type { OneShot } from "../oneShot.ts"
 import type { Note } from "./notes.ts"
 
@@ -122,7 +122,7 @@ export const makeContext = (
     const FULL_MS = Math.max(10, Math.min(1000, Math.floor(leaseMs / 3)))
 
     const fail = (path: string) => (cause: unknown) =>
-      new CheckpointError({ path, reason: `The SQL store failed: ${reasonOf(cause)}`, cause })
+      new CheckpointError({ path, reason: `The SQL store failed: ${sqlReasonOf(cause)}`, cause })
 
     // This process's liveness key: with PostgreSQL, a session advisory lock on it is held on a
     // connection of its own while the store lives, so that another process can tell at once

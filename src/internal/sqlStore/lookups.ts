@@ -6,7 +6,7 @@ import type { SqlError } from "@effect/sql/SqlError"
 import * as Effect from "effect/Effect"
 import type { CheckpointEntry, CheckpointStoreService, LookupScope } from "../../CheckpointStore.ts"
 import { BadCheckpoint } from "../../errors.ts"
-import { reasonOf } from "../messages.ts"
+import { sqlReasonOf } from "../messages.ts"
 import { normalRunDir } from "../runNames.ts"
 import type { SqlStoreContext } from "./context.ts"
 import { CHUNK, chunks, type Claim, claimOfRow, type ClaimRow, entryOfRow, type EntryRow, isTombstone } from "./rows.ts"
@@ -79,7 +79,7 @@ export const makeLookups = (ctx: SqlStoreContext): Lookups => {
             new BadCheckpoint({
               path: scope._tag === "Dirs" ? scope.dirs.join(", ") : scope.runDir,
               line: 0,
-              reason: `Cannot read from the SQL store: ${reasonOf(e)}`
+              reason: `Cannot read from the SQL store: ${sqlReasonOf(e)}`
             })
           )
         )
