@@ -418,6 +418,34 @@ const sqlCases = (name: string, database: Database, isPg: boolean) =>
         assert.match(error.reason, /^The SQL store failed: Failed to execute statement \(.*dfk_runs/)
       }))
 
+    it.scopedLive("a store that opens on tables made already takes no lock on them (runs that claim and write meanwhile are not held up)", () =>
+      Effect.gen(function*() {
+        const client = yield* database
+        yield* countingStore(client())
+        // Another process in the middle of a write: its transaction holds what a write holds.
+        const locked = yield* Deferred.make<void>()
+        const release = yield* Deferred.make<void>()
+        const holder = yield* Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          yield* sql.withTransaction(Effect.gen(function*() {
+            if (isPg) yield* sql`LOCK TABLE dfk_entries, dfk_claims IN ROW EXCLUSIVE MODE`
+            else yield* sql`INSERT INTO dfk_meta (key, value) VALUES (${`lock-${Math.random()}`}, 'held')`
+            yield* Deferred.succeed(locked, undefined)
+            yield* Deferred.await(release)
+          }))
+        }).pipe(Effect.provide(client()), Effect.orDie, Effect.fork)
+        yield* Deferred.await(locked)
+        // (Before: PostgreSQL's DDL waited for the holder's locks, SQLite's for its write lock.)
+        const opened = yield* Layer.build(client()).pipe(
+          Effect.flatMap((context) => SqlStore.make().pipe(Effect.provide(context))),
+          Effect.as("opened" as const),
+          Effect.timeoutTo({ duration: Duration.seconds(3), onSuccess: (x) => x, onTimeout: () => "waited" as const })
+        )
+        yield* Deferred.succeed(release, undefined)
+        yield* Fiber.join(holder)
+        assert.strictEqual(opened, "opened")
+      }))
+
     it.scopedLive("its tables are created once, however many stores start at once", () =>
       Effect.gen(function*() {
         const client = yield* database

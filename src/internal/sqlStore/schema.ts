@@ -18,11 +18,41 @@ const SCHEMA_VERSION = 2
 export const createTables = (ctx: Pick<SqlStoreContext, "sql" | "prefix" | "isPg">): Effect.Effect<void, SqlError> => {
   const { isPg, prefix, sql } = ctx
   const id = (name: string) => sql(prefix + name)
+  const newer = (version: number) =>
+    Effect.dieMessage(
+      `SqlStore: the tables ${prefix}* have schema version ${version}, newer than this library's (${SCHEMA_VERSION})`
+    )
   const seq = isPg ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT"
   const big = isPg ? "BIGINT" : "INTEGER"
+  // Whether the tables are there at this version already (and, with PostgreSQL, the claim
+  // function): then nothing is created, and no lock is taken on them. The DDL below locks
+  // the tables even where it creates nothing (ALTER TABLE … ADD COLUMN IF NOT EXISTS takes
+  // an ACCESS EXCLUSIVE lock, CREATE INDEX IF NOT EXISTS a SHARE lock): a process that
+  // started while others claimed and wrote held its lock on the entries while waiting for
+  // one on the claims, and PostgreSQL ended a running process's claim as a deadlock (1 in
+  // ~10 four-process runs of B9), after stalling every reader of the entries meanwhile.
+  const upToDate: Effect.Effect<boolean, SqlError> = Effect.gen(function*() {
+    const meta = isPg
+      ? yield* sql<{ readonly name: string | null }>`SELECT to_regclass(${`"${prefix}meta"`})::text AS name`
+      : yield* sql<
+        { readonly name: string | null }
+      >`SELECT name FROM sqlite_master WHERE type = 'table' AND name = ${prefix + "meta"}`
+    if (meta.length === 0 || meta[0]!.name === null) return false
+    const rows = yield* sql<{ readonly value: string }>`SELECT value FROM ${id("meta")} WHERE key = 'schema'`
+    const version = Number(rows[0]?.value)
+    if (version > SCHEMA_VERSION) return yield* newer(version)
+    if (version !== SCHEMA_VERSION) return false
+    if (!isPg) return true
+    const fn = yield* sql`SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = ${
+      prefix + CLAIM_FUNCTION
+    } AND n.nspname = current_schema()`
+    return fn.length > 0
+  })
   const ddl = Effect.gen(function*() {
     // PostgreSQL: one process at a time creates them (CREATE TABLE IF NOT EXISTS races on its catalog).
     if (isPg) yield* sql`SELECT pg_advisory_xact_lock(${7_336_147_090_201})`
+    // Made by the process that held the lock before this one.
+    if (yield* upToDate) return
     yield* sql`CREATE TABLE IF NOT EXISTS ${id("meta")} (key TEXT PRIMARY KEY, value TEXT NOT NULL)`
     yield* sql`CREATE TABLE IF NOT EXISTS ${id("runs")} (run_dir TEXT NOT NULL, n INTEGER NOT NULL, started ${
       sql.literal(big)
@@ -60,16 +90,13 @@ export const createTables = (ctx: Pick<SqlStoreContext, "sql" | "prefix" | "isPg
     yield* sql`UPDATE ${id("meta")} SET value = ${String(SCHEMA_VERSION)} WHERE key = 'schema' AND value = '1'`
     const rows = yield* sql<{ readonly value: string }>`SELECT value FROM ${id("meta")} WHERE key = 'schema'`
     const version = Number(rows[0]?.value)
-    if (version > SCHEMA_VERSION) {
-      return yield* Effect.dieMessage(
-        `SqlStore: the tables ${prefix}* have schema version ${version}, newer than this library's (${SCHEMA_VERSION})`
-      )
-    }
+    if (version > SCHEMA_VERSION) return yield* newer(version)
   })
-  return sql.withTransaction(ddl).pipe(
-    // SQLite: a process that starts while another creates them may find the database locked.
-    Effect.retry({ times: 20, schedule: Schedule.spaced(Duration.millis(50)) })
-  )
+  return Effect.flatMap(upToDate, (ok) =>
+    ok ? Effect.void : sql.withTransaction(ddl).pipe(
+      // SQLite: a process that starts while another creates them may find the database locked.
+      Effect.retry({ times: 20, schedule: Schedule.spaced(Duration.millis(50)) })
+    ))
 }
 
 /**
