@@ -446,6 +446,48 @@ const sqlCases = (name: string, database: Database, isPg: boolean) =>
         assert.strictEqual(opened, "opened")
       }))
 
+    // (PostgreSQL only: SQLite has one writer at a time, and no deadlock to end.)
+    if (isPg) {
+      it.scopedLive("a claim that PostgreSQL ends as a deadlock is claimed again, not run unclaimed", () =>
+        Effect.gen(function*() {
+          const client = yield* database
+          const a = yield* countingStore(client())
+          const runDir = `deadlock-${Math.random()}`
+          const run = `${runDir}/000`
+          const sqlOf = <A>(f: (sql: SqlClient.SqlClient) => Effect.Effect<A, unknown>) =>
+            Effect.flatMap(SqlClient.SqlClient, f).pipe(Effect.provide(client()), Effect.orDie)
+          // Another transaction holds a claim row on "k2" and will insert one on "k1": the store's
+          // batch (k1, k2, inserted in that order) holds k1 and waits for k2, and the other waits
+          // for k1. PostgreSQL ends the one that waited first (1 s later): the store's.
+          const inserted = yield* Deferred.make<void>()
+          const release = yield* Deferred.make<void>()
+          const other = yield* sqlOf((sql) =>
+            sql.withTransaction(Effect.gen(function*() {
+              const row = (hash: string) =>
+                sql`INSERT INTO dfk_claims (run_dir, hash, owner, owner_key, expires) VALUES (${runDir}, ${hash}, 'other', NULL, ${Number.MAX_SAFE_INTEGER})`
+              yield* row("k2")
+              yield* Deferred.succeed(inserted, undefined)
+              yield* Effect.sleep(Duration.millis(300))
+              yield* row("k1")
+              yield* Deferred.await(release)
+              // Rolled back: nothing of it stays.
+              return yield* Effect.fail("rolled back")
+            }))
+          ).pipe(Effect.exit, Effect.fork)
+          yield* Deferred.await(inserted)
+          const claims = yield* Effect.all(
+            [a.store.claims!.claim(runDir, "k1", run), a.store.claims!.claim(runDir, "k2", run)],
+            { concurrency: "unbounded" }
+          ).pipe(Effect.either, Effect.fork)
+          // The other's insert of k1 ends once the store's claim is ended, then it rolls back.
+          yield* Effect.sleep(Duration.millis(2500))
+          yield* Deferred.succeed(release, undefined)
+          yield* Fiber.join(other)
+          const result = yield* Fiber.join(claims)
+          assert.deepStrictEqual(result._tag === "Right" ? result.right : result.left.message, ["won", "won"])
+        }))
+    }
+
     it.scopedLive("its tables are created once, however many stores start at once", () =>
       Effect.gen(function*() {
         const client = yield* database

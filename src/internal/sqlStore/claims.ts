@@ -14,7 +14,7 @@ import type { CheckpointEntry, StoreClaims } from "../../CheckpointStore.ts"
 import type { CheckpointError } from "../../errors.ts"
 import { OneShot } from "../oneShot.ts"
 import { normalRunDir } from "../runNames.ts"
-import { realTime, type SqlStoreContext } from "./context.ts"
+import { realTime, retryTransient, type SqlStoreContext } from "./context.ts"
 import type { Lookups } from "./lookups.ts"
 import { noteKey, type Payloads } from "./notes.ts"
 import { CHUNK, chunks, type Claim, type ClaimFnRow, entryOfRow } from "./rows.ts"
@@ -73,9 +73,13 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
           // every claim to every process cost them more (B9: a wake-up of each listener, and
           // of its backend, per claim) than the claim statements it saved them, once slots
           // go to waiting calls in no fixed order (a claim then seldom meets another's).
-          const rows = yield* sql<ClaimFnRow>`SELECT * FROM ${sql(prefix + CLAIM_FUNCTION)}(${ns}, ${[
-            ...chunk
-          ]}::text[], ${run}, ${ownerKey}, ${leaseMs}::bigint, ${channel}, ${null})`
+          // (One statement, all of it rolled back when it fails: one that PostgreSQL ended as
+          // a deadlock, with another's batch that shares keys, is run again.)
+          const rows = yield* retryTransient(
+            sql<ClaimFnRow>`SELECT * FROM ${sql(prefix + CLAIM_FUNCTION)}(${ns}, ${[
+              ...chunk
+            ]}::text[], ${run}, ${ownerKey}, ${leaseMs}::bigint, ${channel}, ${null})`
+          )
           for (const r of rows) {
             const state = Number(r.r_state)
             if (state === 0) out.current.set(r.r_hash, { owner: r.r_owner!, gone: Number(r.r_gone) === 1 })

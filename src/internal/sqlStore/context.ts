@@ -9,6 +9,7 @@ import type * as Statement from "@effect/sql/Statement"
 import * as Clock from "effect/Clock"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Schedule from "effect/Schedule"
 import * as Scope from "effect/Scope"
 import type { CheckpointEntry } from "../../CheckpointStore.ts"
 import { CheckpointError } from "../../errors.ts"
@@ -38,6 +39,27 @@ const liveClock = Clock.make()
 /** `effect` on the real clock (see above). */
 export const realTime = <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
   Effect.withClock(effect, liveClock)
+
+/**
+ * Whether a failed statement may simply be run again: PostgreSQL ended its transaction as a
+ * deadlock (40P01) or a serialization failure (40001), and rolled all of it back.
+ */
+export const isTransient = (error: SqlError): boolean => {
+  const code = (error.cause as { readonly code?: unknown } | null | undefined)?.code
+  return code === "40P01" || code === "40001"
+}
+
+/**
+ * Runs a statement (one transaction) again when it fails transiently (`isTransient`): up to
+ * 3 more times, 10 ms apart and doubling. Only for statements that leave nothing behind when
+ * they fail.
+ */
+export const retryTransient = <A, R>(statement: Effect.Effect<A, SqlError, R>): Effect.Effect<A, SqlError, R> =>
+  realTime(Effect.retry(statement, {
+    times: 3,
+    schedule: Schedule.exponential(Duration.millis(10)),
+    while: isTransient
+  }))
 
 /** One waiter for a key under claim: resumed with the entry, or `undefined` when the claim ended without one. */
 export type Waiter = OneShot<CheckpointEntry | undefined, CheckpointError>

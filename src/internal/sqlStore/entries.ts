@@ -8,7 +8,7 @@ import type { AppendOptions, CheckpointEntry, CheckpointStoreService, EncodedEnt
 import { BadCheckpoint, CheckpointError } from "../../errors.ts"
 import { reasonOf } from "../messages.ts"
 import { runOfCheckpointDir } from "../runNames.ts"
-import type { SqlStoreContext } from "./context.ts"
+import { retryTransient, type SqlStoreContext } from "./context.ts"
 import type { Payloads } from "./notes.ts"
 import { CHUNK, chunks, entryOfRow, type EntryRow } from "./rows.ts"
 
@@ -107,7 +107,9 @@ export const makeEntries = (ctx: SqlStoreContext, payloads: Payloads): Entries =
           yield* notify(payloads)
         }))
       }
-      return Effect.tap(write, () =>
+      // (A statement or a transaction: rolled back whole when it fails, so run again when
+      // PostgreSQL ended it as a deadlock.)
+      return Effect.tap(retryTransient(write), () =>
         Effect.sync(() => {
           knownDirs.add(dir)
           if (mine !== undefined) { for (const e of entries) mine.delete(e.hash) }
