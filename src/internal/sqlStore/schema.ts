@@ -24,6 +24,13 @@ export const createTables = (ctx: Pick<SqlStoreContext, "sql" | "prefix" | "isPg
     )
   const seq = isPg ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT"
   const big = isPg ? "BIGINT" : "INTEGER"
+  // PostgreSQL: whether the claim function of this version is in the current schema.
+  const hasClaimFunction: Effect.Effect<boolean, SqlError> = Effect.map(
+    sql`SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = ${
+      prefix + CLAIM_FUNCTION
+    } AND n.nspname = current_schema()`,
+    (rows) => rows.length > 0
+  )
   // Whether the tables are there at this version already (and, with PostgreSQL, the claim
   // function): then nothing is created, and no lock is taken on them. The DDL below locks
   // the tables even where it creates nothing (ALTER TABLE … ADD COLUMN IF NOT EXISTS takes
@@ -43,10 +50,7 @@ export const createTables = (ctx: Pick<SqlStoreContext, "sql" | "prefix" | "isPg
     if (version > SCHEMA_VERSION) return yield* newer(version)
     if (version !== SCHEMA_VERSION) return false
     if (!isPg) return true
-    const fn = yield* sql`SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = ${
-      prefix + CLAIM_FUNCTION
-    } AND n.nspname = current_schema()`
-    return fn.length > 0
+    return yield* hasClaimFunction
   })
   const ddl = Effect.gen(function*() {
     // PostgreSQL: one process at a time creates them (CREATE TABLE IF NOT EXISTS races on its catalog).
@@ -79,10 +83,7 @@ export const createTables = (ctx: Pick<SqlStoreContext, "sql" | "prefix" | "isPg
     } NOT NULL, PRIMARY KEY (run_dir, hash))`
     yield* sql`CREATE INDEX IF NOT EXISTS ${id("claims_owner")} ON ${id("claims")} (owner)`
     if (isPg) {
-      const fn = yield* sql`SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.proname = ${
-        prefix + CLAIM_FUNCTION
-      } AND n.nspname = current_schema()`
-      if (fn.length === 0) yield* sql.unsafe(claimFunction(prefix))
+      if (!(yield* hasClaimFunction)) yield* sql.unsafe(claimFunction(prefix))
     }
     yield* sql`INSERT INTO ${id("meta")} (key, value) VALUES ('schema', ${
       String(SCHEMA_VERSION)
