@@ -109,6 +109,25 @@ const claimsSuite = (name: string, client: () => Layer.Layer<SqlClient.SqlClient
         assert.strictEqual(yield* a.claims!.claim("ns", hashOf(6), runA), "won")
       }).pipe(Effect.scoped, Effect.provide(client())))
 
+    it.scopedLive("one batch of claims: a key with no entry is won, one with an entry answered, one held, one whose newest entry is a tombstone won", () =>
+      Effect.gen(function*() {
+        const { a, b, runA, runB } = yield* twoStores()
+        yield* a.appendEncoded!(`${runA}/checkpoint`, [encoded(7), encoded(8)])
+        // Key 8: its newest entry is a tombstone (invalidated): no entry answers it.
+        yield* a.appendEncoded!(`${runA}/checkpoint`, [{ ...encoded(8), result: "null", deleted: true }])
+        assert.strictEqual(yield* a.claims!.claim("ns", hashOf(9), runA), "won")
+        const answers = yield* Effect.all(
+          [10, 7, 9, 8].map((n) => b.claims!.claim("ns", hashOf(n), runB)),
+          { concurrency: "unbounded" }
+        )
+        assert.deepStrictEqual(answers.map((x) => typeof x === "object" ? x.result : x), ["won", 49, "held", "won"])
+        // Won: the others find keys 10 and 8 held (no claim was given back).
+        const later = yield* Effect.all([10, 8].map((n) => a.claims!.claim("ns", hashOf(n), runA)), {
+          concurrency: "unbounded"
+        })
+        assert.deepStrictEqual(later, ["held", "held"])
+      }).pipe(Effect.scoped, Effect.provide(client())))
+
     it.scopedLive("an entry failing the integrity rule is not served and its key runs once (no claim loop)", () =>
       Effect.gen(function*() {
         const store = yield* SqlStore.make()

@@ -46,6 +46,12 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
     return set
   }
 
+  /**
+   * SQLite: how many of the keys claimed lately had an entry (a moving average over claim
+   * batches): from a quarter, claims look their keys up first.
+   */
+  let metEntries = 0
+
   /** What one claim statement said. */
   interface Inserted {
     /** The claims won, their keys without an entry. */
@@ -62,9 +68,16 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
    * `claimFunction` in `schema.ts`) per chunk, which inserts the claims, then looks the keys
    * up (a statement of its own, after the insert), gives back the claims of those an entry
    * answers, and reads the claims of the keys lost.
-   * SQLite: the insert, then a read of the claims lost; the caller looks the keys won up.
+   * SQLite: the insert, then a read of the claims lost. `guarded` (SQLite): only keys with no
+   * entry row are claimed, in the statement that checks it (the claims won need no lookup);
+   * else the caller looks the keys won up.
    */
-  const insertClaims = (ns: string, run: string, hashes: ReadonlyArray<string>): Effect.Effect<Inserted, SqlError> =>
+  const insertClaims = (
+    ns: string,
+    run: string,
+    hashes: ReadonlyArray<string>,
+    guarded: boolean
+  ): Effect.Effect<Inserted, SqlError> =>
     Effect.gen(function*() {
       const out: Inserted = { won: new Set(), answered: new Map(), current: new Map() }
       for (const chunk of chunks(hashes, CHUNK)) {
@@ -103,13 +116,24 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
           }
           continue
         }
-        const values = sql.csv(chunk.map((h) => sql`(${ns}, ${h}, ${run}, ${ownerKey}, ${now} + ${leaseMs})`))
-        const rows = yield* sql<
-          { readonly hash: string }
-        >`INSERT INTO ${t.claims} (run_dir, hash, owner, owner_key, expires) VALUES ${values} ON CONFLICT (run_dir, hash) DO NOTHING RETURNING hash`
+        const rows = guarded
+          // Only keys with no entry at all (one statement does what a lookup and a claim
+          // did). A write statement takes SQLite's write lock before it reads, so no entry
+          // can be committed between its check and its insert: a claim it wins needs no
+          // lookup after it. (A key whose rows are tombstones only is claimed unguarded.)
+          ? yield* sql<
+            { readonly hash: string }
+          >`INSERT INTO ${t.claims} (run_dir, hash, owner, owner_key, expires) SELECT ${ns}, v.column1, ${run}, ${ownerKey}, ${now} + ${leaseMs} FROM (VALUES ${
+            sql.csv(chunk.map((h) => sql`(${h})`))
+          }) AS v WHERE NOT EXISTS (SELECT 1 FROM ${t.entries} e WHERE e.run_dir = ${ns} AND e.hash = v.column1) ON CONFLICT (run_dir, hash) DO NOTHING RETURNING hash`
+          : yield* sql<
+            { readonly hash: string }
+          >`INSERT INTO ${t.claims} (run_dir, hash, owner, owner_key, expires) VALUES ${
+            sql.csv(chunk.map((h) => sql`(${ns}, ${h}, ${run}, ${ownerKey}, ${now} + ${leaseMs})`))
+          } ON CONFLICT (run_dir, hash) DO NOTHING RETURNING hash`
         for (const r of rows) out.won.add(r.hash)
       }
-      if (!isPg) {
+      if (!isPg && !guarded) {
         const lost = hashes.filter((h) => !out.won.has(h))
         if (lost.length > 0) { for (const [h, c] of yield* claimsOf(ns, lost)) out.current.set(h, c) }
       }
@@ -120,10 +144,12 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
    * Claims `hashes` under `ns` for `run`, in as few statements as the batch allows. A key
    * another process was lately heard to have written is answered by that entry; the others
    * are looked up and those without an entry claimed (PostgreSQL: both in one call of its
-   * claim function, `insertClaims`). A key won is looked up once more after the claim is in (an entry written before the claim was won answers it, and the
-   * claim is given back): a statement of its own, since the insert may have waited for that
-   * writer's commit, which its own snapshot does not see. A claim lost whose holder is gone
-   * is taken over.
+   * claim function; SQLite: in one insert that claims only keys with no entry row, see
+   * `insertClaims`). PostgreSQL, and a claim SQLite takes without that check: a key won is
+   * looked up once more after the claim is in (an entry written before the claim was won
+   * answers it, and the claim is given back), a statement of its own, since the insert may
+   * have waited for that writer's commit, which its own snapshot does not see. A claim lost
+   * whose holder is gone is taken over.
    */
   const claimMany = (
     ns: string,
@@ -145,21 +171,39 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
       }
       yield* startListening
       if (todo.length > 0 && liveness !== undefined) yield* liveness
-      // SQLite: the keys are looked up first (a read, where a claim is a write that every
-      // other process waits for), and only those without an entry are claimed. (PostgreSQL's
-      // claim function looks them up itself.)
-      if (!isPg && todo.length > 0) {
+      // SQLite, when claims lately met entries (other processes wrote those keys): the keys
+      // are looked up first (a read, where a claim is a write that every other process waits
+      // for), and only those without an entry are claimed.
+      const asked = todo.length
+      let met = 0
+      if (!isPg && todo.length > 0 && metEntries >= 0.25) {
         const found = yield* lookupNow({ _tag: "RunDir", runDir: ns }, todo)
         if (found.size > 0) {
           for (const [hash, entry] of found) out.set(hash, entry)
           todo = todo.filter((h) => !found.has(h))
+          met += found.size
         }
       }
       const mine = holding(run, ns)
       for (let attempt = 0; todo.length > 0 && attempt < 4; attempt++) {
-        const { answered, current, won } = yield* insertClaims(ns, run, todo)
-        // Won by this statement and looked up already (PostgreSQL), or to look up now.
-        const unchecked = new Set(isPg ? [] : won)
+        // SQLite, first: claims only of keys without an entry row, in the statement that
+        // checks it (a lookup and a claim in one); the keys it does not win are looked up
+        // (an entry answers them, else their claims are read). (PostgreSQL's claim
+        // function looks the keys up itself, after its insert.)
+        const guarded = !isPg && attempt === 0
+        const { answered, current, won } = yield* insertClaims(ns, run, todo, guarded)
+        if (guarded) {
+          const lost = todo.filter((h) => !won.has(h))
+          const found = lost.length === 0
+            ? new Map<string, CheckpointEntry>()
+            : yield* lookupNow({ _tag: "RunDir", runDir: ns }, lost)
+          for (const [hash, entry] of found) answered.set(hash, entry)
+          met += found.size
+          const unanswered = lost.filter((h) => !found.has(h))
+          if (unanswered.length > 0) { for (const [h, c] of yield* claimsOf(ns, unanswered)) current.set(h, c) }
+        }
+        // Won by this statement and looked up already (PostgreSQL, or guarded), or to look up now.
+        const unchecked = new Set(isPg || guarded ? [] : won)
         const again: Array<string> = []
         for (const hash of todo) {
           const entry = answered.get(hash)
@@ -197,6 +241,7 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
         }
         todo = again
       }
+      if (!isPg && asked > 0) metEntries += (met / asked - metEntries) / 4
       // Given up and claimed again by others, over and over: the wait sorts it out.
       for (const hash of todo) out.set(hash, "held")
       return out
