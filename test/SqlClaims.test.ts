@@ -1,17 +1,18 @@
 /**
  * SqlStore's claims (DESIGN §7) at the store boundary, on SQLite and on a real PostgreSQL
  * server: one winner, a wait served by the holder's entry, a claim given up, an entry written
- * meanwhile, an entry failing the integrity rule.
+ * meanwhile, an entry failing the integrity rule, the renewal of leases past a locked row.
  *
  * Claims here are made by two stores on one database, as two processes would (each store has
  * its own liveness key); test/e2e/SqlProcesses.test.ts runs them in real processes. They run on
  * the live clock (`it.scopedLive`): they wait for the database, as the store's own timing does.
  */
-import type * as SqlClient from "@effect/sql/SqlClient"
+import * as SqlClient from "@effect/sql/SqlClient"
 import { assert, describe, it } from "@effect/vitest"
 import { App, CheckpointStore, Dfk, Memo } from "effect-dfk"
 import type { EncodedEntry } from "effect-dfk"
 import { SqlStore } from "effect-dfk/sql"
+import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -127,6 +128,29 @@ const claimsSuite = (name: string, client: () => Layer.Layer<SqlClient.SqlClient
         })
         assert.deepStrictEqual(later, ["held", "held"])
       }).pipe(Effect.scoped, Effect.provide(client())))
+
+    if (isPg) {
+      it.scopedLive("a claim row another transaction has locked does not hold back the renewal of the run's other leases", () =>
+        Effect.gen(function*() {
+          const { a, b, runA, runB } = yield* twoStores(Duration.millis(300))
+          assert.strictEqual(yield* a.claims!.claim("ns", hashOf(11), runA), "won")
+          assert.strictEqual(yield* a.claims!.claim("ns", hashOf(12), runA), "won")
+          const sql = yield* SqlClient.SqlClient
+          const locked = yield* Deferred.make<void>()
+          // Another transaction holds the row of claim 11 for four leases.
+          yield* Effect.fork(sql.withTransaction(
+            sql`SELECT hash FROM dfk_claims WHERE hash = ${hashOf(11)} FOR UPDATE`.pipe(
+              Effect.zipRight(Deferred.succeed(locked, undefined)),
+              Effect.zipRight(Effect.sleep(Duration.millis(1200)))
+            )
+          ))
+          yield* Deferred.await(locked)
+          yield* Effect.sleep(Duration.millis(800))
+          // Claim 12's lease was renewed meanwhile: its holder lives, so the claim is held.
+          // (A renewal that waited for the lock let it run out: the other took it over.)
+          assert.strictEqual(yield* b.claims!.claim("ns", hashOf(12), runB), "held")
+        }).pipe(Effect.scoped, Effect.provide(client())))
+    }
 
     it.scopedLive("an entry failing the integrity rule is not served and its key runs once (no claim loop)", () =>
       Effect.gen(function*() {

@@ -346,7 +346,7 @@ export const makeClaims = (ctx: SqlStoreContext, deps: ClaimsDeps): StoreClaims 
 
 /** Renews the leases of the claims the store of `ctx` holds, in the background while its scope lives. */
 export const renewLeases = (ctx: SqlStoreContext): Effect.Effect<void, never, Scope.Scope> => {
-  const { held, leaseMs, now, sql, t } = ctx
+  const { held, isPg, leaseMs, now, sql, t } = ctx
   return Effect.asVoid(
     // Leases are renewed a third of a lease apart, for every run with claims held here.
     Effect.gen(function*() {
@@ -356,7 +356,13 @@ export const renewLeases = (ctx: SqlStoreContext): Effect.Effect<void, never, Sc
           held.delete(run)
           continue
         }
-        yield* sql`UPDATE ${t.claims} SET expires = ${now} + ${leaseMs} WHERE owner = ${run}`
+        // PostgreSQL: rows another transaction has locked are skipped, not waited for: they
+        // are being ended (this run's entry write deletes them) or taken over, and a wait
+        // would keep every other lease of the run from its renewal (long enough, and they
+        // run out), or deadlock with a write that locks the same rows in another order.
+        yield* isPg
+          ? sql`UPDATE ${t.claims} SET expires = ${now} + ${leaseMs} WHERE (run_dir, hash) IN (SELECT run_dir, hash FROM ${t.claims} WHERE owner = ${run} FOR UPDATE SKIP LOCKED)`
+          : sql`UPDATE ${t.claims} SET expires = ${now} + ${leaseMs} WHERE owner = ${run}`
       }
     }).pipe(
       Effect.catchAllCause((cause) =>
