@@ -132,20 +132,23 @@ const claimsSuite = (name: string, client: () => Layer.Layer<SqlClient.SqlClient
     if (isPg) {
       it.scopedLive("a claim row another transaction has locked does not hold back the renewal of the run's other leases", () =>
         Effect.gen(function*() {
-          const { a, b, runA, runB } = yield* twoStores(Duration.millis(300))
+          // A lease of 900 ms, renewed every 300 ms: the check below comes after more than two
+          // leases (a renewal held back by the lock lets claim 12 run out by then), and only a
+          // stall of 600 ms in this process could let it run out with the renewal working.
+          const { a, b, runA, runB } = yield* twoStores(Duration.millis(900))
           assert.strictEqual(yield* a.claims!.claim("ns", hashOf(11), runA), "won")
           assert.strictEqual(yield* a.claims!.claim("ns", hashOf(12), runA), "won")
           const sql = yield* SqlClient.SqlClient
           const locked = yield* Deferred.make<void>()
-          // Another transaction holds the row of claim 11 for four leases.
+          // Another transaction holds the row of claim 11 for about four leases.
           yield* Effect.fork(sql.withTransaction(
             sql`SELECT hash FROM dfk_claims WHERE hash = ${hashOf(11)} FOR UPDATE`.pipe(
               Effect.zipRight(Deferred.succeed(locked, undefined)),
-              Effect.zipRight(Effect.sleep(Duration.millis(1200)))
+              Effect.zipRight(Effect.sleep(Duration.millis(3600)))
             )
           ))
           yield* Deferred.await(locked)
-          yield* Effect.sleep(Duration.millis(800))
+          yield* Effect.sleep(Duration.millis(2400))
           // Claim 12's lease was renewed meanwhile: its holder lives, so the claim is held.
           // (A renewal that waited for the lock let it run out: the other took it over.)
           assert.strictEqual(yield* b.claims!.claim("ns", hashOf(12), runB), "held")
