@@ -140,18 +140,21 @@ const claimsSuite = (name: string, client: () => Layer.Layer<SqlClient.SqlClient
           assert.strictEqual(yield* a.claims!.claim("ns", hashOf(12), runA), "won")
           const sql = yield* SqlClient.SqlClient
           const locked = yield* Deferred.make<void>()
-          // Another transaction holds the row of claim 11 for about four leases.
+          const unlock = yield* Deferred.make<void>()
+          // Another transaction holds the row of claim 11 until the check below is done.
           yield* Effect.fork(sql.withTransaction(
             sql`SELECT hash FROM dfk_claims WHERE hash = ${hashOf(11)} FOR UPDATE`.pipe(
               Effect.zipRight(Deferred.succeed(locked, undefined)),
-              Effect.zipRight(Effect.sleep(Duration.millis(3600)))
+              Effect.zipRight(Deferred.await(unlock))
             )
           ))
           yield* Deferred.await(locked)
           yield* Effect.sleep(Duration.millis(2400))
           // Claim 12's lease was renewed meanwhile: its holder lives, so the claim is held.
           // (A renewal that waited for the lock let it run out: the other took it over.)
-          assert.strictEqual(yield* b.claims!.claim("ns", hashOf(12), runB), "held")
+          const claim12 = yield* b.claims!.claim("ns", hashOf(12), runB)
+          yield* Deferred.succeed(unlock, undefined)
+          assert.strictEqual(claim12, "held")
         }).pipe(Effect.scoped, Effect.provide(client())))
     }
 
